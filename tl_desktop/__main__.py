@@ -1,0 +1,3 @@
+from tl_desktop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""One configuration for a run: the CLI, the window and the run folder all use these dataclasses.
+
+A run is reproducible from its ``config.json``. Everything here is plain data (JSON-safe values
+only) so it can be stored, compared and shown in a report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+SCHEMA_VERSION = 1
+
+TrainableBlocks = Union[int, Literal["all"]]
+AUGMENTATION_PRESETS = ("none", "light", "strong")
+CLASS_BALANCE_MODES = ("auto", "on", "off")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images are and how they are split."""
+
+    root: str = ""
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not (0.0 < self.val_fraction < 1.0):
+            raise ConfigError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+        if not (0.0 <= self.test_fraction < 1.0):
+            raise ConfigError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ConfigError("validation + test fractions leave less than 10% of images to train on")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which backbone, how much of it trains, and the new head."""
+
+    backbone: str = "efficientnet_lite0"
+    trainable_blocks: TrainableBlocks = 2
+    dropout: float = 0.2
+    weights_file: str | None = None
+
+    def validate(self) -> None:
+        tb = self.trainable_blocks
+        if not (tb == "all" or (isinstance(tb, int) and not isinstance(tb, bool) and tb >= 0)):
+            raise ConfigError(f"trainable_blocks must be a number >= 0 or 'all', got {tb!r}")
+        if not (0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe. ``epochs`` counts all epochs; the first ``head_epochs`` train the head only."""
+
+    epochs: int = 10
+    head_epochs: int = 3
+    batch_size: int = 32
+    lr: float = 3e-3
+    finetune_lr: float = 3e-4
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    class_balance: str = "auto"
+    augmentation: str = "light"
+    cached_views: int = 4
+    early_stopping_patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int | None = None
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
+        if not (0 <= self.head_epochs <= self.epochs):
+            raise ConfigError(f"head_epochs must be between 0 and epochs ({self.epochs}), got {self.head_epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.lr <= 0 or self.finetune_lr <= 0:
+            raise ConfigError("learning rates must be positive")
+        if not (0.0 <= self.label_smoothing < 1.0):
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.class_balance not in CLASS_BALANCE_MODES:
+            raise ConfigError(f"class_balance must be one of {CLASS_BALANCE_MODES}, got {self.class_balance!r}")
+        if self.augmentation not in AUGMENTATION_PRESETS:
+            raise ConfigError(f"augmentation must be one of {AUGMENTATION_PRESETS}, got {self.augmentation!r}")
+        if self.cached_views < 1:
+            raise ConfigError(f"cached_views must be at least 1, got {self.cached_views}")
+        if self.early_stopping_patience < 0:
+            raise ConfigError("early_stopping_patience must be >= 0 (0 turns it off)")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError("num_workers must be >= 0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to reproduce a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out_dir: str = "runs"
+    schema_version: int = SCHEMA_VERSION
+
+    def validate(self) -> "RunConfig":
+        """Check every section; return self so calls can be chained."""
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def replace(self, **sections: Any) -> "RunConfig":
+        """Return a copy with whole sections or top-level fields replaced."""
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        version = raw.get("schema_version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"this configuration was written by a newer tl_desktop (schema {version}); "
+                f"this version reads schema {SCHEMA_VERSION} — please update tl_desktop"
+            )
+        return cls(
+            data=_section(DataConfig, raw.get("data", {})),
+            model=_section(ModelConfig, raw.get("model", {})),
+            train=_section(TrainConfig, raw.get("train", {})),
+            out_dir=raw.get("out_dir", "runs"),
+            schema_version=SCHEMA_VERSION,
+        )
+
+    def save(self, path: str | Path) -> None:
+        from tl_desktop.engine.fileio import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+        return cls.from_dict(raw)
+
+
+def _section(kind: type, raw: dict[str, Any]) -> Any:
+    known = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown {kind.__name__} settings: {', '.join(unknown)}")
+    return kind(**raw)

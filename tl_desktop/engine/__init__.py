@@ -1,0 +1,1 @@
+"""The Qt-free engine: data, backbones, training, evaluation and model files."""

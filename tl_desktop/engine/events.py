@@ -1,0 +1,137 @@
+"""Small immutable records the trainer emits, in this order::
+
+    FitStarted
+      (CacheProgress)*                         while features/images are being cached
+      PhaseStarted                             "head" then, if blocks unfreeze, "finetune"
+        EpochStarted (BatchEnded)* EpochEnded (CheckpointSaved)?   per epoch
+      Message*                                 anywhere after FitStarted (early stop, warnings)
+    FitEnded                                   always last: status completed | stopped | failed
+
+Every event is JSON-safe: ``to_dict`` / ``event_from_dict`` round-trip, so the same stream is written
+to ``events.jsonl`` and consumed by the window, the report and anyone tailing the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "Event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class FitStarted(Event):
+    kind: ClassVar[str] = "FitStarted"
+    run_dir: str
+    classes: list[str]
+    num_train: int
+    num_val: int
+    num_test: int
+    device: str
+    total_epochs: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CacheProgress(Event):
+    kind: ClassVar[str] = "CacheProgress"
+    stage: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PhaseStarted(Event):
+    kind: ClassVar[str] = "PhaseStarted"
+    phase: str
+    first_epoch: int
+    last_epoch: int
+    trainable_params: int
+    total_params: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class EpochStarted(Event):
+    kind: ClassVar[str] = "EpochStarted"
+    epoch: int
+    total_epochs: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class BatchEnded(Event):
+    kind: ClassVar[str] = "BatchEnded"
+    epoch: int
+    step: int
+    steps: int
+    loss: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class EpochEnded(Event):
+    kind: ClassVar[str] = "EpochEnded"
+    epoch: int
+    total_epochs: int
+    phase: str
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+    eta_seconds: float
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    kind: ClassVar[str] = "CheckpointSaved"
+    epoch: int
+    path: str
+    monitor: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Message(Event):
+    kind: ClassVar[str] = "Message"
+    level: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FitEnded(Event):
+    kind: ClassVar[str] = "FitEnded"
+    status: str
+    run_dir: str
+    model_path: str | None
+    best_epoch: int | None
+    best_val_accuracy: float | None
+    best_val_loss: float | None
+    epochs_completed: int
+    seconds: float
+    error: str | None = None
+    error_details: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (FitStarted, CacheProgress, PhaseStarted, EpochStarted, BatchEnded, EpochEnded,
+                CheckpointSaved, Message, FitEnded)
+}
+
+
+def event_from_dict(raw: dict[str, Any]) -> Event:
+    """Rebuild an event from its ``to_dict`` form (one line of ``events.jsonl``)."""
+    values = dict(raw)
+    kind = values.pop("event")
+    return EVENT_TYPES[kind](**values)

@@ -1,0 +1,1 @@
+"""Qt-free figures and the HTML/PDF report."""
