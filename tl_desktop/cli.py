@@ -1,0 +1,36 @@
+"""The ``tl-desktop`` command line. Each sub-command lives in ``tl_desktop.commands.<name>`` and
+exposes ``add_parser(subparsers)`` and ``run(args) -> int``; heavy imports happen inside ``run`` so
+that ``tl-desktop`` with no arguments shows the window quickly."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from tl_desktop import __version__
+
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tl-desktop",
+        description="Train image classifiers by transfer learning on your own workstation. "
+        "With no command, the window opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"tl-desktop {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(f"tl_desktop.commands.{module_name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tl-desktop`` console script."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.command is None:
+        args = build_parser().parse_args(["gui"])
+    return int(args.run(args))
