@@ -1,0 +1,262 @@
+"""The model file: one ``.tlmodel`` zip with ``weights.safetensors`` and ``meta.json``.
+
+Loading never unpickles anything: weights are safetensors, metadata is JSON, and the network is
+rebuilt from the backbone registry (``pretrained=False``) before the weights are loaded strictly.
+Prediction uses exactly :func:`preprocess.eval_transform` of the stored preprocessing — the same
+transform validation used during training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from tl_desktop import __version__
+from tl_desktop.engine.control import StopToken
+from tl_desktop.engine.fileio import atomic_writer
+from tl_desktop.engine.preprocess import Preprocessing
+
+MODEL_SUFFIX = ".tlmodel"
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "weights.safetensors"
+META_NAME = "meta.json"
+RUN_MODEL_NAME = "model" + MODEL_SUFFIX
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt")
+
+
+class BundleError(Exception):
+    """A model file cannot be used; the message names the file and says why."""
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shaped a model (stored in its metadata)."""
+    import safetensors
+    import timm
+    import torchvision
+
+    return {
+        "tl_desktop": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "safetensors": safetensors.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def utc_now() -> str:
+    """The current time as an ISO-8601 UTC string (seconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """Everything besides the weights that a model file records."""
+
+    backbone: str
+    classes: list[str]
+    preprocessing: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=library_versions)
+    temperature: float = 1.0
+    created: str = field(default_factory=utc_now)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "model file") -> "BundleMeta":
+        version = raw.get("format_version")
+        if not isinstance(version, int):
+            raise BundleError(f"{source} has no valid format_version; it is not a tl_desktop model file")
+        if version > FORMAT_VERSION:
+            raise BundleError(
+                f"{source} was written by a newer tl_desktop (model format {version}, this version reads "
+                f"{FORMAT_VERSION}); please update tl_desktop"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(n for n in ("backbone", "classes", "preprocessing") if n not in raw)
+        if missing:
+            raise BundleError(f"{source} metadata lacks {', '.join(missing)}")
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # Clone so tensors that share storage (tied weights) save as independent safetensors entries.
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def _write_zip(path: Path, meta: BundleMeta, weights: bytes) -> Path:
+    path = Path(path)
+    with atomic_writer(path) as handle:
+        with zipfile.ZipFile(handle, "w") as archive:
+            archive.writestr(META_NAME, json.dumps(meta.to_dict(), indent=2), compress_type=zipfile.ZIP_DEFLATED)
+            archive.writestr(WEIGHTS_NAME, weights, compress_type=zipfile.ZIP_STORED)
+    return path
+
+
+def save_bundle(path: str | Path, model: torch.nn.Module, meta: BundleMeta) -> Path:
+    """Write ``model``'s weights and ``meta`` to ``path`` atomically; return the path."""
+    weights = save_safetensors_bytes(_model_state(model), metadata={"format": "pt"})
+    return _write_zip(Path(path), meta, weights)
+
+
+def resolve_model_path(path_or_run_dir: str | Path) -> Path:
+    """A model file as given, or a run folder's ``model.tlmodel``."""
+    path = Path(path_or_run_dir).expanduser()
+    if path.is_dir():
+        candidate = path / RUN_MODEL_NAME
+        if not candidate.is_file():
+            raise BundleError(f"run folder {path} has no {RUN_MODEL_NAME} (did the run finish an epoch?)")
+        return candidate
+    if not path.is_file():
+        raise BundleError(f"model file {path} does not exist")
+    return path
+
+
+def read_bundle(path: Path) -> tuple[BundleMeta, bytes]:
+    """Read and check a model file's metadata and raw weights (nothing is executed)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            risky = sorted(n for n in names if n.lower().endswith(_PICKLE_SUFFIXES))
+            if risky:
+                raise BundleError(
+                    f"{path} contains pickled data ({', '.join(risky)}); tl_desktop refuses to load it because "
+                    "pickle files can run code"
+                )
+            if META_NAME not in names or WEIGHTS_NAME not in names:
+                raise BundleError(f"{path} is not a tl_desktop model file (it lacks {META_NAME} or {WEIGHTS_NAME})")
+            raw_meta = archive.read(META_NAME)
+            weights = archive.read(WEIGHTS_NAME)
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{path} is not a tl_desktop model file or it is damaged ({exc})") from exc
+    except OSError as exc:
+        raise BundleError(f"cannot read model file {path}: {exc}") from exc
+    try:
+        meta_dict = json.loads(raw_meta.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} has damaged metadata ({exc})") from exc
+    if not isinstance(meta_dict, dict):
+        raise BundleError(f"{path} has damaged metadata (not a JSON object)")
+    return BundleMeta.from_dict(meta_dict, source=str(path)), weights
+
+
+@dataclass
+class PredictionResult:
+    """Class probabilities for the readable files (rows follow ``paths``) and the skipped ones."""
+
+    paths: list[str]
+    probs: np.ndarray
+    failures: list[tuple[str, str]]
+
+
+class LoadedModel:
+    """A model file ready to predict: the network in eval mode, its classes and its preprocessing."""
+
+    def __init__(self, model: torch.nn.Module, meta: BundleMeta, device: torch.device, path: Path | None = None):
+        from tl_desktop.engine.preprocess import eval_transform
+
+        self.model = model
+        self.meta = meta
+        self.device = device
+        self.path = path
+        self.classes: list[str] = list(meta.classes)
+        self.preprocessing = Preprocessing.from_dict(meta.preprocessing)
+        self.transform = eval_transform(self.preprocessing)
+
+    def predict_batch(self, x: torch.Tensor) -> np.ndarray:
+        """Class probabilities (rows sum to 1) for a batch of preprocessed images, temperature applied."""
+        self.model.eval()
+        with torch.inference_mode():
+            logits = self.model(x.to(self.device)).float() / float(self.meta.temperature)
+            return torch.softmax(logits, dim=1).cpu().numpy()
+
+    def predict_paths(
+        self,
+        paths: Sequence[str | Path],
+        batch_size: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+        stop: StopToken | None = None,
+    ) -> PredictionResult:
+        """Predict image files; unreadable ones go to ``failures`` as (path, reason)."""
+        from tl_desktop.engine.images import ImageLoadError, load_rgb
+
+        done_paths: list[str] = []
+        rows: list[np.ndarray] = []
+        failures: list[tuple[str, str]] = []
+        pending: list[tuple[str, torch.Tensor]] = []
+        total = len(paths)
+
+        def flush() -> None:
+            if pending:
+                rows.append(self.predict_batch(torch.stack([t for _, t in pending])))
+                done_paths.extend(p for p, _ in pending)
+                pending.clear()
+
+        for index, raw_path in enumerate(paths, start=1):
+            if stop is not None:
+                stop.raise_if_requested()
+            path = str(raw_path)
+            try:
+                pending.append((path, self.transform(load_rgb(path))))
+            except ImageLoadError as exc:
+                failures.append((path, exc.reason))
+            if len(pending) >= batch_size:
+                flush()
+            if progress is not None:
+                progress(index, total)
+        flush()
+        probs = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
+        return PredictionResult(paths=done_paths, probs=probs, failures=failures)
+
+
+def load_bundle(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Open a model file (or a run folder's model) for prediction, without executing any stored code."""
+    from tl_desktop.engine.backbones import create_model
+
+    path = resolve_model_path(path_or_run_dir)
+    meta, weights = read_bundle(path)
+    try:
+        state = load_safetensors_bytes(weights)
+    except (SafetensorError, ValueError) as exc:
+        raise BundleError(f"{path} has damaged weights ({exc})") from exc
+    dropout = float(meta.config.get("model", {}).get("dropout", 0.0))
+    model = create_model(meta.backbone, num_classes=len(meta.classes), dropout=dropout, pretrained=False)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BundleError(f"{path}: the weights do not fit backbone {meta.backbone!r} ({exc})") from exc
+    target = torch.device(device)
+    model.to(target).eval()
+    return LoadedModel(model, meta, target, path)
+
+
+def update_bundle_meta(path: str | Path, **changes: Any) -> BundleMeta:
+    """Change metadata fields (e.g. ``temperature``, ``metrics``) of a model file atomically."""
+    path = resolve_model_path(path)
+    meta, weights = read_bundle(path)
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(BundleMeta)})
+    if unknown:
+        raise BundleError(f"unknown model file metadata fields: {', '.join(unknown)}")
+    if "format_version" in changes:
+        raise BundleError("format_version cannot be changed")
+    new_meta = dataclasses.replace(meta, **changes)
+    _write_zip(path, new_meta, weights)
+    return new_meta
