@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -28,3 +31,66 @@ class Preprocessing:
             std=tuple(float(v) for v in raw["std"]),
             interpolation=str(raw.get("interpolation", "bilinear")),
         )
+
+
+TRAIN_PRESETS = ("none", "light", "strong")
+_INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+def eval_transform(pre: Preprocessing) -> Callable[[Any], torch.Tensor]:
+    """Resize the short side, centre-crop, scale to [0, 1], normalise: THE transform for val, test and predict.
+
+    Accepts a PIL image or a uint8 CHW tensor and returns a float32 CHW tensor; both inputs go through
+    the same tensor resize, so a cache of decoded uint8 images gives exactly the same numbers.
+    """
+    from torchvision.transforms import v2
+
+    interpolation = _interpolation(pre)
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(pre.resize_size, interpolation=interpolation, antialias=True),
+            v2.CenterCrop(pre.input_size),
+            *_to_normalised_tensor(pre),
+        ]
+    )
+
+
+def train_transform(pre: Preprocessing, preset: str) -> Callable[[Any], torch.Tensor]:
+    """Augmentation for training: 'none' (the eval transform), 'light' (resized crop + flip), 'strong' (+ rotation, colour)."""
+    if preset not in TRAIN_PRESETS:
+        raise ValueError(f"augmentation preset must be one of {TRAIN_PRESETS}, got {preset!r}")
+    if preset == "none":
+        return eval_transform(pre)
+    from torchvision.transforms import InterpolationMode, v2
+
+    interpolation = _interpolation(pre)
+    # Rotation comes before the crop so the crop rarely shows the filled corners; tensor rotation
+    # supports bilinear at most, which is invisible after the following resize.
+    rotation = [v2.RandomRotation(15, interpolation=InterpolationMode.BILINEAR)] if preset == "strong" else []
+    colour = [v2.ColorJitter(0.3, 0.3, 0.3, 0.05)] if preset == "strong" else []
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            *rotation,
+            v2.RandomResizedCrop(pre.input_size, scale=(0.35, 1.0), interpolation=interpolation, antialias=True),
+            v2.RandomHorizontalFlip(),
+            *colour,
+            *_to_normalised_tensor(pre),
+        ]
+    )
+
+
+def _to_normalised_tensor(pre: Preprocessing) -> list[Any]:
+    import torch
+    from torchvision.transforms import v2
+
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std)), v2.ToPureTensor()]
+
+
+def _interpolation(pre: Preprocessing) -> Any:
+    from torchvision.transforms import InterpolationMode
+
+    if pre.interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {pre.interpolation!r}")
+    return InterpolationMode.BILINEAR if pre.interpolation == "bilinear" else InterpolationMode.BICUBIC
