@@ -1,0 +1,273 @@
+"""Evaluate a model: predictions on a split or an external folder, metrics, and error analysis."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tl_desktop.engine import calibration, metrics
+from tl_desktop.engine.bootstrap import bootstrap_intervals
+from tl_desktop.engine.metrics import Metrics
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.bundle import LoadedModel
+    from tl_desktop.engine.control import StopToken
+    from tl_desktop.engine.data import Sample
+
+SPLITS = ("val", "test")
+
+
+class EvaluationError(Exception):
+    """The evaluation cannot run (no images, class names that do not match the model, ...)."""
+
+
+@dataclass
+class Predictions:
+    """Per-image probabilities with true labels; ``failures`` lists images that could not be read."""
+
+    paths: list[str]
+    labels: np.ndarray
+    probs: np.ndarray
+    classes: list[str]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.probs = np.asarray(self.probs, dtype=np.float64).reshape(len(self.labels), len(self.classes))
+        if len(self.paths) != len(self.labels):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def predicted(self) -> np.ndarray:
+        """The most probable class of each image."""
+        return self.probs.argmax(axis=1)
+
+    def subset(self, indices: Sequence[int]) -> "Predictions":
+        """The predictions of the given images only."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return Predictions([self.paths[i] for i in idx], self.labels[idx], self.probs[idx], list(self.classes))
+
+
+def compute_metrics(predictions: Predictions, positive_class: str | None = None, threshold: float | None = None,
+                    n_bootstrap: int = 1000, seed: int = 0) -> Metrics:
+    """All metrics for ``predictions``; for two classes, decisions use ``positive_class`` and ``threshold``."""
+    classes = list(predictions.classes)
+    k = len(classes)
+    labels, probs = predictions.labels, predictions.probs
+    positive_index = _positive_index(classes, positive_class, threshold)
+    if positive_index is not None and threshold is None:
+        threshold = 0.5
+    predicted = metrics.decide(probs, positive_index, threshold)
+    cm = metrics.confusion_matrix(labels, predicted, k)
+    rows = metrics.per_class_from_confusion(cm, classes)
+    roc = []
+    for c, row in enumerate(rows):
+        positives = labels == c
+        fpr, tpr, _ = metrics.roc_curve(probs[:, c], positives)
+        row.auc = metrics.auc_score(probs[:, c], positives)
+        roc.append(metrics.RocCurve(name=classes[c], fpr=fpr.tolist(), tpr=tpr.tolist(), auc=row.auc))
+    defined_aucs = [r.auc for r in rows if r.auc is not None]
+    macro, weighted = metrics.averages(rows)
+    result = Metrics(
+        classes=classes, num_samples=int(labels.size), confusion=cm,
+        accuracy=metrics.accuracy_from_confusion(cm),
+        balanced_accuracy=metrics.balanced_accuracy_from_confusion(cm),
+        per_class=rows, macro=macro, weighted=weighted,
+        absent_classes=[r.name for r in rows if r.support == 0],
+        roc=roc, macro_auc=float(np.mean(defined_aucs)) if defined_aucs else None,
+        log_loss=calibration.log_loss(probs, labels),
+        ece=calibration.expected_calibration_error(probs, labels),
+        reliability=calibration.reliability_bins(probs, labels),
+        binary=metrics.binary_metrics(cm, classes, positive_index, threshold) if positive_index is not None else None,
+        n_bootstrap=n_bootstrap if labels.size else 0, seed=seed,
+    )
+    if n_bootstrap > 0 and labels.size > 0:
+        result.intervals, result.class_intervals = bootstrap_intervals(
+            labels, predicted, probs, classes, positive_index, n_bootstrap, seed)
+    return result
+
+
+def _positive_index(classes: list[str], positive_class: str | None, threshold: float | None) -> int | None:
+    if positive_class is None and threshold is None:
+        return None
+    if len(classes) != 2:
+        raise EvaluationError(f"a positive class and threshold need exactly two classes; this model has "
+                              f"{len(classes)} ({', '.join(classes)})")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise EvaluationError(f"the threshold must be between 0 and 1, got {threshold}")
+    if positive_class is None:
+        return 1
+    if positive_class not in classes:
+        raise EvaluationError(f"positive class {positive_class!r} is not one of the model's classes: "
+                              f"{', '.join(classes)}")
+    return classes.index(positive_class)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One misclassified image."""
+
+    index: int
+    path: str
+    true_class: str
+    predicted_class: str
+    confidence: float
+
+
+def misclassified(predictions: Predictions, true_class: str | None = None,
+                  predicted_class: str | None = None) -> list[Mistake]:
+    """Wrong predictions, most confidently wrong first, optionally one confusion-matrix cell only."""
+    predicted = predictions.predicted()
+    confidence = predictions.probs.max(axis=1) if len(predictions) else np.zeros(0)
+    wrong = np.flatnonzero(predicted != predictions.labels)
+    classes = predictions.classes
+    mistakes = [Mistake(int(i), predictions.paths[i], classes[predictions.labels[i]], classes[predicted[i]],
+                        float(confidence[i])) for i in wrong]
+    if true_class is not None:
+        mistakes = [m for m in mistakes if m.true_class == true_class]
+    if predicted_class is not None:
+        mistakes = [m for m in mistakes if m.predicted_class == predicted_class]
+    return sorted(mistakes, key=lambda m: (-m.confidence, m.path))
+
+
+def cell_members(predictions: Predictions, true_class: str, predicted_class: str) -> list[int]:
+    """Indices of the images in one confusion-matrix cell (correct ones too), most confident first."""
+    classes = predictions.classes
+    predicted = predictions.predicted()
+    mask = (predictions.labels == classes.index(true_class)) & (predicted == classes.index(predicted_class))
+    idx = np.flatnonzero(mask)
+    return [int(i) for i in idx[np.argsort(-predictions.probs[idx].max(axis=1), kind="mergesort")]]
+
+
+def most_confused(predictions: Predictions, k: int = 5) -> list[tuple[str, str, int]]:
+    """The ``k`` most frequent (true class, predicted class, count) mistakes, largest first."""
+    cm = metrics.confusion_matrix(predictions.labels, predictions.predicted(), len(predictions.classes))
+    np.fill_diagonal(cm, 0)
+    pairs = [(predictions.classes[i], predictions.classes[j], int(cm[i, j]))
+             for i, j in zip(*np.nonzero(cm))]
+    return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))[:k]
+
+
+def predict_split(loaded: "LoadedModel", samples: Sequence["Sample"],
+                  progress: Callable[[int, int], None] | None = None,
+                  stop: "StopToken | None" = None) -> Predictions:
+    """Run the model on labelled samples; unreadable images go to ``failures`` instead of crashing."""
+    paths = [s.path for s in samples]
+    result = loaded.predict_paths(paths, progress=progress, stop=stop)
+    label_of = {s.path: s.label for s in samples}
+    return Predictions(paths=list(result.paths), labels=np.array([label_of[p] for p in result.paths], dtype=np.int64),
+                       probs=np.asarray(result.probs), classes=list(loaded.classes), failures=list(result.failures))
+
+
+def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[int, int], None] | None = None,
+                 stop: "StopToken | None" = None, **metric_options: Any) -> tuple[Predictions, Metrics]:
+    """Evaluate a run's model on its own validation or test split (from ``run_dir/split.json``)."""
+    from tl_desktop.engine.bundle import load_bundle
+    from tl_desktop.engine.data import DatasetSplit
+
+    if split not in SPLITS:
+        raise EvaluationError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    run_dir = Path(run_dir)
+    split_file = run_dir / "split.json"
+    try:
+        dataset = DatasetSplit.from_dict(json.loads(split_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError) as exc:
+        raise EvaluationError(f"cannot read the split of run {run_dir}: {exc}") from exc
+    samples = getattr(dataset, split)
+    if not samples:
+        raise EvaluationError(f"run {run_dir.name} has no {'validation' if split == 'val' else 'test'} images")
+    loaded = load_bundle(run_dir)
+    _check_same_classes(list(loaded.classes), list(dataset.classes), f"the split of run {run_dir.name}")
+    predictions = predict_split(loaded, samples, progress=progress, stop=stop)
+    return predictions, compute_metrics(predictions, **metric_options)
+
+
+def evaluate_folder(loaded: "LoadedModel", folder: str | Path, progress: Callable[[int, int], None] | None = None,
+                    stop: "StopToken | None" = None, **metric_options: Any) -> tuple[Predictions, Metrics]:
+    """Evaluate on an external folder with one sub-folder per class, named like the model's classes."""
+    from tl_desktop.engine.data import scan_labelled_folder
+
+    classes = list(loaded.classes)
+    folder_classes, samples, unreadable = scan_labelled_folder(folder, class_names=classes, stop=stop)
+    _check_same_classes(classes, list(folder_classes), f"folder {folder}")
+    if not samples:
+        raise EvaluationError(f"folder {folder} has no readable images in sub-folders named after the "
+                              f"model's classes ({', '.join(classes)})")
+    predictions = predict_split(loaded, samples, progress=progress, stop=stop)
+    predictions.failures = list(unreadable) + predictions.failures
+    return predictions, compute_metrics(predictions, **metric_options)
+
+
+def _check_same_classes(model_classes: list[str], other: list[str], where: str) -> None:
+    missing = [c for c in other if c not in model_classes]
+    if missing:
+        raise EvaluationError(
+            f"{where} has classes the model does not know: {', '.join(missing)}. The model's classes are: "
+            f"{', '.join(model_classes)}. Rename the sub-folders to match (names are compared exactly).")
+
+
+def fit_temperature_on_run(run_dir: str | Path, progress: Callable[[int, int], None] | None = None,
+                           stop: "StopToken | None" = None) -> dict[str, float]:
+    """Fit temperature scaling on the run's validation split and store it in the run's model file."""
+    from tl_desktop.engine.bundle import MODEL_SUFFIX, load_bundle, update_bundle_meta
+
+    run_dir = Path(run_dir)
+    model_path = run_dir if run_dir.suffix == MODEL_SUFFIX else run_dir / f"model{MODEL_SUFFIX}"
+    predictions, _ = evaluate_run(model_path.parent, "val", progress=progress, stop=stop, n_bootstrap=0)
+    old_temperature = float(load_bundle(model_path).meta.temperature)
+    relative = calibration.fit_temperature(predictions.probs, predictions.labels)
+    scaled = calibration.apply_temperature(predictions.probs, relative)
+    summary = {
+        "temperature": old_temperature * relative,
+        "previous_temperature": old_temperature,
+        "val_nll_before": calibration.log_loss(predictions.probs, predictions.labels),
+        "val_nll_after": calibration.log_loss(scaled, predictions.labels),
+        "val_ece_before": calibration.expected_calibration_error(predictions.probs, predictions.labels),
+        "val_ece_after": calibration.expected_calibration_error(scaled, predictions.labels),
+    }
+    update_bundle_meta(model_path, temperature=summary["temperature"])
+    return summary
+
+
+def per_class_csv(result: Metrics) -> str:
+    """The per-class table (with 95% intervals when bootstrapped) as CSV text."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    keys = ("precision", "recall", "specificity", "f1", "auc")
+    header = ["class", "support", "predicted"]
+    for key in keys:
+        header += [key, f"{key}_ci_low", f"{key}_ci_high"]
+    writer.writerow(header)
+    for row in result.per_class:
+        line: list[Any] = [row.name, row.support, row.predicted]
+        for key in keys:
+            ci = result.class_intervals.get(row.name, {}).get(key)
+            line += [_csv_value(getattr(row, key)), _csv_value(ci.low if ci else None),
+                     _csv_value(ci.high if ci else None)]
+        writer.writerow(line)
+    return out.getvalue()
+
+
+def _csv_value(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def predictions_csv(predictions: Predictions) -> str:
+    """One row per image: path, true class, predicted class, confidence and every class probability."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["path", "true_class", "predicted_class", "confidence", *predictions.classes])
+    predicted = predictions.predicted()
+    for i, path in enumerate(predictions.paths):
+        writer.writerow([path, predictions.classes[predictions.labels[i]], predictions.classes[predicted[i]],
+                         f"{predictions.probs[i].max():.6f}", *(f"{p:.6f}" for p in predictions.probs[i])])
+    return out.getvalue()
