@@ -97,9 +97,11 @@ class BundleMeta:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
-def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def state_bytes(model: torch.nn.Module) -> bytes:
+    """``model``'s state dict as safetensors bytes (CPU, contiguous, no shared storage)."""
     # Clone so tensors that share storage (tied weights) save as independent safetensors entries.
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    return save_safetensors_bytes(state, metadata={"format": "pt"})
 
 
 def _write_zip(path: Path, meta: BundleMeta, weights: bytes) -> Path:
@@ -113,8 +115,7 @@ def _write_zip(path: Path, meta: BundleMeta, weights: bytes) -> Path:
 
 def save_bundle(path: str | Path, model: torch.nn.Module, meta: BundleMeta) -> Path:
     """Write ``model``'s weights and ``meta`` to ``path`` atomically; return the path."""
-    weights = save_safetensors_bytes(_model_state(model), metadata={"format": "pt"})
-    return _write_zip(Path(path), meta, weights)
+    return _write_zip(Path(path), meta, state_bytes(model))
 
 
 def resolve_model_path(path_or_run_dir: str | Path) -> Path:

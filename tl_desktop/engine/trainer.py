@@ -1,0 +1,385 @@
+"""``Trainer.fit()``: the training loop, flat and explicit, talking to the world only through events.
+
+A fit emits the events in :mod:`tl_desktop.engine.events`' order and never raises for training
+problems: a stop request ends it with status "stopped", any error with status "failed" (a one-line
+``error`` plus the traceback in ``error_details``), and ``FitEnded`` is always the last event.
+
+Seam for speed-ups: each phase gets its batches from :meth:`Trainer.train_source` and validation
+from :meth:`Trainer.val_source`. A :class:`BatchSource` says what its inputs are (images, the
+output of block ``start_block - 1``, or pooled features), so cached activations can replace image
+decoding without touching the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from tl_desktop.config import ConfigError, RunConfig
+from tl_desktop.engine import recipe
+from tl_desktop.engine.bundle import RUN_MODEL_NAME, BundleMeta, save_bundle, state_bytes
+from tl_desktop.engine.callbacks import Callback, EarlyStopping, History, JsonlLogger, is_better
+from tl_desktop.engine.control import StopRequested, StopToken
+from tl_desktop.engine.device import configure_threads, default_num_workers, describe_device, pick_device
+from tl_desktop.engine.events import (
+    BatchEnded,
+    CheckpointSaved,
+    EpochEnded,
+    EpochStarted,
+    Event,
+    FitEnded,
+    FitStarted,
+    Message,
+    PhaseStarted,
+)
+from tl_desktop.engine.fileio import DiskWriteError, atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.data import ScanResult
+
+BEST_NAME = "best.safetensors"
+
+
+@dataclass
+class FitResult:
+    """How a fit ended and where its outputs are."""
+
+    status: str
+    run_dir: Path
+    model_path: Path | None
+    best_epoch: int | None
+    best_val_accuracy: float | None
+    history: list[EpochEnded]
+
+
+@dataclass
+class BatchSource:
+    """A re-iterable of (inputs, labels) batches and what the inputs are.
+
+    ``start_block`` = k: inputs are the output of block k-1 (0 = preprocessed images);
+    ``pooled``: inputs are pooled features, so only the head runs.
+    """
+
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    steps: int
+    start_block: int = 0
+    pooled: bool = False
+
+
+def new_run_dir(out_dir: str | Path, backbone: str) -> Path:
+    """Create and return a fresh ``<out_dir>/<YYYYmmdd-HHMMSS>-<backbone>`` folder (suffixed if taken)."""
+    base = f"{datetime.now():%Y%m%d-%H%M%S}-{backbone}"
+    for attempt in range(1, 1000):
+        path = Path(out_dir) / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+    raise DiskWriteError(f"could not create a new run folder under {out_dir}")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One clear sentence for a user, whatever went wrong."""
+    from tl_desktop.engine.images import ImageLoadError
+
+    if isinstance(exc, ImageLoadError):
+        return f"could not read image {exc.path}: {exc.reason}"
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return "ran out of memory; try a smaller batch size or fewer trainable blocks"
+    if isinstance(exc, (DiskWriteError, ConfigError)) or type(exc).__module__.startswith("tl_desktop"):
+        return str(exc)
+    return f"unexpected error ({type(exc).__name__}): {exc}"
+
+
+class Trainer:
+    """Trains one run: ``Trainer(config, scan).fit()``; stop it from any thread through ``stop``."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        scan: ScanResult | None = None,
+        callbacks: Sequence[Callback] = (),
+        stop: StopToken | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.scan = scan
+        self.user_callbacks = list(callbacks)
+        self.stop = stop or StopToken()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.model = None
+        self.device = torch.device("cpu")
+        self.spec = None
+        self.generator: torch.Generator | None = None
+        self.criterion: torch.nn.Module | None = None
+        self._callbacks: list[Callback] = []
+        self._started = False
+
+    # ----- events -------------------------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        """Send ``event`` to every callback, in order."""
+        for callback in self._callbacks:
+            callback.on_event(event)
+
+    def _emit_final(self, event: FitEnded) -> None:
+        # FitEnded must reach every callback even if one of them fails (e.g. a full disk for the log).
+        for callback in self._callbacks:
+            try:
+                callback.on_event(event)
+            except Exception:  # noqa: BLE001 - the run is over; nothing left to report the error to
+                continue
+
+    # ----- fit ----------------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        """Run the whole training; always returns, and ``FitEnded`` is always the last event."""
+        t0 = time.monotonic()
+        cfg = self.config
+        self._history = History()
+        self._early = EarlyStopping(cfg.train.early_stopping_patience)
+        self._best: tuple[int, float, float] | None = None  # (epoch, val accuracy, val loss)
+        self._epochs_done = 0
+        self._epoch_seconds: list[float] = []
+        status, error, details, model_path = "completed", None, None, None
+        try:
+            self.run_dir = self.run_dir or new_run_dir(cfg.out_dir, cfg.model.backbone)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._callbacks = [JsonlLogger(self.run_dir / "events.jsonl"), self._history, self._early]
+            self._callbacks += self.user_callbacks
+            self._prepare()
+            self._emit_started()
+            self._announce_loss()
+            for phase in recipe.plan_phases(cfg.train, cfg.model.trainable_blocks):
+                if not self._run_phase(phase):
+                    break
+        except StopRequested:
+            status = "stopped"
+        except Exception as exc:  # noqa: BLE001 - fit reports every failure as an event, never raises
+            status, error, details = "failed", describe_error(exc), traceback.format_exc()
+        if status != "failed" and self._best is not None:
+            try:
+                model_path = self._export()
+            except Exception as exc:  # noqa: BLE001
+                status, error, details = "failed", describe_error(exc), traceback.format_exc()
+        if not self._started and self.run_dir is not None and self._callbacks:
+            self._emit_started_safely()
+        best_epoch, best_acc, best_loss = self._best or (None, None, None)
+        ended = FitEnded(
+            status=status, run_dir=str(self.run_dir), model_path=str(model_path) if model_path else None,
+            best_epoch=best_epoch, best_val_accuracy=best_acc, best_val_loss=best_loss,
+            epochs_completed=self._epochs_done, seconds=time.monotonic() - t0, error=error, error_details=details,
+        )
+        self._emit_final(ended)
+        return FitResult(status, Path(str(self.run_dir)), model_path, best_epoch, best_acc, list(self._history.epochs))
+
+    def _prepare(self) -> None:
+        """Seed, pick the device, scan the data, write the run folder's records and build the model."""
+        from tl_desktop.engine.backbones import create_model, get_backbone_spec
+        from tl_desktop.engine.data import scan_dataset
+
+        cfg = self.config.validate()
+        self.generator = recipe.seed_everything(cfg.train.seed)
+        self.device = pick_device(cfg.train.device)
+        configure_threads()
+        self.spec = get_backbone_spec(cfg.model.backbone)
+        if self.scan is None:
+            self.scan = scan_dataset(cfg.data, stop=self.stop)
+        split = self.scan.split
+        if not split.train or not split.val:
+            raise ConfigError("training needs at least one training and one validation image")
+        cfg.save(self.run_dir / "config.json")
+        atomic_write_text(self.run_dir / "split.json", json.dumps(split.to_dict(), indent=1))
+        atomic_write_text(self.run_dir / "audit.json", json.dumps(self.scan.audit.to_dict(), indent=1))
+        model = create_model(
+            cfg.model.backbone, num_classes=len(split.classes), dropout=cfg.model.dropout,
+            pretrained=True, weights_file=cfg.model.weights_file, stop=self.stop,
+        )
+        self.model = self.prepare_model(model)
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move the model to the training device (the place for memory-format choices)."""
+        return model.to(self.device)
+
+    def move_batch(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Move one batch to the training device (the place for memory-format choices)."""
+        return inputs.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+
+    def _emit_started(self) -> None:
+        split = self.scan.split
+        self._started = True
+        self.emit(FitStarted(
+            run_dir=str(self.run_dir), classes=list(split.classes), num_train=len(split.train),
+            num_val=len(split.val), num_test=len(split.test), device=describe_device(self.device),
+            total_epochs=self.config.train.epochs, config=self.config.to_dict(),
+        ))
+
+    def _emit_started_safely(self) -> None:
+        # The run failed before FitStarted; announce it with what is known so the stream stays well-formed.
+        split = getattr(self.scan, "split", None)
+        self._started = True
+        event = FitStarted(
+            run_dir=str(self.run_dir), classes=list(split.classes) if split else [],
+            num_train=len(split.train) if split else 0, num_val=len(split.val) if split else 0,
+            num_test=len(split.test) if split else 0, device=str(self.device),
+            total_epochs=self.config.train.epochs, config=self.config.to_dict(),
+        )
+        for callback in self._callbacks:
+            try:
+                callback.on_event(event)
+            except Exception:  # noqa: BLE001 - a FitEnded(failed) follows and carries the real error
+                continue
+
+    def _announce_loss(self) -> None:
+        """Build the training loss (label smoothing, class weights when imbalanced) and say which."""
+        split = self.scan.split
+        counts = [0] * len(split.classes)
+        for sample in split.train:
+            counts[sample.label] += 1
+        weights = recipe.class_weights(counts, self.config.train.class_balance)
+        if weights is not None:
+            self.emit(Message("info", f"classes are imbalanced ({recipe.imbalance_ratio(counts):.1f}:1 in training); "
+                                      "the loss weights each class by its inverse frequency"))
+            weights = weights.to(self.device)
+        self.criterion = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=self.config.train.label_smoothing)
+
+    # ----- the seam: where batches come from ----------------------------------------------------
+    def train_source(self, phase: recipe.Phase) -> BatchSource:
+        """Training batches for ``phase``: augmented images, decoded each epoch."""
+        from tl_desktop.engine.data import ImageDataset
+        from tl_desktop.engine.preprocess import train_transform
+
+        samples = self.scan.split.train
+        batch = self.config.train.batch_size
+        dataset = ImageDataset(samples, train_transform(self.spec.preprocessing, self.config.train.augmentation))
+        loader = self._loader(dataset, shuffle=True, drop_last=len(samples) % batch == 1 and len(samples) > batch)
+        return BatchSource(loader, len(loader), start_block=0)
+
+    def val_source(self, phase: recipe.Phase) -> BatchSource:
+        """Validation batches: images through the one evaluation transform."""
+        from tl_desktop.engine.data import ImageDataset
+        from tl_desktop.engine.preprocess import eval_transform
+
+        dataset = ImageDataset(self.scan.split.val, eval_transform(self.spec.preprocessing))
+        loader = self._loader(dataset, shuffle=False, drop_last=False)
+        return BatchSource(loader, len(loader), start_block=0)
+
+    def _loader(self, dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        workers = default_num_workers(self.device, self.config.train.num_workers)
+        return DataLoader(
+            dataset, batch_size=self.config.train.batch_size, shuffle=shuffle, drop_last=drop_last,
+            num_workers=workers, generator=self.generator, worker_init_fn=recipe.seed_worker,
+            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+        )
+
+    def logits(self, inputs: torch.Tensor, source: BatchSource) -> torch.Tensor:
+        """Run the part of the model that ``source``'s inputs have not been through yet."""
+        if source.pooled:
+            return self.model.head(inputs)
+        return self.model.forward_from(inputs, source.start_block)
+
+    # ----- phases and epochs --------------------------------------------------------------------
+    def _run_phase(self, phase: recipe.Phase) -> bool:
+        """Train one phase; return False when a callback ended training early."""
+        summary = self.model.set_trainable_blocks(phase.trainable_blocks)
+        source = self.train_source(phase)
+        optimizer = recipe.make_optimizer(self.model, phase.lr, self.config.train.weight_decay)
+        scheduler = recipe.make_scheduler(optimizer, source.steps, phase.epochs, self.config.train.warmup_epochs)
+        self.emit(PhaseStarted(phase.name, phase.first_epoch, phase.last_epoch, summary.trainable_params,
+                               summary.total_params, phase.lr))
+        for epoch in range(phase.first_epoch, phase.last_epoch + 1):
+            started = time.monotonic()
+            train_loss, train_acc = self._train_epoch(epoch, source, optimizer, scheduler)
+            val_loss, val_acc = self._validate(phase)
+            self._end_epoch(epoch, phase, started, train_loss, train_acc, val_loss, val_acc, optimizer)
+            asking = [cb for cb in self._callbacks if cb.stop_training]
+            if asking:
+                reason = getattr(asking[0], "reason", "") or f"{type(asking[0]).__name__} ended training early"
+                self.emit(Message("info", reason))
+                return False
+        return True
+
+    def _train_epoch(self, epoch: int, source: BatchSource, optimizer, scheduler) -> tuple[float, float]:
+        total = self.config.train.epochs
+        self.model.train()
+        self.emit(EpochStarted(epoch, total, source.steps))
+        loss_sum, correct, seen = 0.0, 0, 0
+        for step, (inputs, labels) in enumerate(source.batches, start=1):
+            self.stop.raise_if_requested()
+            inputs, labels = self.move_batch(inputs, labels)
+            logits = self.logits(inputs, source)
+            loss = self.criterion(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            batch_loss = float(loss.detach())
+            batch_correct = int((logits.detach().argmax(1) == labels).sum())
+            loss_sum += batch_loss * len(labels)
+            correct += batch_correct
+            seen += len(labels)
+            self.emit(BatchEnded(epoch, step, source.steps, batch_loss, batch_correct / len(labels)))
+        self.stop.raise_if_requested()
+        return loss_sum / max(1, seen), correct / max(1, seen)
+
+    def _validate(self, phase: recipe.Phase) -> tuple[float, float]:
+        """Plain (unweighted, unsmoothed) cross-entropy and accuracy on the validation images."""
+        source = self.val_source(phase)
+        self.model.eval()
+        loss_sum, correct, seen = 0.0, 0, 0
+        with torch.inference_mode():
+            for inputs, labels in source.batches:
+                self.stop.raise_if_requested()
+                inputs, labels = self.move_batch(inputs, labels)
+                logits = self.logits(inputs, source).float()
+                loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+                correct += int((logits.argmax(1) == labels).sum())
+                seen += len(labels)
+        return loss_sum / max(1, seen), correct / max(1, seen)
+
+    def _end_epoch(self, epoch, phase, started, train_loss, train_acc, val_loss, val_acc, optimizer) -> None:
+        best_acc, best_loss = (self._best[1], self._best[2]) if self._best else (None, None)
+        improved = is_better(val_acc, val_loss, best_acc, best_loss)
+        best_path = self.run_dir / BEST_NAME
+        if improved:
+            atomic_write_bytes(best_path, state_bytes(self.model))
+            self._best = (epoch, val_acc, val_loss)
+        seconds = time.monotonic() - started
+        self._epoch_seconds.append(seconds)
+        self._epochs_done = epoch
+        recent = self._epoch_seconds[-3:]
+        eta = sum(recent) / len(recent) * (self.config.train.epochs - epoch)
+        self.emit(EpochEnded(
+            epoch=epoch, total_epochs=self.config.train.epochs, phase=phase.name, train_loss=train_loss,
+            train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
+            lr=optimizer.param_groups[0]["lr"], seconds=seconds, eta_seconds=eta, is_best=improved,
+        ))
+        if improved:
+            self.emit(CheckpointSaved(epoch, str(best_path), "val_accuracy", val_acc))
+
+    # ----- export -------------------------------------------------------------------------------
+    def _export(self) -> Path:
+        """Load the best checkpoint into the model and write ``model.tlmodel``."""
+        from safetensors.torch import load_file
+
+        self.model.load_state_dict(load_file(str(self.run_dir / BEST_NAME), device=str(self.device)), strict=True)
+        best_epoch, best_acc, best_loss = self._best
+        meta = BundleMeta(
+            backbone=self.config.model.backbone,
+            classes=list(self.scan.split.classes),
+            preprocessing=self.spec.preprocessing.to_dict(),
+            config=self.config.to_dict(),
+            metrics={"best_epoch": best_epoch, "val_accuracy": best_acc, "val_loss": best_loss,
+                     "epochs_completed": self._epochs_done},
+        )
+        return save_bundle(self.run_dir / RUN_MODEL_NAME, self.model.eval(), meta)
+
