@@ -22,6 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, the window opens.",
     )
     parser.add_argument("--version", action="version", version=f"tl-desktop {__version__}")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="train, evaluate, export and predict on a small synthetic image set (offline, a minute "
+        "or two), print each step's result and time, and exit with status 0 when everything works",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(f"tl_desktop.commands.{module_name}").add_parser(subparsers)
@@ -31,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tl-desktop`` console script."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.self_test:
+        from tl_desktop.selftest import run_self_test
+
+        return run_self_test()
     if args.command is None:
         args = build_parser().parse_args(["gui"])
     return int(args.run(args))
