@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from tl_desktop import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "train",
+    "predict",
 )
 
 

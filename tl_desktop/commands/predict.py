@@ -1,0 +1,107 @@
+"""``tl-desktop predict``: classify an image or a folder of images with a trained model file.
+
+Prints the top-k classes per image, or writes a CSV (path, top label, probability, one column per
+class, error) for a folder. Exit codes: 0 at least one image predicted, 1 no image could be read,
+2 bad input (model file or image path), 130 stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "predict", help="classify images with a trained model",
+        description="Classify an image, or every image in a folder (recursively), with a .tlmodel file "
+        "or a run folder.",
+    )
+    parser.add_argument("--model", required=True, metavar="MODEL_FILE_OR_RUN", help="a .tlmodel file or a run folder")
+    parser.add_argument("images", metavar="IMAGE_OR_FOLDER", help="an image file or a folder of images")
+    parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default 3)")
+    parser.add_argument("--csv", metavar="FILE", help="write all probabilities to this CSV file")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from tl_desktop.config import ConfigError
+    from tl_desktop.engine.bundle import BundleError, load_bundle
+    from tl_desktop.engine.data import DataError, list_images
+    from tl_desktop.engine.device import pick_device
+    from tl_desktop.engine.fileio import DiskWriteError
+
+    if args.top_k < 1:
+        print("error: --top-k must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    target = Path(args.images)
+    if not target.exists():
+        print(f"error: {target} does not exist", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        loaded = load_bundle(args.model, device=pick_device(args.device))
+        paths = list_images(target)
+    except (BundleError, DataError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not paths:
+        print(f"error: no supported images in {target}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        result = loaded.predict_paths(paths, batch_size=args.batch_size)
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        return EXIT_STOPPED
+    if args.csv:
+        try:
+            write_csv(Path(args.csv), loaded.classes, result)
+        except DiskWriteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"Wrote {len(result.paths)} predictions to {args.csv}"
+              + (f" ({len(result.failures)} unreadable files listed with their reason)" if result.failures else ""))
+    else:
+        print_top_k(loaded.classes, result, args.top_k)
+    for path, reason in result.failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return EXIT_OK if result.paths else EXIT_FAILED
+
+
+def print_top_k(classes: list[str], result, k: int) -> None:
+    """One block per image: its path, then the k most probable classes."""
+    k = min(k, len(classes))
+    for path, row in zip(result.paths, result.probs):
+        order = row.argsort()[::-1][:k]
+        print(path)
+        for index in order:
+            print(f"  {row[index]:7.2%}  {classes[index]}")
+
+
+def write_csv(path: Path, classes: list[str], result) -> None:
+    """Write path, top label, probability, one column per class and an error column."""
+    from tl_desktop.engine.fileio import atomic_writer
+
+    lines: list[list[str]] = [["path", "label", "probability", *classes, "error"]]
+    for image, row in zip(result.paths, result.probs):
+        top = int(row.argmax())
+        lines.append([image, classes[top], f"{row[top]:.6f}", *(f"{p:.6f}" for p in row), ""])
+    for image, reason in result.failures:
+        lines.append([image, "", "", *([""] * len(classes)), reason])
+    with atomic_writer(path) as handle:
+        handle.write(_csv_text(lines).encode("utf-8"))
+
+
+def _csv_text(lines: list[list[str]]) -> str:
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(lines)
+    return buffer.getvalue()

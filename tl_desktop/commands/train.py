@@ -1,0 +1,167 @@
+"""``tl-desktop train``: scan a folder of images, print its audit, train, say where the model is.
+
+Exit codes: 0 trained, 1 training failed, 2 bad input (data, configuration, weights), 130 stopped
+with Ctrl-C (the first Ctrl-C asks the run to stop cleanly after the current batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from typing import Any
+
+from tl_desktop.config import AUGMENTATION_PRESETS, CLASS_BALANCE_MODES, DEVICES
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+
+# flag destination -> (config section, field)
+_FLAG_FIELDS: dict[str, tuple[str, str]] = {
+    "data": ("data", "root"),
+    "val_fraction": ("data", "val_fraction"),
+    "test_fraction": ("data", "test_fraction"),
+    "backbone": ("model", "backbone"),
+    "trainable_blocks": ("model", "trainable_blocks"),
+    "dropout": ("model", "dropout"),
+    "weights_file": ("model", "weights_file"),
+    "epochs": ("train", "epochs"),
+    "head_epochs": ("train", "head_epochs"),
+    "batch_size": ("train", "batch_size"),
+    "lr": ("train", "lr"),
+    "finetune_lr": ("train", "finetune_lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "label_smoothing": ("train", "label_smoothing"),
+    "class_balance": ("train", "class_balance"),
+    "augmentation": ("train", "augmentation"),
+    "patience": ("train", "early_stopping_patience"),
+    "device": ("train", "device"),
+    "num_workers": ("train", "num_workers"),
+}
+
+
+def trainable_blocks_arg(text: str) -> int | str:
+    """Parse ``--trainable-blocks``: a whole number >= 0 or "all"."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'all', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'all', got {text!r}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train", help="train a classifier from a folder of images",
+        description="Train an image classifier by transfer learning. PATH holds one sub-folder per class, "
+        "or train/ and val/ (and optionally test/) folders that each hold one sub-folder per class.",
+    )
+    parser.add_argument("--data", metavar="PATH", help="image folder (required unless --config names one)")
+    parser.add_argument("--config", metavar="FILE", help="start from this config.json (flags override it)")
+    parser.add_argument("--out", metavar="DIR", help="where run folders go (default: runs/)")
+    parser.add_argument("--backbone", help="pretrained network (default: efficientnet_lite0)")
+    parser.add_argument("--trainable-blocks", type=trainable_blocks_arg, metavar="N|all",
+                        help="blocks from the top that train after the head (0 = head only, all = everything)")
+    parser.add_argument("--weights-file", metavar="FILE", help="pretrained weights file to use instead of the cache")
+    parser.add_argument("--dropout", type=float, help="dropout before the new head")
+    parser.add_argument("--epochs", type=int, help="all epochs, head phase included")
+    parser.add_argument("--head-epochs", type=int, help="first epochs that train only the head")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="peak learning rate of the head phase")
+    parser.add_argument("--finetune-lr", type=float, help="peak learning rate once blocks unfreeze")
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--class-balance", choices=CLASS_BALANCE_MODES, help="weight the loss by class frequency")
+    parser.add_argument("--augmentation", choices=AUGMENTATION_PRESETS)
+    parser.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
+    parser.add_argument("--seed", type=int, help="random seed for the split and the training")
+    parser.add_argument("--device", choices=DEVICES)
+    parser.add_argument("--num-workers", type=int, help="image-loading worker processes")
+    parser.add_argument("--val-fraction", type=float, help="share of images for validation when splitting")
+    parser.add_argument("--test-fraction", type=float, help="share of images for testing when splitting")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def build_config(args: argparse.Namespace):
+    """Map the flags onto a RunConfig (starting from ``--config`` if given); raises ConfigError."""
+    from tl_desktop.config import ConfigError, RunConfig
+
+    config = RunConfig.load(args.config) if args.config else RunConfig()
+    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
+    for dest, (section, name) in _FLAG_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            sections[section][name] = value
+    if args.seed is not None:
+        sections["data"]["seed"] = args.seed
+        sections["train"]["seed"] = args.seed
+    config = config.replace(
+        data=dataclasses.replace(config.data, **sections["data"]),
+        model=dataclasses.replace(config.model, **sections["model"]),
+        train=dataclasses.replace(config.train, **sections["train"]),
+        out_dir=args.out if args.out is not None else config.out_dir,
+    )
+    if not config.data.root:
+        raise ConfigError("no image folder given: use --data PATH (or --config with data.root)")
+    return config.validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    from tl_desktop.config import ConfigError
+    from tl_desktop.engine.backbones import BackboneError, get_backbone_spec
+    from tl_desktop.engine.callbacks import ConsoleProgress
+    from tl_desktop.engine.control import StopRequested, StopToken
+    from tl_desktop.engine.data import DataError, scan_dataset
+    from tl_desktop.engine.trainer import Trainer
+    from tl_desktop.engine.weights import WeightsUnavailable, resolve_weights
+
+    stop = StopToken()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: _on_interrupt(stop))
+    try:
+        try:
+            config = build_config(args)
+            spec = get_backbone_spec(config.model.backbone)
+            print(f"Scanning {config.data.root} ...", flush=True)
+            scan = scan_dataset(config.data, stop=stop)
+            for line in scan.audit.summary_lines():
+                print(line)
+            resolve_weights(spec, weights_file=config.model.weights_file, progress=_download_progress(), stop=stop)
+        except (ConfigError, DataError, WeightsUnavailable, BackboneError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except StopRequested:
+            print("Stopped before training started.", file=sys.stderr)
+            return EXIT_STOPPED
+        result = Trainer(config, scan=scan, callbacks=[ConsoleProgress()], stop=stop).fit()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.status == "failed":
+        return EXIT_FAILED
+    if result.status == "stopped":
+        return EXIT_STOPPED
+    return EXIT_OK
+
+
+def _on_interrupt(stop) -> None:
+    if stop.requested:
+        raise KeyboardInterrupt
+    print("\nStopping after the current batch (Ctrl-C again to abort at once) ...", file=sys.stderr, flush=True)
+    stop.request()
+
+
+def _download_progress():
+    """A console progress printer for weight downloads (prints at each 10%)."""
+    shown = {"last": -1}
+
+    def report(done: int, total: int | None) -> None:
+        if total:
+            tenth = int(10 * done / total)
+            if tenth != shown["last"]:
+                shown["last"] = tenth
+                print(f"Downloading weights: {done / total:.0%}", flush=True)
+
+    return report
