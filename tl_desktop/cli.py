@@ -14,6 +14,7 @@ from tl_desktop import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "predict",
+    "cache",
 )
 
 

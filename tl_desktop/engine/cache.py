@@ -126,17 +126,18 @@ class CacheInfo:
 
     def summary_lines(self) -> list[str]:
         """Human lines for the CLI and the window."""
-        lines = [f"cache folder: {self.root}", f"size limit: {_human(self.limit_bytes)}"]
+        lines = [f"cache folder: {self.root}", f"size limit: {human_size(self.limit_bytes)}"]
         for kind in EVICTABLE_KINDS:
             entries = [e for e in self.entries if e.kind == kind]
             size = sum(e.size_bytes for e in entries)
-            lines.append(f"{kind}: {len(entries)} entries, {_human(size)}")
+            lines.append(f"{kind}: {len(entries)} entries, {human_size(size)}")
         for name, size in sorted(self.other_bytes.items()):
-            lines.append(f"{name}: {_human(size)} (kept by 'clear' unless asked)")
+            lines.append(f"{name}: {human_size(size)} (kept by 'clear' unless asked)")
         return lines
 
 
-def _human(num_bytes: float) -> str:
+def human_size(num_bytes: float) -> str:
+    """Bytes as "12.3 MB"."""
     for unit in ("B", "KB", "MB", "GB"):
         if num_bytes < 1024 or unit == "GB":
             return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
