@@ -1,0 +1,262 @@
+"""The data audit shown before training: counts, unreadable files, duplicates, imbalance, image sizes.
+
+Everything here is plain data built from what the scan found; ``warnings`` are sentences written for
+someone who is not a machine-learning expert and says what will happen or what to do.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SPLITS = ("train", "val", "test")
+
+# Largest / smallest class at or above this ratio counts as imbalanced (class balancing kicks in).
+IMBALANCE_THRESHOLD = 3.0
+# Images above this many pixels decode slowly; the audit counts them.
+HUGE_PIXELS = 24_000_000
+# Fewer images than this in a class gives unreliable results for that class.
+SMALL_CLASS = 10
+_MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class SizeStats:
+    """Width/height statistics of the readable images (upright, in pixels)."""
+
+    count: int = 0
+    min_width: int = 0
+    median_width: int = 0
+    max_width: int = 0
+    min_height: int = 0
+    median_height: int = 0
+    max_height: int = 0
+    huge: int = 0
+
+    @classmethod
+    def from_sizes(cls, sizes: list[tuple[int, int]]) -> "SizeStats":
+        """Summarise a list of (width, height)."""
+        if not sizes:
+            return cls()
+        widths = [w for w, _ in sizes]
+        heights = [h for _, h in sizes]
+        return cls(
+            count=len(sizes),
+            min_width=min(widths),
+            median_width=int(statistics.median(widths)),
+            max_width=max(widths),
+            min_height=min(heights),
+            median_height=int(statistics.median(heights)),
+            max_height=max(heights),
+            huge=sum(1 for w, h in sizes if w * h > HUGE_PIXELS),
+        )
+
+
+@dataclass
+class Audit:
+    """What the scan found, for the CLI, the window and ``audit.json``."""
+
+    root: str
+    layout: str
+    classes: list[str]
+    counts: dict[str, dict[str, int]]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    duplicate_groups: list[list[str]] = field(default_factory=list)
+    cross_split_duplicates: list[list[str]] = field(default_factory=list)
+    cross_class_duplicates: list[list[str]] = field(default_factory=list)
+    imbalance_ratio: float = 1.0
+    sizes: SizeStats = field(default_factory=SizeStats)
+    ignored_files: int = 0
+    scan_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def imbalanced(self) -> bool:
+        return self.imbalance_ratio >= IMBALANCE_THRESHOLD
+
+    def class_totals(self) -> dict[str, int]:
+        """Images per class over all splits."""
+        return {c: sum(self.counts.get(c, {}).values()) for c in self.classes}
+
+    def split_totals(self) -> dict[str, int]:
+        """Images per split over all classes."""
+        return {s: sum(self.counts.get(c, {}).get(s, 0) for c in self.classes) for s in SPLITS}
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["unreadable"] = [list(item) for item in self.unreadable]
+        raw["imbalanced"] = self.imbalanced
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Audit":
+        fields = {k: v for k, v in raw.items() if k != "imbalanced"}
+        fields["unreadable"] = [(str(p), str(r)) for p, r in raw.get("unreadable", [])]
+        fields["sizes"] = SizeStats(**raw.get("sizes", {}))
+        return cls(**fields)
+
+    def summary_lines(self) -> list[str]:
+        """A short human summary, one line per fact, warnings last."""
+        splits = self.split_totals()
+        total = sum(splits.values())
+        layout = "train/val/test folders" if self.layout == "folders" else "one folder per class, split automatically"
+        lines = [
+            f"Data: {self.root} ({layout})",
+            f"{len(self.classes)} classes, {total:,} images: "
+            + ", ".join(f"{splits[s]:,} {s}" for s in SPLITS),
+        ]
+        width = max((len(c) for c in self.classes), default=0)
+        for name in self.classes:
+            row = self.counts.get(name, {})
+            lines.append(f"  {name:<{width}}  " + "  ".join(f"{s} {row.get(s, 0):>5,}" for s in SPLITS))
+        lines.append(_size_line(self.sizes))
+        lines += _unreadable_lines(self.unreadable)
+        lines.append(_duplicate_line(self))
+        if len(self.classes) >= 2:
+            flag = " (imbalanced)" if self.imbalanced else ""
+            lines.append(f"Balance: largest class has {self.imbalance_ratio:.1f}x the images of the smallest{flag}")
+        lines.append(f"Scanned in {self.scan_seconds:.1f} s")
+        lines += [f"Warning: {text}" for text in self.warnings]
+        return lines
+
+
+def build_audit(
+    *,
+    root: str,
+    layout: str,
+    classes: list[str],
+    assignments: dict[str, tuple[str, str]],
+    digests: dict[str, str],
+    sizes: dict[str, tuple[int, int]],
+    unreadable: list[tuple[str, str]],
+    ignored_files: int,
+    notes: list[str],
+    scan_seconds: float,
+) -> Audit:
+    """Assemble the audit; ``assignments`` maps each used path to (class name, split name)."""
+    counts = {c: {s: 0 for s in SPLITS} for c in classes}
+    for name, split in assignments.values():
+        counts[name][split] += 1
+    groups = _duplicate_groups(digests)
+    audit = Audit(
+        root=root,
+        layout=layout,
+        classes=list(classes),
+        counts=counts,
+        unreadable=sorted(unreadable),
+        duplicate_groups=groups,
+        cross_split_duplicates=[g for g in groups if len({assignments[p][1] for p in g if p in assignments}) > 1],
+        cross_class_duplicates=[g for g in groups if len({assignments[p][0] for p in g if p in assignments}) > 1],
+        imbalance_ratio=_imbalance(counts),
+        sizes=SizeStats.from_sizes([sizes[p] for p in sorted(assignments) if p in sizes]),
+        ignored_files=ignored_files,
+        scan_seconds=scan_seconds,
+    )
+    audit.warnings = list(notes) + _warnings(audit)
+    return audit
+
+
+def _duplicate_groups(digests: dict[str, str]) -> list[list[str]]:
+    by_digest: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(digests):
+        by_digest[digests[path]].append(path)
+    return sorted(group for group in by_digest.values() if len(group) > 1)
+
+
+def _imbalance(counts: dict[str, dict[str, int]]) -> float:
+    totals = [sum(row.values()) for row in counts.values()]
+    if len(totals) < 2 or min(totals) == 0:
+        return 1.0
+    return max(totals) / min(totals)
+
+
+def _warnings(audit: Audit) -> list[str]:
+    """Plain-language advice about the problems the audit found."""
+    out: list[str] = []
+    totals = audit.class_totals()
+    if totals:
+        largest = max(totals, key=lambda c: (totals[c], c))
+        for name in audit.classes:
+            ratio = totals[largest] / max(totals[name], 1)
+            if ratio >= IMBALANCE_THRESHOLD:
+                out.append(
+                    f"Class '{name}' has only {totals[name]:,} images, {ratio:.1f}x fewer than '{largest}'; "
+                    "class balancing will be used (unless you turn it off)."
+                )
+    small = [c for c in audit.classes if totals[c] < SMALL_CLASS]
+    if small:
+        out.append(
+            f"{_names(small)} {'has' if len(small) == 1 else 'have'} fewer than {SMALL_CLASS} images; "
+            "results for them will be unreliable. Aim for at least 30 images per class."
+        )
+    no_test = [c for c in audit.classes if audit.counts[c]["test"] == 0]
+    if audit.split_totals()["test"] and no_test:
+        out.append(f"{_names(no_test)} {'has' if len(no_test) == 1 else 'have'} no test images; the test score does not cover them.")
+    if audit.unreadable:
+        out.append(f"{_count(len(audit.unreadable), 'file')} could not be read and will be skipped (listed in the audit).")
+    if audit.cross_class_duplicates:
+        out.append(
+            f"{_count(len(audit.cross_class_duplicates), 'image')} appear identically in more than one class: "
+            "check their labels (the model cannot learn two answers for one picture)."
+        )
+    if audit.cross_split_duplicates:
+        out.append(
+            f"{_count(len(audit.cross_split_duplicates), 'group')} of identical images are in more than one of train/val/test: "
+            "the validation and test scores will look better than they really are. Remove the copies."
+        )
+    elif audit.duplicate_groups and audit.layout == "auto":
+        out.append(
+            f"{_count(len(audit.duplicate_groups), 'group')} of identical images found; each group was kept in one split."
+        )
+    if audit.sizes.huge:
+        out.append(
+            f"{audit.sizes.huge:,} images are larger than {HUGE_PIXELS // 1_000_000} megapixels; "
+            "they are read at reduced size, but scanning and caching them takes longer."
+        )
+    return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _names(classes: list[str]) -> str:
+    quoted = [f"'{c}'" for c in classes]
+    if len(quoted) == 1:
+        return f"Class {quoted[0]}"
+    shown = ", ".join(quoted[:_MAX_LISTED]) + (f" and {len(quoted) - _MAX_LISTED} more" if len(quoted) > _MAX_LISTED else "")
+    return f"Classes {shown}"
+
+
+def _size_line(sizes: SizeStats) -> str:
+    if sizes.count == 0:
+        return "Image size: no readable images"
+    if sizes.min_width == sizes.max_width and sizes.min_height == sizes.max_height:
+        return f"Image size: {sizes.min_width}x{sizes.min_height} (all {sizes.count:,} images)"
+    huge = f"; {sizes.huge:,} over {HUGE_PIXELS // 1_000_000} MP" if sizes.huge else ""
+    return (
+        f"Image size: width {sizes.min_width}-{sizes.max_width} (median {sizes.median_width}), "
+        f"height {sizes.min_height}-{sizes.max_height} (median {sizes.median_height}){huge}"
+    )
+
+
+def _unreadable_lines(unreadable: list[tuple[str, str]]) -> list[str]:
+    if not unreadable:
+        return ["Unreadable files: none"]
+    lines = [f"Unreadable files (skipped): {len(unreadable):,}"]
+    lines += [f"  {path}: {reason}" for path, reason in unreadable[:_MAX_LISTED]]
+    if len(unreadable) > _MAX_LISTED:
+        lines.append(f"  ... and {len(unreadable) - _MAX_LISTED:,} more (see audit.json)")
+    return lines
+
+
+def _duplicate_line(audit: Audit) -> str:
+    if not audit.duplicate_groups:
+        return "Duplicates: none"
+    files = sum(len(g) for g in audit.duplicate_groups)
+    return (
+        f"Duplicates: {_count(len(audit.duplicate_groups), 'group')} of identical files ({files:,} files); "
+        f"{len(audit.cross_split_duplicates):,} straddle splits, {len(audit.cross_class_duplicates):,} straddle classes"
+    )

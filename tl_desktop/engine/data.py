@@ -1,0 +1,429 @@
+"""Find the images, check every one of them, split them, and serve them to training.
+
+Two layouts are accepted: a root with one sub-folder per class (split here: stratified, seeded,
+duplicates kept together) or a root with ``train/``, ``val/`` and optionally ``test/`` sub-folders,
+each with one sub-folder per class. Every image is decoded once during the scan; files that fail
+are listed in the audit and skipped, never fatal. Splits depend only on the file names, the seed
+and the fractions, never on the order the file system lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from tl_desktop.config import DataConfig
+from tl_desktop.engine.audit import SPLITS, Audit, build_audit
+from tl_desktop.engine.control import StopRequested, StopToken
+from tl_desktop.engine.images import SUPPORTED_EXTENSIONS, ImageLoadError, is_supported_file, load_rgb, probe_image
+
+__all__ = [
+    "Audit", "DataError", "DatasetSplit", "ImageDataset", "Sample", "ScanResult",
+    "list_images", "scan_dataset", "scan_labelled_folder",
+]
+
+ProgressFn = Callable[[int, int], None]
+
+# Decoding releases the GIL, so two threads nearly halve the scan time without starving the window.
+PROBE_WORKERS = 2
+_SPLIT_DIR_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+_IGNORED_DIRS = frozenset({"__macosx", "@eadir", "$recycle.bin", "system volume information"})
+
+
+class DataError(Exception):
+    """The data cannot be used at all; the message names the folder and says what to fix."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str
+    label: int
+
+
+@dataclass
+class DatasetSplit:
+    """Which image goes where; written to ``split.json`` in every run folder."""
+
+    root: str
+    classes: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+    layout: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        root = Path(self.root)
+        return {
+            "root": self.root,
+            "layout": self.layout,
+            "classes": list(self.classes),
+            **{name: [[_relative(s.path, root), s.label] for s in getattr(self, name)] for name in SPLITS},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "DatasetSplit":
+        root = str(raw["root"])
+        samples = {
+            name: [Sample(os.path.normpath(os.path.join(root, p)), int(label)) for p, label in raw.get(name, [])]
+            for name in SPLITS
+        }
+        return cls(root=root, classes=list(raw["classes"]), layout=str(raw.get("layout", "auto")), **samples)
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    split: DatasetSplit
+    audit: Audit
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A candidate image file: its class folder name and, for the folders layout, its split."""
+
+    path: str
+    class_name: str
+    split: str | None
+
+
+@dataclass
+class _Listing:
+    """What one folder of class sub-folders holds."""
+
+    split: str | None
+    class_names: list[str] = field(default_factory=list)
+    found: list[_Found] = field(default_factory=list)
+    ignored: int = 0
+    loose_images: int = 0
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """(tensor, label) pairs read with :func:`load_rgb`; a file broken since the scan raises ImageLoadError."""
+
+    def __init__(self, samples: list[Sample], transform: Callable[[Any], torch.Tensor], draft_size: tuple[int, int] | None = None) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.draft_size = draft_size
+
+    @property
+    def labels(self) -> list[int]:
+        return [s.label for s in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[index]
+        try:
+            image = load_rgb(sample.path, self.draft_size)
+        except ImageLoadError as exc:
+            raise ImageLoadError(sample.path, f"{exc.reason} (the file changed after the data were scanned)") from None
+        return self.transform(image), sample.label
+
+
+def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: StopToken | None = None) -> ScanResult:
+    """Scan ``cfg.root``, decode every image once, split it, and audit it."""
+    started = time.perf_counter()
+    root = _existing_folder(cfg.root)
+    unreadable: list[tuple[str, str]] = []
+    split_dirs = _split_dirs(root)
+    layout = "folders" if split_dirs else "auto"
+    folders = sorted(split_dirs.items()) if split_dirs else [(None, root)]
+    listings = [_find_class_images(folder, split, unreadable) for split, folder in folders]
+    classes = _check_class_folders(root, listings, split_dirs)
+    found = [f for listing in listings for f in listing.found]
+    probes = _probe_all([f.path for f in found], unreadable, progress, stop)
+    readable = [f for f in found if f.path in probes]
+    _check_readable(split_dirs.get("train", root), classes, readable)
+    digests = {path: digest for path, (_, digest) in probes.items()}
+    if split_dirs:
+        split, notes = _split_by_folders(root, classes, readable, digests, cfg)
+    else:
+        split, notes = _split_auto(root, classes, readable, digests, cfg)
+    assignments = {s.path: (classes[s.label], name) for name in SPLITS for s in getattr(split, name)}
+    audit = build_audit(
+        root=str(root), layout=layout, classes=classes, assignments=assignments, digests=digests,
+        sizes={path: size for path, (size, _) in probes.items()}, unreadable=unreadable,
+        ignored_files=sum(listing.ignored for listing in listings), notes=_loose_notes(folders, listings) + notes,
+        scan_seconds=time.perf_counter() - started,
+    )
+    return ScanResult(split=split, audit=audit)
+
+
+def scan_labelled_folder(
+    root: str | Path, class_names: list[str] | None = None, progress: ProgressFn | None = None, stop: StopToken | None = None
+) -> tuple[list[str], list[Sample], list[tuple[str, str]]]:
+    """An evaluation folder (one sub-folder per class, every image used): classes, samples, unreadable."""
+    folder = _existing_folder(root)
+    unreadable: list[tuple[str, str]] = []
+    found = _find_class_images(folder, None, unreadable).found
+    folder_classes = sorted({f.class_name for f in found})
+    classes = list(class_names) if class_names is not None else folder_classes
+    unknown = [c for c in folder_classes if c not in classes]
+    if unknown:
+        raise DataError(
+            f"{folder}: the folders {', '.join(repr(c) for c in unknown)} are not classes of this model "
+            f"(its classes are {', '.join(repr(c) for c in classes)})"
+        )
+    probes = _probe_all([f.path for f in found], unreadable, progress, stop)
+    samples = [Sample(f.path, classes.index(f.class_name)) for f in found if f.path in probes]
+    if not samples:
+        raise DataError(f"{folder} contains no readable images in class sub-folders")
+    return classes, samples, unreadable
+
+
+def list_images(path: str | Path) -> list[str]:
+    """A supported image file, or every supported image under a folder (recursive), sorted."""
+    target = Path(path)
+    if target.is_file():
+        if not is_supported_file(target):
+            raise DataError(f"{target} is not a supported image file ({', '.join(sorted(SUPPORTED_EXTENSIONS))})")
+        return [str(target)]
+    if not target.is_dir():
+        raise DataError(f"{target} does not exist")
+    return sorted(_walk_files(target, []))
+
+
+def _existing_folder(root: str | Path) -> Path:
+    if not str(root):
+        raise DataError("no data folder was given")
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
+    return folder.resolve()
+
+
+def _subfolders(folder: Path, unreadable: list[tuple[str, str]]) -> list[Path]:
+    """Visible sub-folders, sorted; an unreadable folder is reported, not fatal."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        unreadable.append((str(folder), f"folder cannot be read: {_os_reason(exc)}"))
+        return []
+    return [Path(e.path) for e in entries if _visible(e.name) and _is_dir(e)]
+
+
+def _split_dirs(root: Path) -> dict[str, Path]:
+    """The train/val/test folders when the root is laid out that way, else empty."""
+    subdirs = _subfolders(root, [])
+    names = {d.name.lower(): d for d in subdirs}
+    if "train" not in names:
+        return {}
+    others = [d.name for d in subdirs if d.name.lower() not in _SPLIT_DIR_NAMES]
+    if others:
+        raise DataError(
+            f"{root} mixes a train/ folder with other folders ({', '.join(others[:5])}): use either "
+            "one sub-folder per class, or train/ and val/ (and test/) each holding one sub-folder per class"
+        )
+    found: dict[str, Path] = {}
+    for lower, folder in sorted(names.items()):
+        split = _SPLIT_DIR_NAMES[lower]
+        if split in found:
+            raise DataError(f"{root} has two validation folders ({found[split].name}/ and {folder.name}/): keep one")
+        found[split] = folder
+    return found
+
+
+def _find_class_images(folder: Path, split: str | None, unreadable: list[tuple[str, str]]) -> _Listing:
+    """Candidate images in each class sub-folder of ``folder``, plus what was left out."""
+    listing = _Listing(split=split)
+    for class_dir in _subfolders(folder, unreadable):
+        listing.class_names.append(class_dir.name)
+        files = _walk_files(class_dir, unreadable)
+        listing.found += [_Found(p, class_dir.name, split) for p in sorted(files) if is_supported_file(p)]
+        listing.ignored += sum(1 for p in files if not is_supported_file(p))
+    try:
+        loose = [e.name for e in os.scandir(folder) if _visible(e.name) and e.is_file()]
+    except OSError:
+        loose = []
+    listing.loose_images = sum(1 for name in loose if is_supported_file(name))
+    listing.ignored += len(loose)
+    return listing
+
+
+def _walk_files(folder: Path, unreadable: list[tuple[str, str]]) -> list[str]:
+    """Every visible file under ``folder`` (symlinked folders not followed, so no loops)."""
+    files: list[str] = []
+
+    def on_error(exc: OSError) -> None:
+        unreadable.append((str(exc.filename), f"folder cannot be read: {_os_reason(exc)}"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=on_error):
+        dirnames[:] = sorted(d for d in dirnames if _visible(d))
+        files += [os.path.join(dirpath, f) for f in filenames if _visible(f)]
+    return files
+
+
+def _probe_all(
+    paths: list[str], unreadable: list[tuple[str, str]], progress: ProgressFn | None, stop: StopToken | None
+) -> dict[str, tuple[tuple[int, int], str]]:
+    """Decode and hash every file on a small thread pool; return path -> ((w, h), digest) for the good ones."""
+    results: dict[str, tuple[tuple[int, int], str]] = {}
+    total = len(paths)
+    if progress:
+        progress(0, total)
+    with ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="tl-scan") as pool:
+        futures = [pool.submit(_probe_one, path, stop) for path in paths]
+        try:
+            for done, (path, future) in enumerate(zip(paths, futures), start=1):
+                outcome = future.result()
+                if isinstance(outcome, str):
+                    unreadable.append((path, outcome))
+                else:
+                    results[path] = outcome
+                if progress:
+                    progress(done, total)
+                if stop is not None:
+                    stop.raise_if_requested()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results
+
+
+def _probe_one(path: str, stop: StopToken | None) -> tuple[tuple[int, int], str] | str:
+    """((width, height), content digest), or the reason the file is unusable."""
+    if stop is not None and stop.requested:
+        raise StopRequested()
+    try:
+        digest = _file_digest(path)
+    except OSError as exc:
+        return f"cannot be read: {_os_reason(exc)}"
+    try:
+        return probe_image(path), digest
+    except ImageLoadError as exc:
+        return exc.reason
+
+
+def _file_digest(path: str) -> str:
+    hasher = hashlib.blake2b()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _check_class_folders(root: Path, listings: list[_Listing], split_dirs: dict[str, Path]) -> list[str]:
+    """Class names (sorted) from the class folders; a layout that cannot work raises DataError naming the folder."""
+    train_dir = split_dirs.get("train", root)
+    train_listing = next(listing for listing in listings if listing.split in (None, "train"))
+    class_names = sorted(train_listing.class_names)
+    if len(class_names) < 2:
+        found = f" (only '{class_names[0]}')" if class_names else ""
+        raise DataError(f"{train_dir} needs at least two class sub-folders with images; found {len(class_names)}{found}")
+    for listing in listings:
+        extra = sorted(set(listing.class_names) - set(class_names))
+        if extra:
+            raise DataError(
+                f"{split_dirs[listing.split or 'train']} has class folders that are not in {train_dir.name}/: {', '.join(extra)}"
+            )
+    return class_names
+
+
+def _check_readable(train_dir: Path, classes: list[str], readable: list[_Found]) -> None:
+    """Every class needs at least one readable training image."""
+    usable = {f.class_name for f in readable if f.split in (None, "train")}
+    for name in classes:
+        if name not in usable:
+            raise DataError(f"{train_dir / name} has no readable images: add images or remove this class folder")
+
+
+def _loose_notes(folders: list[tuple[str | None, Path]], listings: list[_Listing]) -> list[str]:
+    return [
+        f"{listing.loose_images:,} images lie directly in {folder} instead of a class sub-folder and were ignored."
+        for (_, folder), listing in zip(folders, listings)
+        if listing.loose_images
+    ]
+
+
+def _split_auto(root: Path, classes: list[str], readable: list[_Found], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
+    """Stratified, seeded split; identical files stay together so no copy straddles splits."""
+    parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+    notes: list[str] = []
+    for label, name in enumerate(classes):
+        paths = sorted(f.path for f in readable if f.class_name == name)
+        chosen = _allocate(paths, digests, cfg.val_fraction, cfg.test_fraction, f"{cfg.seed}:{name}")
+        for split, members in chosen.items():
+            parts[split] += [Sample(p, label) for p in members]
+        if not chosen["val"]:
+            notes.append(_no_val_note(name, len(paths)))
+    return DatasetSplit(str(root), classes, layout="auto", **parts), notes
+
+
+def _split_by_folders(root: Path, classes: list[str], readable: list[_Found], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
+    """Use the given train/val/test folders; a class without validation images gets some held out from train."""
+    parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+    held_out: dict[str, int] = {}
+    notes: list[str] = []
+    for label, name in enumerate(classes):
+        by_split = {s: sorted(f.path for f in readable if f.class_name == name and f.split == s) for s in SPLITS}
+        if not by_split["val"]:
+            held = _allocate(by_split["train"], digests, cfg.val_fraction, 0.0, f"{cfg.seed}:{name}")
+            by_split["train"], by_split["val"] = held["train"], held["val"]
+            held_out[name] = len(held["val"])
+            if not held["val"]:
+                notes.append(_no_val_note(name, len(held["train"])))
+        for split in SPLITS:
+            parts[split] += [Sample(p, label) for p in by_split[split]]
+    if not any(f.split == "val" for f in readable):
+        notes.insert(0, f"There is no val/ folder: {cfg.val_fraction:.0%} of each class's training images "
+                        f"({sum(held_out.values()):,} in all) were held out for validation.")
+    else:
+        notes += [
+            f"Class '{name}' has no validation images; {count} of its training images were held out for validation."
+            for name, count in held_out.items() if count
+        ]
+    return DatasetSplit(str(root), classes, layout="folders", **parts), notes
+
+
+def _allocate(paths: list[str], digests: dict[str, str], val_fraction: float, test_fraction: float, seed: str) -> dict[str, list[str]]:
+    """Shuffle groups of identical files with ``seed`` and fill val, then test, leaving train at least one group."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        groups.setdefault(digests.get(path, path), []).append(path)
+    units = sorted(groups.values())
+    random.Random(seed).shuffle(units)
+    n = len(paths)
+    n_val = max(1, int(n * val_fraction + 0.5)) if n >= 2 else 0
+    n_test = min(int(n * test_fraction + 0.5), max(0, n - 1 - n_val))
+    chosen: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for split, quota in (("val", n_val), ("test", n_test)):
+        while units[1:] and len(chosen[split]) < quota:
+            chosen[split] += units.pop()
+    chosen["train"] = [p for unit in units for p in unit]
+    return {s: sorted(members) for s, members in chosen.items()}
+
+
+def _no_val_note(name: str, count: int) -> str:
+    what = "a single image" if count == 1 else f"{count} copies of one image"
+    return f"Class '{name}' has {what}: it is used for training only and cannot be validated."
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".") and name.lower() not in _IGNORED_DIRS and name.lower() not in ("thumbs.db", "desktop.ini")
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _os_reason(exc: OSError) -> str:
+    return "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or type(exc).__name__).lower()
