@@ -119,3 +119,165 @@ def test_decoding_honours_stop(tmp_path: Path, store: CacheStore) -> None:
     token.request()
     with pytest.raises(StopRequested):
         DecodedImages(paths, PRE, store=store, stop=token)
+
+
+# ----- feature cache -----------------------------------------------------------------------------
+TINY = "speed_tiny_cnn"
+
+
+def _tiny_parts():
+    from torch import nn
+
+    from tl_desktop.engine.backbone_builders import BackboneParts
+
+    torch.manual_seed(123)
+    source = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(8, 12, 3, stride=2, padding=1), nn.BatchNorm2d(12), nn.ReLU()),
+        nn.Sequential(nn.Conv2d(12, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU()),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1)),
+        nn.Linear(16, 5),
+    )
+    return BackboneParts([source[0], source[1], source[2]], source[3], source[4], source)
+
+
+@pytest.fixture
+def tiny_backbone(tmp_path: Path):
+    from safetensors.torch import save_file
+
+    from tl_desktop.engine.backbone_specs import BackboneSpec
+    from tl_desktop.engine.backbones import register_backbone, unregister_backbone
+
+    weights = tmp_path / "tiny.safetensors"
+    parts = _tiny_parts()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval-mode freezing matters
+        for module in parts.source.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+    save_file({k: v.contiguous() for k, v in parts.source.state_dict().items()}, str(weights))
+    spec = BackboneSpec(
+        name=TINY, title="Tiny CNN", family="test", preprocessing=PRE, num_blocks=3,
+        block_names=("stem", "stage 1", "stage 2"), feature_dim=16, num_params=0, weights_mb=0.0,
+        weights_filename="tiny.safetensors", weights_url="", weights_sha256="", license="test",
+        is_transformer=False, description="a tiny network for tests",
+    )
+    register_backbone(spec, _tiny_parts, bundled=lambda: weights)
+    yield spec
+    unregister_backbone(TINY)
+
+
+def _model(num_classes: int = 2):
+    from tl_desktop.engine.backbones import create_model
+
+    return create_model(TINY, num_classes=num_classes, pretrained=True).eval()
+
+
+def _request(**changes):
+    from tl_desktop.engine.features import FeatureRequest
+
+    values = dict(boundary=3, pooled=True, views=1, augmentation="none", seed=0)
+    values.update(changes)
+    return FeatureRequest(**values)
+
+
+def test_cached_features_equal_the_model_and_reload(tiny_backbone, tmp_path: Path, store: CacheStore) -> None:
+    from tl_desktop.engine.features import cached_features
+    from tl_desktop.engine.images import load_rgb
+
+    paths = _write_images(tmp_path / "imgs", 5)
+    images = DecodedImages(paths, PRE, store=store)
+    model = _model()
+    transform = eval_transform(PRE)
+    batch = torch.stack([transform(load_rgb(p)) for p in paths])
+    with torch.no_grad():
+        expected_pooled = model.features(batch)
+        expected_block1 = model.run_blocks(batch, 0, 1)
+    events: list[tuple[int, int]] = []
+    pooled = cached_features(model, images, [0, 1, 0, 1, 0], transform, _request(), PRE, 2, torch.device("cpu"),
+                             store=store, progress=lambda d, t: events.append((d, t)))
+    assert not pooled.from_cache and events[-1] == (5, 5)
+    assert pooled.values.shape == (5, 1, 16)
+    torch.testing.assert_close(pooled.gather(range(5), np.zeros(5, dtype=np.int64)), expected_pooled,
+                               rtol=1e-4, atol=1e-5)
+    block1 = cached_features(model, images, [0] * 5, transform, _request(boundary=1, pooled=False), PRE, 4,
+                             torch.device("cpu"), store=store)
+    torch.testing.assert_close(block1.gather(range(5), np.zeros(5, dtype=np.int64)), expected_block1,
+                               rtol=1e-4, atol=1e-5)
+    again = cached_features(model, images, [0, 1, 0, 1, 0], transform, _request(), PRE, 2, torch.device("cpu"),
+                            store=store)
+    assert again.from_cache and np.array_equal(np.asarray(again.values), np.asarray(pooled.values))
+    inputs, labels = next(iter(again.batches([[4, 1]], epoch=0)))
+    assert inputs.shape == (2, 16) and labels.tolist() == [0, 1]
+
+
+def test_every_key_component_rebuilds(tiny_backbone, tmp_path: Path, store: CacheStore) -> None:
+    from tl_desktop.engine.features import cached_features
+    from tl_desktop.engine.preprocess import train_transform
+
+    paths = _write_images(tmp_path / "imgs", 3)
+    cpu = torch.device("cpu")
+    model = _model()
+    transform = eval_transform(PRE)
+
+    def build(images_paths=paths, pre=PRE, request=None, net=model, tf=transform):
+        images = DecodedImages(images_paths, pre, store=store)
+        return cached_features(net, images, [0] * len(images_paths), tf, request or _request(), pre, 2, cpu,
+                               store=store)
+
+    assert not build().from_cache
+    assert build().from_cache
+    stat = os.stat(paths[1])
+    os.utime(paths[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000))
+    assert not build().from_cache  # a file changed
+    assert build().from_cache
+    assert not build(images_paths=paths[:2]).from_cache
+    other_pre = Preprocessing(input_size=24, resize_size=30, mean=PRE.mean, std=PRE.std)
+    assert not build(pre=other_pre).from_cache
+    assert not build(request=_request(boundary=2, pooled=False)).from_cache
+    light = train_transform(PRE, "light")
+    assert not build(request=_request(views=2, augmentation="light"), tf=light).from_cache
+    assert not build(request=_request(views=2, augmentation="light", seed=1), tf=light).from_cache
+    assert not build(request=_request(views=2, augmentation="strong", seed=1), tf=light).from_cache
+    retrained = _model()
+    with torch.no_grad():
+        retrained.blocks[0][0].weight.add_(0.01)
+    assert not build(net=retrained).from_cache  # other weights
+    head_changed = _model()
+    with torch.no_grad():
+        head_changed.head[-1].weight.add_(1.0)
+    assert build(net=head_changed).from_cache  # the head is not part of the frozen computation
+
+
+def test_augmented_views_cycle_and_fp16_for_large_entries(tiny_backbone, tmp_path: Path, store: CacheStore,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tl_desktop.engine import features
+    from tl_desktop.engine.preprocess import train_transform
+
+    paths = _write_images(tmp_path / "imgs", 4)
+    images = DecodedImages(paths, PRE, store=store)
+    monkeypatch.setattr(features, "FP16_THRESHOLD_BYTES", 1000)
+    request = _request(boundary=1, pooled=False, views=3, augmentation="light")
+    model = _model()
+    state = torch.random.get_rng_state()
+    cached = features.cached_features(model, images, [0, 1, 0, 1], train_transform(PRE, "light"), request, PRE, 3,
+                                      torch.device("cpu"), store=store)
+    assert torch.equal(state, torch.random.get_rng_state())  # building views leaves the global RNG alone
+    assert cached.values.dtype == np.float16 and cached.views == 3
+    assert not np.allclose(np.asarray(cached.values[:, 0]), np.asarray(cached.values[:, 1]))
+    chosen = np.stack([cached.view_for_epoch(e) for e in range(3)], axis=1)
+    assert all(sorted(row) == [0, 1, 2] for row in chosen.tolist())
+    assert np.array_equal(cached.view_for_epoch(3), cached.view_for_epoch(0))
+
+
+def test_feature_building_honours_stop(tiny_backbone, tmp_path: Path, store: CacheStore) -> None:
+    from tl_desktop.engine.features import cached_features
+
+    paths = _write_images(tmp_path / "imgs", 3)
+    images = DecodedImages(paths, PRE, store=store)
+    token = StopToken()
+    token.request()
+    with pytest.raises(StopRequested):
+        cached_features(_model(), images, [0, 1, 0], eval_transform(PRE), _request(), PRE, 2, torch.device("cpu"),
+                        store=store, stop=token)
+    assert store.entries() == []

@@ -1,0 +1,258 @@
+"""Feature cache for frozen backbones: run the frozen part of the network once, train on its output.
+
+When only the head trains, the pooled features of every training image are computed once (with
+augmentation: ``views`` fixed augmented views per image, one used per epoch, cycling); the head
+then trains at memory speed. When the last N blocks train, the activations at the freeze boundary
+are cached the same way and training resumes from them with ``model.forward_from``. Frozen blocks
+run in eval mode (BatchNorm included), so their output for a given input image is fixed: caching
+does not change what is computed.
+
+Entries are keyed by everything that changes the stored numbers (files with sizes and mtimes,
+preprocessing, backbone, a hash of the frozen weights, freeze boundary, views, augmentation preset,
+seed, storage dtype) and live under ``<cache dir>/features/<key>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tl_desktop.engine.cache import CacheStore, cache_key, files_fingerprint
+from tl_desktop.engine.control import StopToken
+from tl_desktop.engine.image_cache import DecodedImages
+from tl_desktop.engine.preprocess import Preprocessing
+
+FP16_THRESHOLD_BYTES = 256 * 1024**2
+Progress = Callable[[int, int], None]
+ImageTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def weights_identity(model: nn.Module, stop_block: int) -> str:
+    """SHA-256 of the parameters and buffers of ``model.blocks[:stop_block]`` (the frozen part)."""
+    digest = hashlib.sha256()
+    for index in range(stop_block):
+        for name, tensor in model.blocks[index].state_dict().items():
+            digest.update(f"{index}.{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def uses_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """channels_last pays on CPU for convolutional backbones (about 2x per train step here)."""
+    return device.type == "cpu" and not getattr(model, "is_transformer", False)
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move ``model`` to ``device`` in the memory format that runs fastest there."""
+    model.to(device)
+    if uses_channels_last(model, device):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def to_model_input(x: torch.Tensor, model: nn.Module, device: torch.device) -> torch.Tensor:
+    """Move a batch to ``device`` (pinned, non-blocking on CUDA) in the model's preferred layout."""
+    if device.type == "cuda":
+        x = x.pin_memory().to(device, non_blocking=True)
+    else:
+        x = x.to(device)
+    if x.dim() == 4 and uses_channels_last(model, device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    """What to cache: the output of ``blocks[:boundary]`` (pooled when ``pooled``) for each view."""
+
+    boundary: int
+    pooled: bool
+    views: int
+    augmentation: str
+    seed: int
+
+    @property
+    def start_block(self) -> int:
+        """Where training resumes: the first block that trains (``num_blocks`` when pooled)."""
+        return self.boundary
+
+
+class FeatureSet:
+    """Cached outputs of the frozen part: ``values[i, v]`` for image ``i`` and view ``v``."""
+
+    def __init__(self, values: np.ndarray, labels: Sequence[int], request: FeatureRequest, key: str,
+                 from_cache: bool) -> None:
+        self.values = values
+        self.labels = torch.as_tensor(list(labels), dtype=torch.long)
+        self.request = request
+        self.key = key
+        self.from_cache = from_cache
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def views(self) -> int:
+        return int(self.values.shape[1])
+
+    def view_for_epoch(self, epoch: int) -> np.ndarray:
+        """One view per image for ``epoch``: each image cycles through its views in its own random order."""
+        if self.views == 1:
+            return np.zeros(len(self), dtype=np.int64)
+        rng = np.random.default_rng(self.request.seed)
+        orders = np.argsort(rng.random((len(self), self.views)), axis=1)
+        return orders[:, epoch % self.views]
+
+    def gather(self, indices: Sequence[int], views: np.ndarray) -> torch.Tensor:
+        """Float32 tensor of the chosen views for ``indices``."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return torch.from_numpy(np.ascontiguousarray(self.values[idx, views[idx]])).float()
+
+    def batches(self, batch_indices: Sequence[Sequence[int]], epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, labels) for each list of image indices, the view chosen for ``epoch``."""
+        views = self.view_for_epoch(epoch)
+        for indices in batch_indices:
+            yield self.gather(indices, views), self.labels[torch.as_tensor(list(indices), dtype=torch.long)]
+
+
+def feature_key(paths: Sequence[str], pre: Preprocessing, backbone: str, weights_id: str,
+                request: FeatureRequest, dtype: str) -> str:
+    """The cache key: any change to files, preprocessing, backbone, weights, boundary, views,
+    augmentation, seed or storage dtype gives a new key."""
+    return cache_key({
+        "files": files_fingerprint(paths),
+        "count": len(paths),
+        "preprocessing": pre.to_dict(),
+        "backbone": backbone,
+        "weights": weights_id,
+        "boundary": request.boundary,
+        "pooled": request.pooled,
+        "views": request.views,
+        "augmentation": request.augmentation,
+        "seed": request.seed,
+        "dtype": dtype,
+    })
+
+
+def _frozen_output(model: nn.Module, x: torch.Tensor, request: FeatureRequest) -> torch.Tensor:
+    out = model.run_blocks(x, 0, request.boundary)
+    return model.pool(out) if request.pooled else out
+
+
+def output_shape(model: nn.Module, request: FeatureRequest, input_size: int,
+                 device: torch.device) -> tuple[int, ...]:
+    """Shape of one image's frozen-part output (from a blank input; nothing is decoded)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            blank = torch.zeros(1, 3, input_size, input_size)
+            out = _frozen_output(model, to_model_input(blank, model, device), request)
+    finally:
+        model.train(was_training)
+    return tuple(out.shape[1:])
+
+
+def activation_bytes(model: nn.Module, boundary: int, input_size: int, count: int) -> int:
+    """Bytes (float32) of ``count`` cached activations at the input of block ``boundary``."""
+    request = FeatureRequest(boundary=boundary, pooled=False, views=1, augmentation="none", seed=0)
+    device = next(model.parameters()).device
+    return int(np.prod(output_shape(model, request, input_size, device))) * 4 * count
+
+
+def compute_features(
+    model: nn.Module,
+    images: DecodedImages,
+    transform: ImageTransform,
+    request: FeatureRequest,
+    out: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    progress: Progress | None = None,
+    stop: StopToken | None = None,
+) -> None:
+    """Fill ``out[i, v]`` with the frozen part's output for view ``v`` of image ``i``."""
+    count = len(images)
+    total = count * request.views
+    was_training = model.training
+    model.eval()
+    try:
+        # fork_rng: building views must not move the global RNG the training loop (dropout) uses next.
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            for view in range(request.views):
+                torch.manual_seed(request.seed * 1000 + view)
+                for start in range(0, count, batch_size):
+                    if stop is not None:
+                        stop.raise_if_requested()
+                    stop_index = min(count, start + batch_size)
+                    batch = torch.stack([transform(images[i]) for i in range(start, stop_index)])
+                    batch = to_model_input(batch, model, device)
+                    with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
+                        values = _frozen_output(model, batch, request)
+                    out[start:stop_index, view] = values.float().cpu().numpy().astype(out.dtype, copy=False)
+                    if progress is not None:
+                        progress(view * count + stop_index, total)
+    finally:
+        model.train(was_training)
+
+
+def cached_features(
+    model: nn.Module,
+    images: DecodedImages,
+    labels: Sequence[int],
+    transform: ImageTransform,
+    request: FeatureRequest,
+    pre: Preprocessing,
+    batch_size: int,
+    device: torch.device,
+    store: CacheStore | None = None,
+    progress: Progress | None = None,
+    stop: StopToken | None = None,
+) -> FeatureSet:
+    """Load the features for ``request`` from the cache, or compute and store them."""
+    store = store or CacheStore()
+    backbone = str(getattr(model, "backbone_name", type(model).__name__))
+    shape = output_shape(model, request, pre.input_size, device)
+    per_view = int(np.prod(shape)) * 4
+    dtype = np.float16 if per_view * len(images) * request.views > FP16_THRESHOLD_BYTES else np.float32
+    key = feature_key(images.paths, pre, backbone, weights_identity(model, request.boundary), request,
+                      np.dtype(dtype).name)
+    found = store.lookup("features", key)
+    if found is not None:
+        values = _open_values(found)
+        if values is not None and values.shape == (len(images), request.views, *shape):
+            return FeatureSet(values, labels, request, key, from_cache=True)
+    meta: dict[str, Any] = {
+        "description": f"{backbone} {'pooled features' if request.pooled else f'block {request.boundary} input'}"
+                       f", {len(images)} images x {request.views} views",
+        "shape": [len(images), request.views, *shape],
+        "dtype": np.dtype(dtype).name,
+    }
+    with store.writing("features", key, meta) as folder:
+        out = np.lib.format.open_memmap(folder / "values.npy", mode="w+", dtype=dtype,
+                                        shape=(len(images), request.views, *shape))
+        compute_features(model, images, transform, request, out, batch_size, device, progress, stop)
+        out.flush()
+        del out
+    values = _open_values(store.entry_dir("features", key))
+    if values is None:
+        raise OSError(f"the feature cache entry {key} vanished right after it was written")
+    return FeatureSet(values, labels, request, key, from_cache=False)
+
+
+def _open_values(folder: Path) -> np.ndarray | None:
+    try:
+        values = np.load(folder / "values.npy", mmap_mode="r")
+        json.loads((folder / "entry.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    # Small entries (pooled features) are read into memory; large ones stay memory-mapped.
+    return np.array(values) if values.nbytes <= FP16_THRESHOLD_BYTES else values
