@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.control import StopRequested, StopToken
     from tl_desktop.engine.data import DataError, scan_dataset
     from tl_desktop.engine.trainer import Trainer
-    from tl_desktop.engine.weights import WeightsUnavailable, resolve_weights
+    from tl_desktop.engine.weights import WeightsFileError, WeightsUnavailable, resolve_weights
 
     stop = StopToken()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: _on_interrupt(stop))
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             for line in scan.audit.summary_lines():
                 print(line)
             resolve_weights(spec, weights_file=config.model.weights_file, progress=_download_progress(), stop=stop)
-        except (ConfigError, DataError, WeightsUnavailable, BackboneError) as exc:
+        except (ConfigError, DataError, WeightsUnavailable, WeightsFileError, BackboneError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except StopRequested:

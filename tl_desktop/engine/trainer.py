@@ -298,9 +298,9 @@ class Trainer:
                                summary.total_params, phase.lr))
         for epoch in range(phase.first_epoch, phase.last_epoch + 1):
             started = time.monotonic()
-            train_loss, train_acc = self._train_epoch(epoch, source, optimizer, scheduler)
+            train_loss, train_acc, lr = self._train_epoch(epoch, source, optimizer, scheduler)
             val_loss, val_acc = self._validate(phase)
-            self._end_epoch(epoch, phase, started, train_loss, train_acc, val_loss, val_acc, optimizer)
+            self._end_epoch(epoch, phase, started, train_loss, train_acc, val_loss, val_acc, lr)
             asking = [cb for cb in self._callbacks if cb.stop_training]
             if asking:
                 reason = getattr(asking[0], "reason", "") or f"{type(asking[0]).__name__} ended training early"
@@ -308,13 +308,15 @@ class Trainer:
                 return False
         return True
 
-    def _train_epoch(self, epoch: int, source: BatchSource, optimizer, scheduler) -> tuple[float, float]:
+    def _train_epoch(self, epoch: int, source: BatchSource, optimizer, scheduler) -> tuple[float, float, float]:
+        """One pass over the training batches; returns mean loss, accuracy and the last step's lr."""
         total = self.config.train.epochs
         self.model.train()
         self.emit(EpochStarted(epoch, total, source.steps))
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
         for step, (inputs, labels) in enumerate(source.batches, start=1):
             self.stop.raise_if_requested()
+            lr = optimizer.param_groups[0]["lr"]
             inputs, labels = self.move_batch(inputs, labels)
             logits = self.logits(inputs, source)
             loss = self.criterion(logits, labels)
@@ -329,7 +331,7 @@ class Trainer:
             seen += len(labels)
             self.emit(BatchEnded(epoch, step, source.steps, batch_loss, batch_correct / len(labels)))
         self.stop.raise_if_requested()
-        return loss_sum / max(1, seen), correct / max(1, seen)
+        return loss_sum / max(1, seen), correct / max(1, seen), lr
 
     def _validate(self, phase: recipe.Phase) -> tuple[float, float]:
         """Plain (unweighted, unsmoothed) cross-entropy and accuracy on the validation images."""
@@ -346,7 +348,8 @@ class Trainer:
                 seen += len(labels)
         return loss_sum / max(1, seen), correct / max(1, seen)
 
-    def _end_epoch(self, epoch, phase, started, train_loss, train_acc, val_loss, val_acc, optimizer) -> None:
+    def _end_epoch(self, epoch, phase, started, train_loss, train_acc, val_loss, val_acc, lr) -> None:
+        """Keep the best checkpoint, then report the epoch (and the checkpoint, if it improved)."""
         best_acc, best_loss = (self._best[1], self._best[2]) if self._best else (None, None)
         improved = is_better(val_acc, val_loss, best_acc, best_loss)
         best_path = self.run_dir / BEST_NAME
@@ -361,7 +364,7 @@ class Trainer:
         self.emit(EpochEnded(
             epoch=epoch, total_epochs=self.config.train.epochs, phase=phase.name, train_loss=train_loss,
             train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
-            lr=optimizer.param_groups[0]["lr"], seconds=seconds, eta_seconds=eta, is_best=improved,
+            lr=lr, seconds=seconds, eta_seconds=eta, is_best=improved,
         ))
         if improved:
             self.emit(CheckpointSaved(epoch, str(best_path), "val_accuracy", val_acc))
