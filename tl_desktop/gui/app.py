@@ -1,0 +1,48 @@
+"""Start the window: a QApplication, the main window, and nothing heavy before it is visible."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from tl_desktop.gui.worker import start_worker, stop_all_workers
+
+APP_NAME = "tl-desktop"
+
+
+def create_application(argv: Sequence[str] | None = None) -> QApplication:
+    """The QApplication (existing one reused), with organisation names QSettings uses."""
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.aboutToQuit.connect(stop_all_workers)
+    return app
+
+
+def warm_up_imports() -> None:
+    """Import the engine (torch, timm) in the background once the window shows, so the first
+    click on Model or Train does not wait for it."""
+    def imports(ctx: object) -> None:
+        import tl_desktop.engine.backbones  # noqa: F401
+        import tl_desktop.engine.trainer  # noqa: F401
+
+    start_worker(imports, "warm-up")
+
+
+def main(argv: Sequence[str] | None = None, settings: QSettings | None = None) -> int:
+    """Open the window and run the event loop; returns the exit code."""
+    app = create_application(argv)
+    from tl_desktop.gui.main_window import MainWindow
+
+    window = MainWindow(settings)
+    window.show()
+    QTimer.singleShot(500, warm_up_imports)
+    return app.exec()

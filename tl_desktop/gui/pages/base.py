@@ -1,0 +1,80 @@
+"""The base of every page: a title, a status line, and background tasks with readable errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QWidget
+
+from tl_desktop.gui.session import Session
+from tl_desktop.gui.widgets import dialogs
+from tl_desktop.gui.worker import TaskContext, Worker, start_worker
+
+
+class Page(QWidget):
+    """One step of the flow. Subclasses set ``title`` and ``hint`` and build their widgets."""
+
+    title = ""
+    hint = ""
+    status = Signal(str)
+    go_to_page = Signal(str)
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.workers: list[Worker] = []
+
+    def on_shown(self) -> None:
+        """Called each time the page becomes visible."""
+
+    def run_task(self, fn: Callable[[TaskContext], Any], name: str, *,
+                 on_success: Callable[[Any], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None,
+                 on_event: Callable[[Any], None] | None = None,
+                 on_done: Callable[[], None] | None = None,
+                 error_title: str = "Something went wrong.",
+                 error_hint: str = "Check the details below, then try again.") -> Worker:
+        """Run ``fn`` off the GUI thread; failures become a dialog with ``error_title``/``error_hint``."""
+
+        def connect(worker: Worker) -> None:
+            if on_progress is not None:
+                worker.progress.connect(on_progress)
+            if on_event is not None:
+                worker.event.connect(on_event)
+            if on_success is not None:
+                worker.succeeded.connect(on_success)
+            worker.failed.connect(lambda message, details: self.show_error(
+                f"{error_title}\n\n{message}", error_hint, details))
+            worker.finished.connect(lambda: self._forget(worker))
+            if on_done is not None:
+                worker.finished.connect(on_done)
+
+        worker = start_worker(fn, name, connect)
+        self.workers.append(worker)
+        return worker
+
+    def _forget(self, worker: Worker) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+
+    def busy(self, name: str | None = None) -> bool:
+        """Whether a task (of this name) is running on this page."""
+        return any(w.running and (name is None or w.name == name) for w in self.workers)
+
+    def stop_tasks(self, name: str | None = None) -> None:
+        """Ask running tasks (of this name) to stop."""
+        for worker in self.workers:
+            if name is None or worker.name == name:
+                worker.stop()
+
+    def shutdown(self) -> None:
+        """Stop every task and wait for it (the window is closing)."""
+        for worker in list(self.workers):
+            worker.stop()
+            worker.wait(60000)
+
+    def show_error(self, what: str, next_step: str, details: str = "") -> None:
+        self.status.emit(what.splitlines()[0])
+        dialogs.show_error(self, what, next_step, details)

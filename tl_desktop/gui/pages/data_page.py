@@ -1,0 +1,275 @@
+"""Step 1 — Data: choose a folder, see classes with thumbnails, the split and the audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView, QDoubleSpinBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+    QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QStyle,
+    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from tl_desktop.config import DataConfig
+from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.widgets import dialogs
+from tl_desktop.gui.widgets.common import PathPicker, heading, hint
+from tl_desktop.gui.widgets.thumbnails import ThumbnailStrip, load_thumbnails
+
+THUMBS_PER_CLASS = 8
+
+
+def class_counts(split: Any) -> list[tuple[str, int, int, int]]:
+    """Per class: (name, train, val, test) image counts of a DatasetSplit."""
+    counts = [[0, 0, 0] for _ in split.classes]
+    for column, samples in enumerate((split.train, split.val, split.test)):
+        for sample in samples:
+            counts[sample.label][column] += 1
+    return [(name, *c) for name, c in zip(split.classes, counts)]
+
+
+def examples_per_class(split: Any, k: int) -> dict[int, list[str]]:
+    """The first ``k`` image paths of each class (training images first)."""
+    chosen: dict[int, list[str]] = {i: [] for i in range(len(split.classes))}
+    for sample in [*split.train, *split.val, *split.test]:
+        if len(chosen[sample.label]) < k:
+            chosen[sample.label].append(sample.path)
+    return chosen
+
+
+def scan_with_thumbnails(cfg: DataConfig, ctx: Any) -> tuple[Any, dict[int, list]]:
+    """Scan and audit the folder, then decode a few thumbnails per class (worker thread)."""
+    from tl_desktop.engine.data import scan_dataset
+
+    scan = scan_dataset(cfg, progress=ctx.progress, stop=ctx.stop)
+    root = Path(scan.split.root)
+    thumbs = {}
+    for label, paths in examples_per_class(scan.split, THUMBS_PER_CLASS).items():
+        full = [p if Path(p).is_absolute() else str(root / p) for p in paths]
+        thumbs[label] = load_thumbnails(full, should_stop=lambda: ctx.stop.requested)
+    ctx.stop.raise_if_requested()
+    return scan, thumbs
+
+
+class DataPage(Page):
+    """Choose the image folder, check it, and set the split."""
+
+    title = "Data"
+    hint = "Choose a folder of images: one sub-folder per class."
+
+    def __init__(self, session) -> None:  # noqa: ANN001
+        super().__init__(session)
+        self.folder = PathPicker("Image folder", placeholder="A folder with one sub-folder per class…",
+                                 button_text="Choose folder…")
+        self.folder.path_chosen.connect(self.open_folder)
+        self.scan_button = QPushButton("Scan")
+        self.scan_button.setToolTip("Read the folder again with the split settings below")
+        self.scan_button.clicked.connect(self.scan)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(lambda: self.stop_tasks("scan"))
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+
+        self.val_pct = self._percent_box(DataConfig.val_fraction, "Share of images kept aside to pick the best epoch")
+        self.test_pct = self._percent_box(DataConfig.test_fraction, "Share of images kept aside for the final check")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("The same seed gives the same split every time")
+        self.split_info = QLabel()
+        self.split_info.setWordWrap(True)
+        split_box = QGroupBox("Split")
+        split_row = QHBoxLayout(split_box)
+        for text, widget in (("Validation", self.val_pct), ("Test", self.test_pct), ("Seed", self.seed)):
+            label = QLabel(text)
+            label.setBuddy(widget)
+            split_row.addWidget(label)
+            split_row.addWidget(widget)
+        split_row.addWidget(self.split_info, 1)
+
+        self.summary = QLabel("No folder scanned yet.")
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Class", "Train", "Validation", "Test", "Total"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.warnings = QListWidget()
+        self.warnings.setWordWrap(True)
+        self.warnings.itemActivated.connect(self._show_warning_details)
+        self.warnings.itemClicked.connect(self._show_warning_details)
+        self.thumbs_box = QWidget()
+        self.thumbs_layout = QVBoxLayout(self.thumbs_box)
+        self.thumbs_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.thumbs_box)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(heading("Classes"))
+        left_layout.addWidget(self.table, 3)
+        left_layout.addWidget(heading("Checks"))
+        left_layout.addWidget(self.warnings, 2)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(heading("Examples of each class"))
+        right_layout.addWidget(scroll)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([420, 580])
+
+        top = QHBoxLayout()
+        top.addWidget(self.folder, 1)
+        top.addWidget(self.scan_button)
+        top.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("1. Choose your images"))
+        layout.addWidget(hint("Put the images of each class in its own sub-folder (for example healthy/ "
+                              "and diseased/). A folder that already has train/, val/ and test/ "
+                              "sub-folders is used as it is. You can also drag a folder onto this window."))
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addWidget(split_box)
+        layout.addWidget(self.summary)
+        layout.addWidget(splitter, 1)
+        self._load_settings()
+
+    def _percent_box(self, fraction: float, tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(0, 80)
+        box.setDecimals(0)
+        box.setSuffix(" %")
+        box.setValue(round(fraction * 100))
+        box.setToolTip(tip)
+        return box
+
+    def _load_settings(self) -> None:
+        self.val_pct.setValue(float(self.session.recall("data/val_pct", self.val_pct.value())))
+        self.test_pct.setValue(float(self.session.recall("data/test_pct", self.test_pct.value())))
+        self.seed.setValue(int(self.session.recall("data/seed", 0)))
+        self.folder.set_path(str(self.session.recall("data/folder", "")))
+
+    def data_config(self) -> DataConfig:
+        """The split settings as a DataConfig."""
+        return DataConfig(root=self.folder.path(), val_fraction=self.val_pct.value() / 100,
+                          test_fraction=self.test_pct.value() / 100, seed=self.seed.value())
+
+    def open_folder(self, path: str) -> None:
+        """Use ``path`` as the image folder and scan it."""
+        self.folder.set_path(path)
+        self.scan()
+
+    def scan(self) -> None:
+        """Scan the chosen folder in the background."""
+        from tl_desktop.config import ConfigError
+
+        cfg = self.data_config()
+        if not cfg.root:
+            self.show_error("No folder chosen.", "Click “Choose folder…” and pick the folder with your images.")
+            return
+        if not Path(cfg.root).is_dir():
+            self.show_error(f"The folder {cfg.root} does not exist.", "Choose an existing folder.")
+            return
+        try:
+            cfg.validate()
+        except ConfigError as exc:
+            self.show_error(f"The split settings are not usable: {exc}", "Lower the validation or test share.")
+            return
+        if self.busy("scan"):
+            return
+        self.session.remember("data/folder", cfg.root)
+        self.session.remember("data/val_pct", self.val_pct.value())
+        self.session.remember("data/test_pct", self.test_pct.value())
+        self.session.remember("data/seed", self.seed.value())
+        self._set_scanning(True)
+        self.status.emit(f"Scanning {cfg.root}…")
+        self.run_task(lambda ctx: scan_with_thumbnails(cfg, ctx), "scan",
+                      on_success=lambda result: self._scanned(cfg, *result),
+                      on_progress=self._on_progress, on_done=lambda: self._set_scanning(False),
+                      error_title=f"Could not read the image folder {cfg.root}.",
+                      error_hint="Check that it has one sub-folder per class with images in it.")
+
+    def _set_scanning(self, scanning: bool) -> None:
+        self.progress.setVisible(scanning)
+        self.cancel_button.setVisible(scanning)
+        self.scan_button.setEnabled(not scanning)
+        self.progress.setRange(0, 0)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"Checked %v of %m images")
+
+    def _scanned(self, cfg: DataConfig, scan: Any, thumbs: dict[int, list]) -> None:
+        self.session.config = self.session.config.replace(data=cfg)
+        self.session.set_scan(scan)
+        self.show_scan(scan, thumbs)
+        n = len(scan.split.train) + len(scan.split.val) + len(scan.split.test)
+        self.status.emit(f"Found {n} images in {len(scan.split.classes)} classes. Next: choose a model.")
+
+    def show_scan(self, scan: Any, thumbs: dict[int, list]) -> None:
+        """Fill the class table, thumbnails and checks from a scan result."""
+        split = scan.split
+        rows = class_counts(split)
+        self.table.setRowCount(len(rows))
+        for r, (name, *counts) in enumerate(rows):
+            for c, value in enumerate([name, *counts, sum(counts)]):
+                item = QTableWidgetItem(str(value))
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        total = [sum(row[i] for row in rows) for i in (1, 2, 3)]
+        folders = split.layout == "folders"
+        self.summary.setText(
+            f"<b>{len(rows)} classes, {sum(total)} images</b> — {total[0]} to train on, "
+            f"{total[1]} to pick the best epoch (validation), {total[2]} for the final test.")
+        for box in (self.val_pct, self.test_pct, self.seed):
+            box.setEnabled(not folders)
+        self.split_info.setText("Using the folder's own train / val / test sub-folders." if folders
+                                else "Images are split at random, keeping class proportions.")
+        self._show_thumbnails(rows, thumbs)
+        self._show_checks(scan.audit)
+
+    def _show_thumbnails(self, rows: list, thumbs: dict[int, list]) -> None:
+        while self.thumbs_layout.count() > 1:
+            widget = self.thumbs_layout.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        for label, (name, *counts) in enumerate(rows):
+            title = QLabel(f"<b>{name}</b> — {sum(counts)} images")
+            strip = ThumbnailStrip()
+            strip.set_images(thumbs.get(label, []))
+            strip.setAccessibleName(f"Examples of {name}")
+            self.thumbs_layout.insertWidget(self.thumbs_layout.count() - 1, title)
+            self.thumbs_layout.insertWidget(self.thumbs_layout.count() - 1, strip)
+
+    def _show_checks(self, audit: Any) -> None:
+        self.warnings.clear()
+        style = self.style()
+        warn_icon = style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        if audit.unreadable:
+            item = QListWidgetItem(warn_icon, f"{len(audit.unreadable)} file(s) could not be read and will "
+                                   "be left out. Click to see which and why.")
+            item.setData(Qt.ItemDataRole.UserRole, "\n".join(f"{p}: {r}" for p, r in audit.unreadable))
+            self.warnings.addItem(item)
+        for text in audit.warnings:
+            self.warnings.addItem(QListWidgetItem(warn_icon, text))
+        if self.warnings.count() == 0:
+            ok_icon = style.standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
+            self.warnings.addItem(QListWidgetItem(ok_icon, "No problems found: every image could be read, "
+                                                  "no duplicates, classes reasonably balanced."))
+
+    def _show_warning_details(self, item: QListWidgetItem) -> None:
+        details = item.data(Qt.ItemDataRole.UserRole)
+        if details:
+            dialogs.show_error(self, "Some files could not be read.",
+                               "They are left out of training. Fix or remove them and scan again "
+                               "if you need them.", details)

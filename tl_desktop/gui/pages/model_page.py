@@ -1,0 +1,259 @@
+"""Step 2 — Model: pick a pretrained backbone, how much of it trains, and the training settings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+)
+
+from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.widgets.backbone_table import BackboneTable, speed_text, weights_text
+from tl_desktop.gui.widgets.common import heading, hint
+from tl_desktop.gui.widgets.freeze_view import FreezeControl
+from tl_desktop.gui.widgets.settings_form import SettingsForm
+
+SPEED_COLUMN, WEIGHTS_COLUMN = 3, 4
+WEIGHT_FILE_FILTER = "Weight files (*.safetensors *.pth *.pt *.bin);;All files (*)"
+
+
+def load_backbone_list(ctx: Any) -> tuple[list[Any], dict[str, str]]:
+    """The registered backbones and where their weights are (worker thread: imports torch)."""
+    from tl_desktop.engine.backbones import list_backbones
+    from tl_desktop.engine.weights import weights_status
+
+    specs = list_backbones()
+    return specs, {spec.name: weights_status(spec) for spec in specs}
+
+
+def measure_speed(name: str, device: str, ctx: Any, batch: int = 8, repeats: int = 3) -> float:
+    """Images per second of one backbone's forward pass on ``device`` (random weights, random input)."""
+    import torch
+
+    from tl_desktop.engine.backbones import create_model, get_backbone_spec
+    from tl_desktop.engine.device import pick_device
+
+    spec = get_backbone_spec(name)
+    dev = pick_device(device)
+    model = create_model(name, num_classes=2, pretrained=False).to(dev).eval()
+    size = spec.preprocessing.input_size
+    x = torch.randn(batch, 3, size, size, device=dev)
+    with torch.inference_mode():
+        model(x)
+        ctx.stop.raise_if_requested()
+        start = time.perf_counter()
+        for i in range(repeats):
+            model(x)
+            ctx.progress(i + 1, repeats)
+            ctx.stop.raise_if_requested()
+    return batch * repeats / (time.perf_counter() - start)
+
+
+class ModelPage(Page):
+    """Backbone table, weights, freezing and settings."""
+
+    title = "Model"
+    hint = "Pick a pretrained model, how much of it to train, and the training settings."
+
+    def __init__(self, session) -> None:  # noqa: ANN001
+        super().__init__(session)
+        self.table = BackboneTable()
+        self.table.backbone_selected.connect(self._on_backbone)
+        self.description = QLabel("Loading the list of models…")
+        self.description.setWordWrap(True)
+        self.download_button = QPushButton("Download weights")
+        self.download_button.clicked.connect(self.download_weights)
+        self.file_button = QPushButton("Load weights from file…")
+        self.file_button.setToolTip("For computers without internet: use a weights file copied from elsewhere")
+        self.file_button.clicked.connect(self.load_weights_file)
+        self.speed_button = QPushButton("Measure speed")
+        self.speed_button.setToolTip("Time the selected model on this computer (a few seconds)")
+        self.speed_button.clicked.connect(self.measure_selected_speed)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(lambda: self.stop_tasks())
+        self.cancel_button.hide()
+        self.progress = QProgressBar()
+        self.progress.hide()
+        buttons = QHBoxLayout()
+        for widget in (self.download_button, self.file_button, self.speed_button, self.progress,
+                       self.cancel_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+
+        self.freeze = FreezeControl()
+        self.freeze.changed.connect(self._count_params)
+        self.settings_form = SettingsForm(session)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("2. Choose a pretrained model"))
+        layout.addWidget(hint("Smaller models train faster; larger ones can be more accurate. "
+                              "The speed column is measured on this computer."))
+        layout.addWidget(self.table, 2)
+        layout.addWidget(self.description)
+        layout.addLayout(buttons)
+        layout.addWidget(heading("How much of the model to train"))
+        layout.addWidget(self.freeze)
+        layout.addWidget(heading("Training settings"))
+        layout.addWidget(self.settings_form)
+        layout.addStretch(0)
+        self._loaded = False
+        self._statuses: dict[str, str] = {}
+        self._weights_files: dict[str, str] = {}
+        self._param_cache: dict[tuple[str, Any], Any] = {}
+
+    def on_shown(self) -> None:
+        if not self._loaded and not self.busy("list"):
+            self.run_task(load_backbone_list, "list", on_success=self._show_backbones,
+                          error_title="Could not list the pretrained models.",
+                          error_hint="The installation may be incomplete; reinstall tl-desktop.")
+
+    def ensure_loaded(self) -> None:
+        """Start loading the backbone list if it is not there yet (the Train page needs it)."""
+        self.on_shown()
+
+    def _show_backbones(self, result: tuple[list[Any], dict[str, str]]) -> None:
+        specs, self._statuses = result
+        self._loaded = True
+        speeds = {spec.name: self._stored_speed(spec.name) for spec in specs}
+        selected = str(self.session.recall("model/backbone", self.session.config.model.backbone))
+        self.table.set_backbones(specs, self._statuses, speeds, selected)
+
+    def _stored_speed(self, name: str) -> float | None:
+        value = self.session.recall(f"speed/{self.settings_form.device()}/{name}")
+        return float(value) if value is not None else None
+
+    def current_backbone(self) -> str:
+        spec = self.table.current_spec()
+        return spec.name if spec is not None else self.session.config.model.backbone
+
+    def _on_backbone(self, name: str) -> None:
+        spec = self.table.current_spec()
+        self.session.remember("model/backbone", name)
+        status = self._statuses.get(name, "download")
+        where = weights_text(status, spec)
+        self.description.setText(f"<b>{spec.title}</b> — {spec.description} "
+                                 f"<br>Pretrained weights: {where.lower()}; licence: {spec.license}.")
+        self.download_button.setVisible(status == "download" and name not in self._weights_files)
+        saved = self.session.recall(f"model/trainable_blocks/{name}", self.session.config.model.trainable_blocks)
+        self.freeze.set_blocks(spec.block_names, saved if saved == "all" else int(saved))
+
+    def _count_params(self, value: Any) -> None:
+        name = self.current_backbone()
+        self.session.remember(f"model/trainable_blocks/{name}", value)
+        key = (name, value)
+        if key in self._param_cache:
+            self.freeze.show_summary(self._param_cache[key])
+            return
+
+        def count(ctx: Any) -> Any:
+            from tl_desktop.engine.backbones import count_trainable_params
+
+            return count_trainable_params(name, value)
+
+        def done(summary: Any) -> None:
+            self._param_cache[key] = summary
+            if (self.current_backbone(), self.freeze.value()) == key:
+                self.freeze.show_summary(summary)
+
+        self.run_task(count, "count", on_success=done, error_title="Could not count the parameters.")
+
+    def _set_busy(self, busy: bool, text: str = "") -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        for button in (self.download_button, self.file_button, self.speed_button):
+            button.setEnabled(not busy)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(text)
+
+    def download_weights(self) -> None:
+        """Download the selected backbone's weights with progress; Cancel stops it."""
+        spec = self.table.current_spec()
+        if spec is None:
+            return
+
+        def download(ctx: Any) -> Any:
+            from tl_desktop.engine.weights import resolve_weights
+
+            return resolve_weights(spec, progress=ctx.progress, stop=ctx.stop)
+
+        def progress(done: int, total: int) -> None:
+            if total > 0:
+                self.progress.setRange(0, 1000)
+                self.progress.setValue(int(1000 * done / total))
+                self.progress.setFormat(f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+        self._set_busy(True, "Connecting…")
+        self.status.emit(f"Downloading weights for {spec.title}…")
+        self.run_task(download, "download", on_success=lambda _: self._weights_ready(spec.name, "cached"),
+                      on_progress=progress, on_done=lambda: self._set_busy(False),
+                      error_title=f"The weights for {spec.title} could not be downloaded.",
+                      error_hint="Check the internet connection, or copy the weights file from another "
+                                 "computer and use “Load weights from file…”.")
+
+    def load_weights_file(self) -> None:
+        """Use a weights file from disk for the selected backbone (checked in the background)."""
+        spec = self.table.current_spec()
+        if spec is None:
+            return
+        start = str(self.session.recall("folders/weights", ""))
+        path, _ = QFileDialog.getOpenFileName(self, f"Weights for {spec.title}", start, WEIGHT_FILE_FILTER)
+        if path:
+            self.use_weights_file(spec, path)
+
+    def use_weights_file(self, spec: Any, path: str) -> None:
+        """Check ``path`` holds weights for ``spec`` and remember it for training."""
+
+        def check(ctx: Any) -> Any:
+            from tl_desktop.engine.weights import resolve_weights
+
+            return resolve_weights(spec, weights_file=path, allow_download=False, stop=ctx.stop)
+
+        self.session.remember("folders/weights", path)
+        self._set_busy(True, "Checking the file…")
+        self.run_task(check, "weights-file", on_success=lambda _: self._file_ready(spec.name, path),
+                      on_done=lambda: self._set_busy(False),
+                      error_title=f"This file cannot be used as weights for {spec.title}.",
+                      error_hint="Choose the weights file made for this model (its name is usually "
+                                 f"{spec.weights_filename}).")
+
+    def _file_ready(self, name: str, path: str) -> None:
+        self._weights_files[name] = path
+        self._weights_ready(name, "file")
+
+    def _weights_ready(self, name: str, status: str) -> None:
+        self._statuses[name] = "cached" if status == "cached" else self._statuses.get(name, "download")
+        text = "From your file" if status == "file" else "On this computer"
+        self.table.update_cell(name, WEIGHTS_COLUMN, text)
+        self.download_button.hide()
+        self.status.emit(f"Weights ready for {name}.")
+
+    def measure_selected_speed(self) -> None:
+        """Time the selected backbone on the chosen device and show images per second."""
+        name, device = self.current_backbone(), self.settings_form.device()
+        self._set_busy(True, "Measuring…")
+        self.run_task(lambda ctx: measure_speed(name, device, ctx), "speed",
+                      on_success=lambda speed: self._speed_measured(name, device, speed),
+                      on_done=lambda: self._set_busy(False),
+                      error_title="Could not measure the speed.",
+                      error_hint="Try the CPU device in the training settings.")
+
+    def _speed_measured(self, name: str, device: str, speed: float) -> None:
+        self.session.remember(f"speed/{device}/{name}", speed)
+        self.table.update_cell(name, SPEED_COLUMN, speed_text(speed))
+
+    def run_config(self) -> Any:
+        """The full RunConfig from the data section in the session and this page's settings."""
+        from tl_desktop.config import ModelConfig
+
+        name = self.current_backbone()
+        model = ModelConfig(backbone=name, trainable_blocks=self.freeze.value() if self._loaded
+                            else self.session.config.model.trainable_blocks,
+                            dropout=self.settings_form.dropout(), weights_file=self._weights_files.get(name))
+        return self.session.config.replace(model=model, train=self.settings_form.train_config())
+
+    def weights_missing(self) -> bool:
+        """True when the selected backbone's weights would have to be downloaded."""
+        name = self.current_backbone()
+        return self._statuses.get(name) == "download" and name not in self._weights_files

@@ -1,0 +1,253 @@
+"""Step 6 — Predict: drop an image (top-k labels with the image) or choose a folder (writes a CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
+)
+
+from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.widgets.common import heading, hint, local_paths
+from tl_desktop.gui.widgets.thumbnails import pil_to_qimage
+
+TOP_K = 5
+PREVIEW_PX = 320
+MODEL_FILTER = "tl-desktop model (*.tlmodel)"
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
+
+
+def predictions_table_csv(paths: list[str], probs: Any, classes: list[str], failures: list[tuple[str, str]]) -> str:
+    """CSV text: path, predicted class, confidence, one column per class; unreadable files last with the reason."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["path", "predicted_class", "confidence", *classes, "error"])
+    for path, row in zip(paths, probs):
+        best = int(row.argmax())
+        writer.writerow([path, classes[best], f"{row[best]:.6f}", *(f"{p:.6f}" for p in row), ""])
+    for path, reason in failures:
+        writer.writerow([path, "", "", *([""] * len(classes)), reason])
+    return out.getvalue()
+
+
+def default_csv_path(folder: Path) -> Path:
+    """Next to the folder: ``<parent>/<folder name>_predictions.csv``."""
+    return folder.parent / f"{folder.name}_predictions.csv"
+
+
+class PredictPage(Page):
+    """Loads a model file and classifies new images."""
+
+    title = "Predict"
+    hint = "Classify new images with a trained model."
+
+    def __init__(self, session) -> None:  # noqa: ANN001
+        super().__init__(session)
+        self.setAcceptDrops(True)
+        self.loaded: Any = None
+        self.model_label = QLabel("No model loaded.")
+        self.model_label.setWordWrap(True)
+        self.model_button = QPushButton("Open model file…")
+        self.model_button.clicked.connect(self.choose_model)
+        self.image_button = QPushButton("Choose image…")
+        self.image_button.clicked.connect(self.choose_image)
+        self.folder_button = QPushButton("Choose folder…")
+        self.folder_button.setToolTip("Classify every image in a folder and save the answers as a CSV file")
+        self.folder_button.clicked.connect(self.choose_folder)
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.preview = QLabel("Drop an image or a folder here")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setFrameShape(QFrame.Shape.StyledPanel)
+        self.preview.setMinimumSize(PREVIEW_PX, PREVIEW_PX)
+        self.preview.setStyleSheet("QLabel { border: 2px dashed #999; color: #666; font-size: 13pt; }")
+        self.answer = QLabel()
+        self.answer.setWordWrap(True)
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["Class", "Probability"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_label, 1)
+        model_row.addWidget(self.model_button)
+        input_row = QHBoxLayout()
+        input_row.addWidget(self.image_button)
+        input_row.addWidget(self.folder_button)
+        input_row.addWidget(self.progress, 1)
+        input_row.addStretch(0)
+        results = QVBoxLayout()
+        results.addWidget(self.answer)
+        results.addWidget(self.table, 1)
+        body = QHBoxLayout()
+        body.addWidget(self.preview, 1)
+        body.addLayout(results, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("6. Predict"))
+        layout.addWidget(hint("The model only knows the classes it was trained on; a low top "
+                              "probability means it is unsure. Always check its answers."))
+        layout.addLayout(model_row)
+        layout.addLayout(input_row)
+        layout.addLayout(body, 1)
+        session.run_changed.connect(self._use_run_model)
+
+    def _use_run_model(self) -> None:
+        path = self.session.model_path()
+        if path is not None:
+            self.load_model(path)
+
+    def on_shown(self) -> None:
+        if self.loaded is None and not self.busy("load") and self.session.model_path() is not None:
+            self.load_model(self.session.model_path())
+
+    def choose_model(self) -> None:
+        start = str(self.session.recall("folders/model", self.session.recall("folders/runs", "")))
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model file", start, MODEL_FILTER)
+        if path:
+            self.session.remember("folders/model", path)
+            self.load_model(Path(path))
+
+    def load_model(self, path: Path) -> None:
+        """Open a model file in the background."""
+
+        def load(ctx: Any) -> Any:
+            from tl_desktop.engine.bundle import load_bundle
+
+            return load_bundle(path)
+
+        self.model_label.setText(f"Loading {path}…")
+        self.run_task(load, "load", on_success=lambda loaded: self._loaded(path, loaded),
+                      error_title=f"Could not open the model file {path}.",
+                      error_hint="Choose a .tlmodel file made by tl-desktop (from a run folder or an export).")
+
+    def _loaded(self, path: Path, loaded: Any) -> None:
+        self.loaded = loaded
+        classes = ", ".join(loaded.classes)
+        self.model_label.setText(f"Model: <b>{path.name}</b> ({loaded.meta.backbone}) — classes: {classes}")
+
+    def open_paths(self, paths: list[str]) -> None:
+        """An image file or a folder (dropped or chosen)."""
+        if not paths:
+            return
+        target = Path(paths[0])
+        if target.is_dir():
+            self.predict_folder(target)
+        else:
+            self.predict_image(target)
+
+    def choose_image(self) -> None:
+        start = str(self.session.recall("folders/predict", ""))
+        path, _ = QFileDialog.getOpenFileName(self, "Choose an image", start, IMAGE_FILTER)
+        if path:
+            self.session.remember("folders/predict", str(Path(path).parent))
+            self.predict_image(Path(path))
+
+    def choose_folder(self) -> None:
+        start = str(self.session.recall("folders/predict", ""))
+        folder = QFileDialog.getExistingDirectory(self, "Choose a folder of images", start)
+        if folder:
+            self.session.remember("folders/predict", folder)
+            self.predict_folder(Path(folder))
+
+    def _need_model(self) -> bool:
+        if self.loaded is None:
+            self.show_error("No model is loaded.", "Train a model first, or click “Open model file…”.")
+            return True
+        return False
+
+    def predict_image(self, path: Path) -> None:
+        """Show ``path`` with its top-k classes."""
+        if self._need_model():
+            return
+        loaded = self.loaded
+
+        def predict(ctx: Any) -> Any:
+            from tl_desktop.engine.images import load_rgb
+
+            image = load_rgb(str(path), draft_size=(2 * PREVIEW_PX, 2 * PREVIEW_PX))
+            image.thumbnail((PREVIEW_PX, PREVIEW_PX))
+            return pil_to_qimage(image), loaded.predict_paths([str(path)], stop=ctx.stop)
+
+        self.run_task(predict, "predict", on_success=lambda r: self._show_image(path, *r),
+                      error_title=f"Could not classify {path.name}.",
+                      error_hint="Check that the file is an image (JPEG, PNG, TIFF, BMP or WebP).")
+
+    def _show_image(self, path: Path, qimage: Any, result: Any) -> None:
+        self.preview.setPixmap(QPixmap.fromImage(qimage))
+        self.preview.setToolTip(str(path))
+        if result.failures:
+            self.show_error(f"Could not read {path.name}: {result.failures[0][1]}", "Choose another image.")
+            return
+        probs, classes = result.probs[0], self.loaded.classes
+        order = probs.argsort()[::-1][:TOP_K]
+        self.table.setHorizontalHeaderLabels(["Class", "Probability"])
+        self.answer.setText(f"<span style='font-size:15pt'><b>{classes[order[0]]}</b></span> "
+                            f"({100 * probs[order[0]]:.1f}%) — {path.name}")
+        self.table.setRowCount(len(order))
+        for r, index in enumerate(order):
+            self.table.setItem(r, 0, QTableWidgetItem(classes[index]))
+            item = QTableWidgetItem(f"{100 * probs[index]:.1f}%")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(r, 1, item)
+
+    def predict_folder(self, folder: Path) -> None:
+        """Classify every image under ``folder`` and write the CSV next to it."""
+        if self._need_model():
+            return
+        loaded, csv_path = self.loaded, default_csv_path(folder)
+
+        def predict(ctx: Any) -> Any:
+            from tl_desktop.engine.data import list_images
+            from tl_desktop.engine.fileio import atomic_write_text
+
+            paths = list_images(str(folder))
+            if not paths:
+                raise ValueError(f"there are no images in {folder}")
+            result = loaded.predict_paths(paths, progress=ctx.progress, stop=ctx.stop)
+            atomic_write_text(csv_path, predictions_table_csv(result.paths, result.probs, loaded.classes,
+                                                              result.failures))
+            return result
+
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.run_task(predict, "predict-folder", on_success=lambda r: self._show_folder(folder, csv_path, r),
+                      on_progress=self._on_progress, on_done=self.progress.hide,
+                      error_title=f"Could not classify the images in {folder}.",
+                      error_hint="Check that the folder holds images and that you can write next to it.")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat("%v of %m images")
+
+    def _show_folder(self, folder: Path, csv_path: Path, result: Any) -> None:
+        classes = self.loaded.classes
+        counts = [0] * len(classes)
+        for row in result.probs:
+            counts[int(row.argmax())] += 1
+        failed = f", {len(result.failures)} could not be read" if result.failures else ""
+        self.preview.setText(f"Folder {folder.name}:\n{len(result.paths)} images classified{failed}")
+        self.answer.setText(f"Saved the answers for every image in <b>{csv_path}</b>. Images per predicted class:")
+        self.table.setHorizontalHeaderLabels(["Predicted class", "Images"])
+        self.table.setRowCount(len(classes))
+        for r, (name, count) in enumerate(zip(classes, counts)):
+            self.table.setItem(r, 0, QTableWidgetItem(name))
+            self.table.setItem(r, 1, QTableWidgetItem(str(count)))
+        self.status.emit(f"Classified {len(result.paths)} images; answers saved in {csv_path}.")
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        self.open_paths(local_paths(event.mimeData()))
+        event.acceptProposedAction()

@@ -1,0 +1,236 @@
+"""Step 4 — Results: accuracy, a clickable confusion matrix (counts / normalised), per-class table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView, QButtonGroup, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+    QProgressBar, QPushButton, QRadioButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+    QWidget,
+)
+
+from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.widgets.common import heading, hint
+from tl_desktop.gui.widgets.image_grid import ImageGridDialog
+
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+TABLE_COLUMNS = ("Class", "Images", "Precision", "Recall", "F1", "Specificity")
+
+
+def percent(value: float | None) -> str:
+    """0.875 → '87.5%'; None (undefined) → '–'."""
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+class ResultsPage(Page):
+    """Evaluates the current run on its validation or test images and shows the results."""
+
+    title = "Results"
+    hint = "How well the model does on images it did not train on."
+
+    def __init__(self, session) -> None:  # noqa: ANN001
+        super().__init__(session)
+        self.split_box = QComboBox()
+        self.split_box.addItem("Validation images", "val")
+        self.split_box.addItem("Test images", "test")
+        self.split_box.setToolTip("Test images were never used during training: the fairest check")
+        self.split_box.currentIndexChanged.connect(self._on_split)
+        self.open_button = QPushButton("Open a previous run…")
+        self.open_button.clicked.connect(self.choose_run)
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.headline = QLabel("Train a model (or open a previous run) to see its results here.")
+        self.headline.setWordWrap(True)
+        self.headline.setTextFormat(Qt.TextFormat.RichText)
+        self.counts_button = QRadioButton("Counts")
+        self.normalised_button = QRadioButton("Normalised (share of each true class)")
+        self.counts_button.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.counts_button)
+        group.addButton(self.normalised_button)
+        self.counts_button.toggled.connect(lambda _: self._draw_matrix())
+        self.matrix_holder = QVBoxLayout()
+        self.matrix_canvas: Any = None
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Show results on:"))
+        top.addWidget(self.split_box)
+        top.addWidget(self.progress, 1)
+        top.addStretch(0)
+        top.addWidget(self.open_button)
+        toggles = QHBoxLayout()
+        toggles.addWidget(self.counts_button)
+        toggles.addWidget(self.normalised_button)
+        toggles.addStretch(1)
+        matrix_side = QWidget()
+        matrix_layout = QVBoxLayout(matrix_side)
+        matrix_layout.setContentsMargins(0, 0, 0, 0)
+        matrix_layout.addWidget(heading("Confusion matrix"))
+        matrix_layout.addWidget(hint("Rows are the true classes, columns what the model said. "
+                                     "The diagonal is correct. Click a cell to see its images."))
+        matrix_layout.addLayout(toggles)
+        matrix_layout.addLayout(self.matrix_holder, 1)
+        table_side = QWidget()
+        table_layout = QVBoxLayout(table_side)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addWidget(heading("Per class"))
+        table_layout.addWidget(hint("Recall: share of a class's images found. Precision: share of the "
+                                    "model's answers for a class that were right. F1 combines both."))
+        table_layout.addWidget(self.table, 1)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(matrix_side)
+        splitter.addWidget(table_side)
+        splitter.setSizes([560, 440])
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("4. Results"))
+        layout.addLayout(top)
+        layout.addWidget(self.headline)
+        layout.addWidget(splitter, 1)
+        session.run_changed.connect(self._on_run_changed)
+
+    def current_split(self) -> str:
+        return str(self.split_box.currentData())
+
+    def _on_run_changed(self) -> None:
+        self._clear()
+
+    def _on_split(self) -> None:
+        split = self.current_split()
+        if split in self.session.evaluations:
+            self.show_evaluation(split)
+        elif self.session.run_dir is not None:
+            self.evaluate_current_run()
+
+    def on_shown(self) -> None:
+        if self.session.run_dir is not None and self.current_split() not in self.session.evaluations \
+                and not self.busy("evaluate"):
+            self.evaluate_current_run()
+
+    def choose_run(self) -> None:
+        """Pick a run folder (or a .tlmodel inside one) made earlier and evaluate it."""
+        start = str(self.session.recall("folders/runs", ""))
+        folder = QFileDialog.getExistingDirectory(self, "Open a training run folder", start)
+        if folder:
+            self.open_run(Path(folder))
+
+    def open_run(self, folder: Path) -> None:
+        """Make ``folder`` the current run and evaluate it."""
+        if not (folder / "model.tlmodel").exists():
+            self.show_error(f"{folder} is not a finished training run (it has no model.tlmodel).",
+                            "Choose a folder created by a training run (named like 20250101-120000-…).")
+            return
+        self.session.set_run(folder)
+        self.evaluate_current_run()
+
+    def evaluate_current_run(self) -> None:
+        """Evaluate the current run on the selected split in the background."""
+        run_dir, split = self.session.run_dir, self.current_split()
+        if run_dir is None or self.busy("evaluate"):
+            return
+
+        def evaluate(ctx: Any) -> Any:
+            from tl_desktop.engine.evaluate import evaluate_run
+
+            return evaluate_run(run_dir, split, progress=ctx.progress, stop=ctx.stop)
+
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.emit(f"Evaluating on the {SPLIT_NAMES[split]} images…")
+        self.run_task(evaluate, "evaluate", on_success=lambda r: self._evaluated(run_dir, split, r),
+                      on_progress=self._on_progress, on_done=self.progress.hide,
+                      error_title=f"Could not evaluate the model on the {SPLIT_NAMES[split]} images.",
+                      error_hint="If the run has no test images, choose “Validation images”. If images "
+                                 "were moved since training, move them back or train again.")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+
+    def _evaluated(self, run_dir: Path, split: str, result: tuple[Any, Any]) -> None:
+        if run_dir != self.session.run_dir:
+            return
+        self.session.set_evaluation(split, *result)
+        if split == self.current_split():
+            self.show_evaluation(split)
+        self.status.emit(f"Results ready: {SPLIT_NAMES[split]} accuracy {percent(result[1].accuracy)}.")
+
+    def _clear(self) -> None:
+        self.table.setRowCount(0)
+        if self.matrix_canvas is not None:
+            self.matrix_canvas.setParent(None)
+            self.matrix_canvas = None
+        self.headline.setText("Evaluating…" if self.session.run_dir else
+                              "Train a model (or open a previous run) to see its results here.")
+
+    def show_evaluation(self, split: str) -> None:
+        """Show the stored evaluation of ``split``."""
+        predictions, metrics = self.session.evaluations[split]
+        ci = metrics.intervals.get("accuracy")
+        interval = f" (95% interval {percent(ci.low)}–{percent(ci.high)})" if ci else ""
+        failures = f" {len(predictions.failures)} image(s) could not be read." if predictions.failures else ""
+        self.headline.setText(
+            f"<span style='font-size:16pt'><b>Accuracy {percent(metrics.accuracy)}</b></span>{interval} on "
+            f"{metrics.num_samples} {SPLIT_NAMES[split]} images of run <i>{self.session.run_dir.name}</i>. "
+            f"Balanced accuracy (every class counts the same): {percent(metrics.balanced_accuracy)}.{failures}")
+        self.table.setRowCount(len(metrics.per_class))
+        for r, row in enumerate(metrics.per_class):
+            values = (row.name, str(row.support), percent(row.precision), percent(row.recall),
+                      percent(row.f1), percent(row.specificity))
+            for c, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        self._draw_matrix()
+
+    def _draw_matrix(self) -> None:
+        split = self.current_split()
+        if split not in self.session.evaluations:
+            return
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+
+        from tl_desktop.report.figures import confusion_matrix_figure
+
+        _, metrics = self.session.evaluations[split]
+        figure = confusion_matrix_figure(metrics.confusion, metrics.classes,
+                                         normalize=self.normalised_button.isChecked())
+        canvas = FigureCanvasQTAgg(figure)
+        canvas.setToolTip("Click a cell to see its images")
+        canvas.mpl_connect("button_press_event", self._on_matrix_click)
+        if self.matrix_canvas is not None:
+            self.matrix_canvas.setParent(None)
+        self.matrix_canvas = canvas
+        self.matrix_holder.addWidget(canvas)
+
+    def _on_matrix_click(self, event: Any) -> None:
+        from tl_desktop.report.figures import confusion_cell_at
+
+        _, metrics = self.session.evaluations[self.current_split()]
+        cell = confusion_cell_at(event.xdata, event.ydata, len(metrics.classes))
+        if cell is not None:
+            self.show_cell(*cell)
+
+    def show_cell(self, true_index: int, predicted_index: int) -> ImageGridDialog:
+        """Open the images of one confusion-matrix cell, most confident first."""
+        from tl_desktop.engine.evaluate import cell_members
+
+        predictions, _ = self.session.evaluations[self.current_split()]
+        true_name, predicted_name = predictions.classes[true_index], predictions.classes[predicted_index]
+        members = cell_members(predictions, true_name, predicted_name)
+        captions = [f"{100 * predictions.probs[i, predicted_index]:.0f}%" for i in members]
+        what = "correctly recognised" if true_index == predicted_index else f"taken for {predicted_name}"
+        dialog = ImageGridDialog(self, f"{true_name} → {predicted_name}",
+                                 f"{len(members)} image(s) of {true_name} {what}. The number under each "
+                                 f"image is the model's confidence in “{predicted_name}”.",
+                                 [predictions.paths[i] for i in members], captions)
+        dialog.show()
+        return dialog

@@ -1,0 +1,1 @@
+"""Reusable widgets of the window (no engine imports at module level)."""

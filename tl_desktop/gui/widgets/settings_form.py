@@ -1,0 +1,149 @@
+"""Training settings: good defaults in front (epochs, augmentation, device), the rest under Advanced."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from tl_desktop.config import TrainConfig
+from tl_desktop.gui.widgets.common import Collapsible
+
+AUGMENTATION_CHOICES = (("light", "Light (flips, small crops) — recommended"),
+                        ("strong", "Strong (also colour and rotation) — for few images"),
+                        ("none", "None"))
+DEVICE_CHOICES = (("auto", "Automatic (graphics card if available)"), ("cpu", "Processor (CPU)"),
+                  ("cuda", "NVIDIA graphics card (CUDA)"), ("mps", "Apple graphics (MPS)"))
+BALANCE_CHOICES = (("auto", "Automatic"), ("on", "On"), ("off", "Off"))
+
+
+def _combo(choices: tuple[tuple[str, str], ...], tip: str) -> QComboBox:
+    combo = QComboBox()
+    for value, text in choices:
+        combo.addItem(text, value)
+    combo.setToolTip(tip)
+    return combo
+
+
+def _spin(low: int, high: int, tip: str) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setToolTip(tip)
+    return box
+
+
+def _real(low: float, high: float, decimals: int, step: float, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setDecimals(decimals)
+    box.setSingleStep(step)
+    box.setToolTip(tip)
+    return box
+
+
+class SettingsForm(QWidget):
+    """Maps widgets to a TrainConfig (and the head's dropout) and back; remembered in QSettings."""
+
+    def __init__(self, session: Any) -> None:
+        super().__init__()
+        self.session = session
+        self.epochs = _spin(1, 500, "How many times training goes through all training images")
+        self.augmentation = _combo(AUGMENTATION_CHOICES, "Random changes to training images so the "
+                                   "model learns what matters, not where or how bright")
+        self.device_box = _combo(DEVICE_CHOICES, "Where the computation runs")
+        self.batch_size = _spin(1, 1024, "Images per training step")
+        self.lr = _real(1e-6, 1.0, 5, 1e-4, "Learning rate while only the new head trains")
+        self.finetune_lr = _real(1e-7, 1.0, 6, 1e-5, "Learning rate once pretrained blocks also train")
+        self.head_epochs = _spin(0, 500, "Epochs at the start that train only the new head")
+        self.patience = _spin(0, 100, "Stop when validation has not improved for this many epochs (0 = never)")
+        self.balance = _combo(BALANCE_CHOICES, "Give rare classes more weight (automatic when classes "
+                              "are clearly unbalanced)")
+        self.smoothing = _real(0.0, 0.5, 2, 0.05, "Label smoothing: makes the model less over-confident")
+        self.seed = _spin(0, 2**31 - 1, "Same seed and settings give the same result")
+        self.views = _spin(1, 32, "Augmented copies prepared per image: more is more robust, fewer is faster")
+        self.dropout_box = _real(0.0, 0.9, 2, 0.05, "Dropout before the new head")
+        self.weight_decay = _real(0.0, 1.0, 4, 1e-3, "Weight decay (regularisation)")
+
+        front = QFormLayout()
+        front.addRow("&Epochs", self.epochs)
+        front.addRow("&Augmentation", self.augmentation)
+        front.addRow("&Device", self.device_box)
+        advanced_body = QWidget()
+        left, right = QFormLayout(), QFormLayout()
+        for form, rows in ((left, (("Batch size", self.batch_size), ("Learning rate (head)", self.lr),
+                                   ("Learning rate (fine-tuning)", self.finetune_lr),
+                                   ("Head-only epochs first", self.head_epochs),
+                                   ("Early stopping patience", self.patience))),
+                           (right, (("Class balancing", self.balance), ("Label smoothing", self.smoothing),
+                                    ("Seed", self.seed), ("Augmented views cached", self.views),
+                                    ("Dropout", self.dropout_box), ("Weight decay", self.weight_decay)))):
+            for text, widget in rows:
+                form.addRow(text, widget)
+        columns = QHBoxLayout(advanced_body)
+        columns.setContentsMargins(16, 0, 0, 0)
+        columns.addLayout(left)
+        columns.addLayout(right)
+        self.advanced = Collapsible("Advanced", advanced_body)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(front)
+        layout.addWidget(self.advanced)
+        self.load(self._remembered())
+
+    def _remembered(self) -> TrainConfig:
+        default = TrainConfig()
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(TrainConfig):
+            raw = self.session.recall(f"train/{f.name}")
+            if raw is not None and f.name != "num_workers":
+                values[f.name] = type(getattr(default, f.name))(raw)
+        try:
+            return dataclasses.replace(default, **values)
+        except (TypeError, ValueError):
+            return default
+
+    def load(self, cfg: TrainConfig, dropout: float | None = None) -> None:
+        """Show ``cfg`` in the widgets."""
+        self.epochs.setValue(cfg.epochs)
+        self._set_combo(self.augmentation, cfg.augmentation)
+        self._set_combo(self.device_box, cfg.device)
+        self.batch_size.setValue(cfg.batch_size)
+        self.lr.setValue(cfg.lr)
+        self.finetune_lr.setValue(cfg.finetune_lr)
+        self.head_epochs.setValue(cfg.head_epochs)
+        self.patience.setValue(cfg.early_stopping_patience)
+        self._set_combo(self.balance, cfg.class_balance)
+        self.smoothing.setValue(cfg.label_smoothing)
+        self.seed.setValue(cfg.seed)
+        self.views.setValue(cfg.cached_views)
+        self.weight_decay.setValue(cfg.weight_decay)
+        self.dropout_box.setValue(float(self.session.recall("model/dropout", 0.2)) if dropout is None else dropout)
+
+    @staticmethod
+    def _set_combo(combo: QComboBox, value: str) -> None:
+        index = combo.findData(value)
+        combo.setCurrentIndex(max(0, index))
+
+    def device(self) -> str:
+        return str(self.device_box.currentData())
+
+    def dropout(self) -> float:
+        return float(self.dropout_box.value())
+
+    def train_config(self) -> TrainConfig:
+        """The widgets as a TrainConfig (head epochs clipped to the epoch count); remembered."""
+        cfg = TrainConfig(
+            epochs=self.epochs.value(), head_epochs=min(self.head_epochs.value(), self.epochs.value()),
+            batch_size=self.batch_size.value(), lr=self.lr.value(), finetune_lr=self.finetune_lr.value(),
+            weight_decay=self.weight_decay.value(), label_smoothing=self.smoothing.value(),
+            class_balance=str(self.balance.currentData()), augmentation=str(self.augmentation.currentData()),
+            cached_views=self.views.value(), early_stopping_patience=self.patience.value(),
+            seed=self.seed.value(), device=self.device())
+        for key, value in dataclasses.asdict(cfg).items():
+            if value is not None:
+                self.session.remember(f"train/{key}", value)
+        self.session.remember("model/dropout", self.dropout())
+        return cfg

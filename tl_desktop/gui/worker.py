@@ -1,0 +1,176 @@
+"""Background work for the window: a QThread per task, a fixed signal lifecycle, one-way events.
+
+Every task is a plain function ``fn(ctx: TaskContext) -> result`` that runs on a worker thread.
+Its :class:`Worker` emits, in this order::
+
+    started  (progress | event)*  (succeeded | failed | stopped)  finished
+
+``finished`` is always the last signal. The stop token is set directly from the GUI thread
+(:meth:`Worker.stop`): a queued slot on a busy worker thread would never run. Progress and
+per-batch training events are throttled so the worker never floods the GUI thread's event queue.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from tl_desktop.engine.callbacks import Callback
+from tl_desktop.engine.control import StopRequested, StopToken
+from tl_desktop.engine.events import BatchEnded, Event
+
+PROGRESS_INTERVAL_S = 0.1
+BATCH_EVENT_INTERVAL_S = 0.2
+
+
+class TaskContext:
+    """What a task function gets: the stop token and throttled ways to report back."""
+
+    def __init__(self, worker: "Worker") -> None:
+        self._worker = worker
+        self.stop: StopToken = worker.stop_token
+        self._last_progress = 0.0
+
+    def progress(self, done: int, total: int | None) -> None:
+        """Report progress; throttled, but the first and the final step always get through."""
+        now = time.monotonic()
+        total_i = -1 if total is None else int(total)
+        final = total_i >= 0 and done >= total_i
+        if final or done == 0 or now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self._worker.progress.emit(int(done), total_i)
+
+    def emit(self, event: Event) -> None:
+        """Relay one engine event to the GUI thread."""
+        self._worker.event.emit(event)
+
+
+class QtRelay(Callback):
+    """A trainer callback that re-emits events as Qt signals (BatchEnded throttled, others all)."""
+
+    def __init__(self, ctx: TaskContext, batch_interval_s: float = BATCH_EVENT_INTERVAL_S) -> None:
+        self._ctx = ctx
+        self._interval = batch_interval_s
+        self._last_batch = 0.0
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, BatchEnded):
+            now = time.monotonic()
+            if now - self._last_batch < self._interval and event.step < event.steps:
+                return
+            self._last_batch = now
+        self._ctx.emit(event)
+
+
+class _Thread(QThread):
+    """Runs the task function; all signals go out through the owning Worker, in order."""
+
+    def __init__(self, worker: "Worker", fn: Callable[[TaskContext], Any]) -> None:
+        super().__init__()
+        self._worker = worker
+        self._fn = fn
+
+    def run(self) -> None:
+        worker = self._worker
+        worker.started.emit()
+        try:
+            result = self._fn(TaskContext(worker))
+        except StopRequested:
+            worker.stopped.emit()
+        except Exception as exc:  # every failure becomes a readable dialog, never a traceback
+            worker.failed.emit(describe_error(exc), traceback.format_exc())
+        else:
+            if worker.stop_token.requested and result is None:
+                worker.stopped.emit()
+            else:
+                worker.succeeded.emit(result)
+        finally:
+            worker.finished.emit()
+
+
+class Worker(QObject):
+    """Owns one background task; lives in the GUI thread, its thread emits the signals."""
+
+    started = Signal()
+    progress = Signal(int, int)
+    event = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(str, str)
+    stopped = Signal()
+    finished = Signal()
+
+    def __init__(self, fn: Callable[[TaskContext], Any], name: str = "task",
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.stop_token = StopToken()
+        self._thread = _Thread(self, fn)
+        self._thread.finished.connect(self._on_thread_finished)
+        self._running = False
+
+    def start(self) -> None:
+        """Start the task on its own thread (connect the signals first)."""
+        self._running = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the task to stop at its next check; safe to call from the GUI thread any time."""
+        self.stop_token.request()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        """Block until the thread ended (for shutdown and tests)."""
+        return self._thread.wait(timeout_ms)
+
+    def _on_thread_finished(self) -> None:
+        self._running = False
+        _ACTIVE.discard(self)
+
+
+_ACTIVE: set[Worker] = set()
+
+
+def start_worker(fn: Callable[[TaskContext], Any], name: str = "task",
+                 connect: Callable[[Worker], None] | None = None) -> Worker:
+    """Create a worker, let ``connect`` wire its signals, start it; it stays alive until its thread ends."""
+    worker = Worker(fn, name)
+    if connect is not None:
+        connect(worker)
+    _ACTIVE.add(worker)
+    worker.start()
+    return worker
+
+
+def stop_all_workers(timeout_ms: int = 60000) -> bool:
+    """Ask every running worker to stop and wait for them (the application is quitting)."""
+    workers = list(_ACTIVE)
+    for worker in workers:
+        worker.stop()
+    return all(worker.wait(timeout_ms) for worker in workers)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line human description of an exception (its message, or its type when it has none)."""
+    text = str(exc).strip()
+    if isinstance(exc, MemoryError):
+        return "The computer ran out of memory."
+    if isinstance(exc, PermissionError):
+        return f"Permission denied: {exc.filename or text}"
+    if isinstance(exc, FileNotFoundError):
+        return f"File or folder not found: {exc.filename or text}"
+    return text or type(exc).__name__
+
+
+def fit_in_context(config: Any, scan: Any, ctx: TaskContext) -> Any:
+    """Run the trainer with the Qt relay; returns the FitResult (the trainer never raises for training)."""
+    from tl_desktop.engine.trainer import Trainer
+
+    return Trainer(config, scan=scan, callbacks=[QtRelay(ctx)], stop=ctx.stop).fit()
+
