@@ -33,6 +33,12 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _FORMAT_NAMES = {"MPO": "JPEG", "DIB": "BMP"}
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 _ORIENTATION_TAG = 0x0112
+# File signatures, to tell a damaged image from a file that is not an image at all.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"), (b"RIFF", "WEBP"), (b"GIF8", "GIF"), (b"8BPS", "PSD"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"),
+)
+_READABLE_SIGNATURES = frozenset({"PNG", "JPEG", "BMP", "TIFF", "WEBP"})
 _WHITE = (255, 255, 255)
 
 # warnings.catch_warnings swaps a process-wide filter list; serialise it between scan threads.
@@ -183,11 +189,18 @@ def _orientation(img: Image.Image) -> int | None:
 
 
 def _unidentified_reason(path: str | Path) -> str:
+    """Why Pillow could not identify the file: empty, a damaged header of a known format, or not an image."""
     try:
-        size = Path(path).stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(16)
     except OSError:
-        size = -1
-    return "empty file (0 bytes)" if size == 0 else "not an image file (or an unsupported format)"
+        head = b""
+    if not head:
+        return "empty file (0 bytes)"
+    for signature, fmt in _SIGNATURES:
+        if head.startswith(signature) and (fmt != "WEBP" or head[8:12] == b"WEBP"):
+            return f"corrupt {fmt} header" if fmt in _READABLE_SIGNATURES else f"unsupported image format ({fmt})"
+    return "not an image file"
 
 
 def _bomb_pixels(exc: Exception) -> int | None:
