@@ -142,7 +142,7 @@ def _tiny_parts():
 
 
 @pytest.fixture
-def tiny_backbone(tmp_path: Path):
+def speed_tiny(tmp_path: Path):
     from safetensors.torch import save_file
 
     from tl_desktop.engine.backbone_specs import BackboneSpec
@@ -181,7 +181,7 @@ def _request(**changes):
     return FeatureRequest(**values)
 
 
-def test_cached_features_equal_the_model_and_reload(tiny_backbone, tmp_path: Path, store: CacheStore) -> None:
+def test_cached_features_equal_the_model_and_reload(speed_tiny, tmp_path: Path, store: CacheStore) -> None:
     from tl_desktop.engine.features import cached_features
     from tl_desktop.engine.images import load_rgb
 
@@ -211,7 +211,7 @@ def test_cached_features_equal_the_model_and_reload(tiny_backbone, tmp_path: Pat
     assert inputs.shape == (2, 16) and labels.tolist() == [0, 1]
 
 
-def test_every_key_component_rebuilds(tiny_backbone, tmp_path: Path, store: CacheStore) -> None:
+def test_every_key_component_rebuilds(speed_tiny, tmp_path: Path, store: CacheStore) -> None:
     from tl_desktop.engine.features import cached_features
     from tl_desktop.engine.preprocess import train_transform
 
@@ -249,7 +249,7 @@ def test_every_key_component_rebuilds(tiny_backbone, tmp_path: Path, store: Cach
     assert build(net=head_changed).from_cache  # the head is not part of the frozen computation
 
 
-def test_augmented_views_cycle_and_fp16_for_large_entries(tiny_backbone, tmp_path: Path, store: CacheStore,
+def test_augmented_views_cycle_and_fp16_for_large_entries(speed_tiny, tmp_path: Path, store: CacheStore,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from tl_desktop.engine import features
     from tl_desktop.engine.preprocess import train_transform
@@ -270,7 +270,7 @@ def test_augmented_views_cycle_and_fp16_for_large_entries(tiny_backbone, tmp_pat
     assert np.array_equal(cached.view_for_epoch(3), cached.view_for_epoch(0))
 
 
-def test_feature_building_honours_stop(tiny_backbone, tmp_path: Path, store: CacheStore) -> None:
+def test_feature_building_honours_stop(speed_tiny, tmp_path: Path, store: CacheStore) -> None:
     from tl_desktop.engine.features import cached_features
 
     paths = _write_images(tmp_path / "imgs", 3)
