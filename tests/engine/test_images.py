@@ -186,7 +186,7 @@ def test_non_images_and_corrupt_files(tmp_path):
     Image.new("RGB", (8, 8)).save(gif, format="GIF")
     assert _reason(text) == "not an image file"
     assert _reason(empty) == "empty file (0 bytes)"
-    assert _reason(garbage) == "corrupt PNG header"
+    assert _reason(garbage) == "truncated or corrupt PNG"
     assert _reason(gif) == "unsupported image format (GIF)"  # Pillow reads GIF, but it is outside the allowlist
     assert _reason(tmp_path / "missing.png") == "file not found"
     assert _reason(tmp_path) == "is a folder, not a file"

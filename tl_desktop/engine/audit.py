@@ -189,7 +189,7 @@ def _warnings(audit: Audit) -> list[str]:
     if small:
         out.append(
             f"{_names(small)} {'has' if len(small) == 1 else 'have'} fewer than {SMALL_CLASS} images; "
-            "results for them will be unreliable. Aim for at least 30 images per class."
+            f"results for {'it' if len(small) == 1 else 'them'} will be unreliable. Aim for at least 30 images per class."
         )
     no_test = [c for c in audit.classes if audit.counts[c]["test"] == 0]
     if audit.split_totals()["test"] and no_test:

@@ -188,7 +188,7 @@ def list_images(path: str | Path) -> list[str]:
         return [str(target)]
     if not target.is_dir():
         raise DataError(f"{target} does not exist")
-    return sorted(_walk_files(target, []))
+    return sorted(p for p in _walk_files(target, []) if is_supported_file(p))
 
 
 def _existing_folder(root: str | Path) -> Path:

@@ -97,9 +97,9 @@ def _open(path: str | Path) -> Image.Image:
     except IsADirectoryError:
         raise ImageLoadError(path, "is a folder, not a file") from None
     except UnidentifiedImageError:
-        raise ImageLoadError(path, _unidentified_reason(path)) from None
+        raise ImageLoadError(path, _unopenable_reason(path, None)) from None
     except Exception as exc:  # plugins raise SyntaxError, ValueError, struct.error on garbage headers
-        raise ImageLoadError(path, f"corrupt image header ({_short(exc)})") from None
+        raise ImageLoadError(path, _unopenable_reason(path, exc)) from None
     width, height = img.size
     if width < 1 or height < 1:
         img.close()
@@ -188,8 +188,8 @@ def _orientation(img: Image.Image) -> int | None:
         return None
 
 
-def _unidentified_reason(path: str | Path) -> str:
-    """Why Pillow could not identify the file: empty, a damaged header of a known format, or not an image."""
+def _unopenable_reason(path: str | Path, exc: Exception | None) -> str:
+    """Why the header could not be read: empty, a damaged file of a known format, or not an image at all."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
@@ -197,10 +197,11 @@ def _unidentified_reason(path: str | Path) -> str:
         head = b""
     if not head:
         return "empty file (0 bytes)"
+    detail = f" ({_short(exc)})" if exc is not None else ""
     for signature, fmt in _SIGNATURES:
         if head.startswith(signature) and (fmt != "WEBP" or head[8:12] == b"WEBP"):
-            return f"corrupt {fmt} header" if fmt in _READABLE_SIGNATURES else f"unsupported image format ({fmt})"
-    return "not an image file"
+            return f"truncated or corrupt {fmt}{detail}" if fmt in _READABLE_SIGNATURES else f"unsupported image format ({fmt})"
+    return f"corrupt image header{detail}" if exc is not None else "not an image file"
 
 
 def _bomb_pixels(exc: Exception) -> int | None:
