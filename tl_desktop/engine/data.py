@@ -203,7 +203,8 @@ def _existing_folder(root: str | Path) -> Path:
 def _subfolders(folder: Path, unreadable: list[tuple[str, str]]) -> list[Path]:
     """Visible sub-folders, sorted; an unreadable folder is reported, not fatal."""
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
         unreadable.append((str(folder), f"folder cannot be read: {_os_reason(exc)}"))
         return []
@@ -226,7 +227,7 @@ def _split_dirs(root: Path) -> dict[str, Path]:
     for lower, folder in sorted(names.items()):
         split = _SPLIT_DIR_NAMES[lower]
         if split in found:
-            raise DataError(f"{root} has two validation folders ({found[split].name}/ and {folder.name}/): keep one")
+            raise DataError(f"{root} has two {split} folders ({found[split].name}/ and {folder.name}/): keep one")
         found[split] = folder
     return found
 
@@ -240,7 +241,8 @@ def _find_class_images(folder: Path, split: str | None, unreadable: list[tuple[s
         listing.found += [_Found(p, class_dir.name, split) for p in sorted(files) if is_supported_file(p)]
         listing.ignored += sum(1 for p in files if not is_supported_file(p))
     try:
-        loose = [e.name for e in os.scandir(folder) if _visible(e.name) and e.is_file()]
+        with os.scandir(folder) as entries:
+            loose = [e.name for e in entries if _visible(e.name) and e.is_file()]
     except OSError:
         loose = []
     listing.loose_images = sum(1 for name in loose if is_supported_file(name))
@@ -348,8 +350,11 @@ def _split_auto(root: Path, classes: list[str], readable: list[_Found], digests:
     """Stratified, seeded split; identical files stay together so no copy straddles splits."""
     parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     notes: list[str] = []
+    by_class: dict[str, list[str]] = {name: [] for name in classes}
+    for f in readable:
+        by_class[f.class_name].append(f.path)
     for label, name in enumerate(classes):
-        paths = sorted(f.path for f in readable if f.class_name == name)
+        paths = sorted(by_class[name])
         chosen = _allocate(paths, digests, cfg.val_fraction, cfg.test_fraction, f"{cfg.seed}:{name}")
         for split, members in chosen.items():
             parts[split] += [Sample(p, label) for p in members]
@@ -363,8 +368,11 @@ def _split_by_folders(root: Path, classes: list[str], readable: list[_Found], di
     parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     held_out: dict[str, int] = {}
     notes: list[str] = []
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for f in readable:
+        grouped.setdefault((f.class_name, f.split or "train"), []).append(f.path)
     for label, name in enumerate(classes):
-        by_split = {s: sorted(f.path for f in readable if f.class_name == name and f.split == s) for s in SPLITS}
+        by_split = {s: sorted(grouped.get((name, s), [])) for s in SPLITS}
         if not by_split["val"]:
             held = _allocate(by_split["train"], digests, cfg.val_fraction, 0.0, f"{cfg.seed}:{name}")
             by_split["train"], by_split["val"] = held["train"], held["val"]

@@ -78,7 +78,8 @@ def probe_image(path: str | Path) -> tuple[int, int]:
         width, height = img.size
         orientation = _orientation(img)
         _decode(img, path, PROBE_DRAFT_SIZE, orientation)
-        _to_rgb(img, path)
+        if img.mode not in _HIGH_DEPTH_MODES:  # rescaling cannot fail; other conversions can
+            _to_rgb(img, path)
     if orientation in (5, 6, 7, 8):
         return height, width
     return width, height
@@ -159,14 +160,14 @@ def _to_rgb(img: Image.Image, path: str | Path) -> Image.Image:
 
 def _rescale_to_uint8(values: np.ndarray) -> np.ndarray:
     """Stretch the real value range of a 16-bit/32-bit/float image to 0-255 (constant images keep their level)."""
-    data = values.astype(np.float64)
+    data = values.astype(np.float32)
     finite = np.isfinite(data)
     if not finite.any():
         return np.zeros(data.shape, dtype=np.uint8)
-    lo, hi = float(data[finite].min()), float(data[finite].max())
+    lo, hi = float(values[finite].min()), float(values[finite].max())
     data = np.where(finite, data, lo)
     if hi > lo:
-        scaled = (data - lo) * (255.0 / (hi - lo))
+        scaled = (data - np.float32(lo)) * np.float32(255.0 / (hi - lo))
     else:
         scaled = np.full(data.shape, _constant_level(lo, values.dtype))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
