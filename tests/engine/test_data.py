@@ -149,8 +149,12 @@ def test_mixed_layout_is_an_error(tmp_path, make_image_folder):
 
 def test_fewer_than_two_classes_names_the_folder(tmp_path, make_image_folder):
     root = make_image_folder(tmp_path, classes={"only": 4}, size=32)
-    with pytest.raises(DataError, match=f"{root}.*at least two class sub-folders.*only 'only'"):
+    with pytest.raises(DataError, match=f"{root} needs at least two class sub-folders.*found only 'only'. Add"):
         _scan(root)
+    with pytest.raises(DataError, match=f"choose {root} instead"):
+        _scan(root.parent)
+    with pytest.raises(DataError, match="found none"):
+        _scan(root / "only")
 
 
 def test_class_without_readable_images_names_its_folder(tmp_path, make_image_folder):

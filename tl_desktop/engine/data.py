@@ -319,8 +319,7 @@ def _check_class_folders(root: Path, listings: list[_Listing], split_dirs: dict[
     train_listing = next(listing for listing in listings if listing.split in (None, "train"))
     class_names = sorted(train_listing.class_names)
     if len(class_names) < 2:
-        found = f" (only '{class_names[0]}')" if class_names else ""
-        raise DataError(f"{train_dir} needs at least two class sub-folders with images; found {len(class_names)}{found}")
+        raise DataError(f"{train_dir} needs at least two class sub-folders with images; {_class_hint(train_dir, class_names)}")
     for listing in listings:
         extra = sorted(set(listing.class_names) - set(class_names))
         if extra:
@@ -328,6 +327,16 @@ def _check_class_folders(root: Path, listings: list[_Listing], split_dirs: dict[
                 f"{split_dirs[listing.split or 'train']} has class folders that are not in {train_dir.name}/: {', '.join(extra)}"
             )
     return class_names
+
+
+def _class_hint(folder: Path, class_names: list[str]) -> str:
+    """What was found instead, and the likely fix."""
+    if not class_names:
+        return "found none. Put the images of each class in a sub-folder named after the class."
+    only = folder / class_names[0]
+    if _subfolders(only, []):
+        return f"found only '{class_names[0]}'. If it holds the class folders, choose {only} instead."
+    return f"found only '{class_names[0]}'. Add a folder for at least one more class."
 
 
 def _check_readable(train_dir: Path, classes: list[str], readable: list[_Found]) -> None:
