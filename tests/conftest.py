@@ -61,3 +61,9 @@ def _make_image_folder(
 def make_image_folder() -> Callable[..., Path]:
     """``make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=48, layout="flat"|"split", ext=".jpg") -> root``."""
     return _make_image_folder
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test caches features and decoded images in its own empty folder, never the user's."""
+    monkeypatch.setenv("TL_DESKTOP_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

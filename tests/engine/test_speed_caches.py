@@ -281,3 +281,73 @@ def test_feature_building_honours_stop(speed_tiny, tmp_path: Path, store: CacheS
         cached_features(_model(), images, [0, 1, 0], eval_transform(PRE), _request(), PRE, 2, torch.device("cpu"),
                         store=store, stop=token)
     assert store.entries() == []
+
+
+# ----- the trainer's cached path -----------------------------------------------------------------
+class _Recorder:
+    stop_training = False
+
+    def __init__(self, stop_on_cache: StopToken | None = None) -> None:
+        self.events: list = []
+        self.stop_on_cache = stop_on_cache
+
+    def on_event(self, event) -> None:
+        self.events.append(event)
+        if self.stop_on_cache is not None and event.kind == "CacheProgress" and "train" in event.stage:
+            self.stop_on_cache.request()
+
+
+def _fit(root: Path, out: Path, trainable, use_caches: bool, augmentation: str = "none", callbacks=(), stop=None):
+    from safetensors.torch import load_file
+
+    from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from tl_desktop.engine.trainer import Trainer
+
+    config = RunConfig(
+        data=DataConfig(root=str(root)), out_dir=str(out),
+        model=ModelConfig(backbone="tiny_cnn", trainable_blocks=trainable, dropout=0.2),
+        train=TrainConfig(epochs=3, head_epochs=2, batch_size=5, augmentation=augmentation, cached_views=2,
+                          early_stopping_patience=0),
+    )
+    trainer = Trainer(config, callbacks=callbacks, stop=stop)
+    trainer.use_caches = use_caches
+    result = trainer.fit()
+    weights = load_file(str(result.run_dir / "best.safetensors")) if result.best_epoch else {}
+    return result, weights
+
+
+@pytest.mark.parametrize("trainable", [0, 1])
+def test_cached_training_matches_plain_training(tiny_backbone, make_image_folder, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch, trainable) -> None:
+    monkeypatch.setenv("TL_DESKTOP_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_image_folder(tmp_path, classes={"a": 8, "b": 8, "c": 7}, size=40)
+    plain, plain_weights = _fit(root, tmp_path / "runs", trainable, use_caches=False)
+    recorder = _Recorder()
+    cached, cached_weights = _fit(root, tmp_path / "runs", trainable, use_caches=True, callbacks=[recorder])
+    assert plain.status == cached.status == "completed"
+    assert [round(e.train_loss, 5) for e in plain.history] == [round(e.train_loss, 5) for e in cached.history]
+    for name, value in plain_weights.items():
+        torch.testing.assert_close(cached_weights[name], value, rtol=1e-4, atol=1e-5)
+    kinds = [e.kind for e in recorder.events]
+    assert "CacheProgress" in kinds and kinds.index("CacheProgress") < kinds.index("PhaseStarted")
+    # A second run finds everything cached: no decoding, no feature computation.
+    again = _Recorder()
+    _fit(root, tmp_path / "runs", trainable, use_caches=True, callbacks=[again])
+    assert [e for e in again.events if e.kind == "CacheProgress"] == []
+
+
+def test_augmented_views_train_and_stop_while_caching(tiny_backbone, make_image_folder, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TL_DESKTOP_CACHE_DIR", str(tmp_path / "cache"))
+    root = make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=40)
+    result, _weights = _fit(root, tmp_path / "runs", 0, use_caches=True, augmentation="light")
+    assert result.status == "completed" and len(result.history) == 3
+    token = StopToken()
+    recorder = _Recorder(stop_on_cache=token)
+    store = CacheStore()
+    store.clear()
+    stopped, _ = _fit(root, tmp_path / "runs", 0, use_caches=True, augmentation="strong", callbacks=[recorder],
+                      stop=token)
+    assert stopped.status == "stopped" and recorder.events[-1].kind == "FitEnded"
+    assert "PhaseStarted" not in [e.kind for e in recorder.events]
+    assert [e for e in store.entries() if "2 views" in e.description] == []  # no half-built training entry

@@ -34,9 +34,11 @@ class Recorder(Callback):
 
     @property
     def kinds(self) -> list[str]:
-        """Event kinds with each run of BatchEnded collapsed to one entry."""
+        """Event kinds with each run of BatchEnded collapsed to one entry (cache progress left out)."""
         kinds: list[str] = []
         for event in self.events:
+            if event.kind == "CacheProgress":
+                continue
             if not (event.kind == "BatchEnded" and kinds and kinds[-1] == "BatchEnded"):
                 kinds.append(event.kind)
         return kinds

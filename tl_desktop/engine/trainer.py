@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from tl_desktop.config import ConfigError, RunConfig
 from tl_desktop.engine import recipe
 from tl_desktop.engine.bundle import RUN_MODEL_NAME, BundleMeta, save_bundle, state_bytes
+from tl_desktop.engine.cached_sources import CachedSources
 from tl_desktop.engine.callbacks import Callback, EarlyStopping, History, JsonlLogger, is_better
 from tl_desktop.engine.control import StopRequested, StopToken
 from tl_desktop.engine.device import configure_threads, default_num_workers, describe_device, pick_device
@@ -42,6 +43,8 @@ from tl_desktop.engine.events import (
     Message,
     PhaseStarted,
 )
+from tl_desktop.engine.features import prepare_model as place_model
+from tl_desktop.engine.features import to_model_input
 from tl_desktop.engine.fileio import DiskWriteError, atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
@@ -105,6 +108,8 @@ def describe_error(exc: BaseException) -> str:
 class Trainer:
     """Trains one run: ``Trainer(config, scan).fit()``; stop it from any thread through ``stop``."""
 
+    use_caches: bool = True  # feature and decoded-image caches behind the seam; False: decode every epoch
+
     def __init__(
         self,
         config: RunConfig,
@@ -125,6 +130,7 @@ class Trainer:
         self.criterion: torch.nn.Module | None = None
         self._callbacks: list[Callback] = []
         self._started = False
+        self.caches: CachedSources | None = None
 
     # ----- events -------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -166,6 +172,8 @@ class Trainer:
             status = "stopped"
         except Exception as exc:  # noqa: BLE001 - fit reports every failure as an event, never raises
             status, error, details = "failed", describe_error(exc), traceback.format_exc()
+        if self.caches is not None:
+            self.caches.close()
         if status != "failed" and self._best is not None:
             try:
                 model_path = self._export()
@@ -205,14 +213,15 @@ class Trainer:
             pretrained=True, weights_file=cfg.model.weights_file, stop=self.stop,
         )
         self.model = self.prepare_model(model)
+        self.caches = CachedSources(self) if self.use_caches else None
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move the model to the training device (the place for memory-format choices)."""
-        return model.to(self.device)
+        """Move the model to the training device, channels_last for CNNs on the CPU."""
+        return place_model(model, self.device)
 
     def move_batch(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Move one batch to the training device (the place for memory-format choices)."""
-        return inputs.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        """Move one batch to the training device in the model's memory format (pinned on CUDA)."""
+        return to_model_input(inputs, self.model, self.device), labels.to(self.device, non_blocking=True)
 
     def _emit_started(self) -> None:
         split = self.scan.split
@@ -254,7 +263,9 @@ class Trainer:
 
     # ----- the seam: where batches come from ----------------------------------------------------
     def train_source(self, phase: recipe.Phase) -> BatchSource:
-        """Training batches for ``phase``: augmented images, decoded each epoch."""
+        """Training batches for ``phase``: from the caches, else augmented images decoded each epoch."""
+        if self.caches is not None:
+            return self.caches.train_source(phase)
         from tl_desktop.engine.data import ImageDataset
         from tl_desktop.engine.preprocess import train_transform
 
@@ -265,7 +276,9 @@ class Trainer:
         return BatchSource(loader, len(loader), start_block=0)
 
     def val_source(self, phase: recipe.Phase) -> BatchSource:
-        """Validation batches: images through the one evaluation transform."""
+        """Validation batches: images through the one evaluation transform (or their cached features)."""
+        if self.caches is not None:
+            return self.caches.val_source(phase)
         from tl_desktop.engine.data import ImageDataset
         from tl_desktop.engine.preprocess import eval_transform
 
@@ -282,10 +295,12 @@ class Trainer:
         )
 
     def logits(self, inputs: torch.Tensor, source: BatchSource) -> torch.Tensor:
-        """Run the part of the model that ``source``'s inputs have not been through yet."""
-        if source.pooled:
-            return self.model.head(inputs)
-        return self.model.forward_from(inputs, source.start_block)
+        """Run the part of the model that ``source``'s inputs have not been through yet (bf16 AMP on CUDA)."""
+        amp = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            if source.pooled:
+                return self.model.head(inputs).float()
+            return self.model.forward_from(inputs, source.start_block).float()
 
     # ----- phases and epochs --------------------------------------------------------------------
     def _run_phase(self, phase: recipe.Phase) -> bool:

@@ -1,0 +1,222 @@
+"""The speed caches behind the trainer's batch-source seam.
+
+For each phase the frozen part of the network runs once: the head phase trains on cached pooled
+features, a phase training the last N blocks on cached activations at the freeze boundary, and
+validation reuses cached features of the same boundary. Training images come from the
+decoded-image cache. Batches are ordered by a DataLoader over indices that shares the trainer's
+seeded generator, so with augmentation off the cached path sees the same batches as the plain one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from tl_desktop.engine.cache import CacheStore
+from tl_desktop.engine.events import CacheProgress, Message
+from tl_desktop.engine.features import FeatureRequest, FeatureSet, cached_features
+from tl_desktop.engine.image_cache import DEFAULT_MEMORY_BUDGET_BYTES, CachedImageDataset, DecodedImages
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.recipe import Phase
+    from tl_desktop.engine.trainer import BatchSource, Trainer
+
+
+class _Indices(Dataset):
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+class FeatureBatches:
+    """Re-iterable (inputs, labels) batches from a :class:`FeatureSet`; each pass is the next epoch."""
+
+    def __init__(self, features: FeatureSet, batch_size: int, shuffle: bool, drop_last: bool,
+                 generator: torch.Generator | None) -> None:
+        self.features = features
+        self.order = DataLoader(_Indices(len(features)), batch_size=batch_size, shuffle=shuffle,
+                                drop_last=drop_last, generator=generator, num_workers=0)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        return self.features.batches((batch.tolist() for batch in self.order), epoch)
+
+
+def drop_last_for(count: int, batch_size: int) -> bool:
+    """Drop a last batch of one image (BatchNorm cannot train on it) — the trainer's rule."""
+    return count % batch_size == 1 and count > batch_size
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, device: torch.device,
+                num_workers: int | None, generator: torch.Generator | None) -> DataLoader:
+    """A DataLoader sized for the machine: workers + intra-op threads never exceed the cores."""
+    from tl_desktop.engine.device import default_num_workers
+    from tl_desktop.engine.recipe import seed_worker
+
+    workers = default_num_workers(device, num_workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,
+                      generator=generator, worker_init_fn=seed_worker, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0)
+
+
+class CachedSources:
+    """Builds the cached batch sources for a trainer's phases; decodes images only on a cache miss."""
+
+    def __init__(self, trainer: Trainer, store: CacheStore | None = None,
+                 memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> None:
+        self.trainer = trainer
+        self.store = store or CacheStore()
+        self.memory_budget_bytes = memory_budget_bytes
+        self._images: dict[str, DecodedImages] = {}
+        self._features: dict[tuple[str, int], FeatureSet] = {}
+
+    # ----- pieces ---------------------------------------------------------------------------------
+    def _samples(self, split_name: str) -> list[Any]:
+        split = self.trainer.scan.split
+        return list(split.train if split_name == "train" else split.val)
+
+    def _progress(self, stage: str) -> Callable[[int, int], None]:
+        return lambda done, total: self.trainer.emit(CacheProgress(stage, done, total))
+
+    def images(self, split_name: str) -> DecodedImages:
+        """The decoded images of ``split_name`` ("train" or "val"), decoding them on first use."""
+        if split_name not in self._images:
+            from tl_desktop.engine.images import ImageLoadError
+
+            split = self.trainer.scan.split
+            total = len(split.train) + len(split.val)
+            samples = self._samples(split_name)
+            budget = self.memory_budget_bytes * len(samples) // max(1, total)
+            images = DecodedImages([s.path for s in samples], self.trainer.spec.preprocessing,
+                                   memory_budget_bytes=budget, store=self.store,
+                                   progress=self._progress(f"decoding {split_name} images"), stop=self.trainer.stop)
+            if images.failures:
+                images.close()
+                path, reason = images.failures[0]
+                # The scan decoded every file, so a failure now means the file changed since then.
+                raise ImageLoadError(path, f"{reason} (it changed after the data were scanned; scan again)")
+            self._images[split_name] = images
+        return self._images[split_name]
+
+    def features(self, split_name: str, boundary: int, pooled: bool) -> FeatureSet:
+        """Cached frozen-part outputs for ``split_name`` at ``boundary`` (pooled for the head)."""
+        cache_id = (split_name, -1 if pooled else boundary)
+        if cache_id not in self._features:
+            from tl_desktop.engine.preprocess import eval_transform, train_transform
+
+            cfg = self.trainer.config.train
+            pre = self.trainer.spec.preprocessing
+            augment = split_name == "train" and cfg.augmentation != "none"
+            request = FeatureRequest(boundary=boundary, pooled=pooled, views=cfg.cached_views if augment else 1,
+                                     augmentation=cfg.augmentation if augment else "none", seed=cfg.seed)
+            transform = train_transform(pre, cfg.augmentation) if augment else eval_transform(pre)
+            samples = self._samples(split_name)
+            what = "features" if pooled else "activations"
+            self._features[cache_id] = cached_features(
+                self.trainer.model, _LazyImages(self, split_name, [s.path for s in samples]),
+                [s.label for s in samples], transform, request, pre, cfg.batch_size, self.trainer.device,
+                store=self.store, progress=self._progress(f"computing {split_name} {what}"), stop=self.trainer.stop,
+            )
+        return self._features[cache_id]
+
+    # ----- the seam -------------------------------------------------------------------------------
+    def boundary(self, phase: Phase) -> int:
+        """The first trainable block of ``phase`` (0 when everything trains)."""
+        model = self.trainer.model
+        count = len(model.blocks)
+        trainable = phase.trainable_blocks
+        return 0 if trainable == "all" else max(0, count - int(trainable))
+
+    def should_cache_boundary(self, split_name: str, boundary: int) -> bool:
+        """Cache activations only when the frozen part exists and they fit the disk and the cache limit."""
+        if boundary == 0:
+            return False
+        from tl_desktop.engine.features import activation_bytes
+
+        views = self.trainer.config.train.cached_views if self.trainer.config.train.augmentation != "none" else 1
+        needed = activation_bytes(self.trainer.model, boundary, self.trainer.spec.preprocessing.input_size,
+                                  len(self._samples(split_name)) * views)
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.store.root).free
+        return needed <= min(self.store.limit_bytes, free // 2)
+
+    def train_source(self, phase: Phase) -> BatchSource:
+        """Training batches for ``phase`` from the caches."""
+        from tl_desktop.engine.trainer import BatchSource
+
+        self.val_source(phase)  # build validation's cache now, so all cache progress comes before the phase
+        boundary = self.boundary(phase)
+        count = len(self._samples("train"))
+        batch = self.trainer.config.train.batch_size
+        drop_last = drop_last_for(count, batch)
+        if boundary == len(self.trainer.model.blocks) or self.should_cache_boundary("train", boundary):
+            pooled = boundary == len(self.trainer.model.blocks)
+            feats = self.features("train", boundary, pooled)
+            batches = FeatureBatches(feats, batch, True, drop_last, self.trainer.generator)
+            return BatchSource(batches, len(batches), start_block=boundary, pooled=pooled)
+        if boundary > 0:
+            self.trainer.emit(Message("info", "activations at the freeze boundary are too large to cache; "
+                                              "the frozen blocks run every epoch"))
+        return self._image_source("train", phase, shuffle=True, drop_last=drop_last)
+
+    def val_source(self, phase: Phase) -> BatchSource:
+        """Validation batches for ``phase``: cached features where the frozen part allows it."""
+        from tl_desktop.engine.trainer import BatchSource
+
+        boundary = self.boundary(phase)
+        batch = self.trainer.config.train.batch_size
+        if boundary == len(self.trainer.model.blocks) or self.should_cache_boundary("val", boundary):
+            pooled = boundary == len(self.trainer.model.blocks)
+            feats = self.features("val", boundary, pooled)
+            batches = FeatureBatches(feats, batch, False, False, self.trainer.generator)
+            return BatchSource(batches, len(batches), start_block=boundary, pooled=pooled)
+        return self._image_source("val", phase, shuffle=False, drop_last=False)
+
+    def _image_source(self, split_name: str, phase: Phase, shuffle: bool, drop_last: bool) -> BatchSource:
+        from tl_desktop.engine.preprocess import eval_transform, train_transform
+        from tl_desktop.engine.trainer import BatchSource
+
+        cfg = self.trainer.config.train
+        pre = self.trainer.spec.preprocessing
+        transform = train_transform(pre, cfg.augmentation) if split_name == "train" else eval_transform(pre)
+        samples = self._samples(split_name)
+        dataset = CachedImageDataset(self.images(split_name), [s.label for s in samples], transform)
+        loader = make_loader(dataset, cfg.batch_size, shuffle, drop_last, self.trainer.device, cfg.num_workers,
+                             self.trainer.generator)
+        return BatchSource(loader, len(loader), start_block=0)
+
+    def close(self) -> None:
+        """Release decoded images (and their spill files) and feature memory maps."""
+        for images in self._images.values():
+            images.close()
+        self._images.clear()
+        self._features.clear()
+
+
+class _LazyImages:
+    """Looks like :class:`DecodedImages` for the feature cache but decodes only if features are computed."""
+
+    def __init__(self, owner: CachedSources, split_name: str, paths: Sequence[str]) -> None:
+        self.owner = owner
+        self.split_name = split_name
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.owner.images(self.split_name)[index]
+
