@@ -110,7 +110,7 @@ def test_gradcam_layer_is_last_conv_block_or_last_encoder_layer():
     cnn = create_model("resnet18", 2, pretrained=False)
     assert cnn.gradcam_layer() is cnn.blocks[-1]
     vit = create_model("vit_b_16", 2, pretrained=False)
-    assert vit.gradcam_layer() is vit.blocks[-2]
+    assert vit.gradcam_layer() is vit.blocks[-3]
     assert type(vit.gradcam_layer()).__name__ == "EncoderBlock"
 
 

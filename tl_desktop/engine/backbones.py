@@ -134,8 +134,12 @@ class ClassifierModel(nn.Module):
         return self.head(self.pool(self.run_blocks(x)))
 
     def gradcam_layer(self) -> nn.Module:
-        """The last convolutional block; for a ViT the last encoder layer (its output is tokens (N, 1+HW, D))."""
-        return self.blocks[-2] if self.is_transformer else self.blocks[-1]
+        """The last convolutional block; for a ViT the encoder layer before the last one.
+
+        A ViT classifies its class token only, so the last layer's patch tokens get no gradient; the
+        tokens entering the last encoder layer do (through its attention), shape (N, 1+HW, D).
+        """
+        return self.blocks[-3] if self.is_transformer else self.blocks[-1]
 
     def set_trainable_blocks(self, n: TrainableBlocks) -> FreezeSummary:
         """Train the head plus the last ``n`` blocks ("all": everything); freeze and eval the rest."""
