@@ -1,0 +1,141 @@
+"""The whole flow with real widgets on tiny data: folder → train → results → export → predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _train(qtbot, win, timeout: int = 60000) -> str:
+    statuses: list[str] = []
+    win.train_page.run_finished.connect(statuses.append)
+    win.go_to(2)
+    with qtbot.waitSignal(win.train_page.run_finished, timeout=timeout):
+        win.train_page.start_button.click()
+    return statuses[-1]
+
+
+def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder, tmp_path, dialogs_shown,
+                                               choose_tiny_model, scan_folder):
+    root = make_image_folder(tmp_path, {"cat": 6, "dog": 6}, size=40)
+    scan_folder(window, root)
+    data = window.data_page
+    assert data.table.rowCount() == 2
+    assert data.table.item(0, 0).text() == "cat"
+    assert "12 images" in data.summary.text()
+    assert data.thumbs_layout.count() == 5  # two (title, strip) pairs and the stretch
+
+    choose_tiny_model(window, epochs=2, trainable=1)
+    assert "parameters" in window.model_page.freeze.value_label.text() or window.model_page.freeze.value() == 1
+    qtbot.waitUntil(lambda: "will train" in window.model_page.freeze.summary.text(), timeout=20000)
+
+    assert _train(qtbot, window) == "completed"
+    assert not dialogs_shown, dialogs_shown
+    train = window.train_page
+    assert train.plots.epoch_x == [1.0, 2.0]
+    assert "Training finished" in train.log.toPlainText()
+    assert window.session.model_path() is not None
+
+    results = window.results_page
+    qtbot.waitUntil(lambda: "val" in window.session.evaluations, timeout=30000)
+    window.go_to(3)
+    assert results.matrix_canvas is not None
+    assert results.table.rowCount() == 2
+    assert "Accuracy" in results.headline.text()
+    results.normalised_button.setChecked(True)
+    assert results.matrix_canvas is not None
+    dialog = results.show_cell(0, 0)
+    qtbot.waitUntil(lambda: not dialog.worker.running, timeout=10000)
+    assert dialog.grid.count() >= 0
+    dialog.close()
+
+    window.go_to(4)
+    export = window.export_page
+    out = tmp_path / "exported"
+    export.folder.set_path(str(out))
+    with qtbot.waitSignal(window.session.run_changed, timeout=100, raising=False):
+        pass
+    assert export.export_button.isEnabled()
+    qtbot.waitUntil(lambda: not export.busy(), timeout=5000)
+    export.export_button.click()
+    qtbot.waitUntil(lambda: (out / "metrics.json").exists() and not export.busy(), timeout=30000)
+    names = {p.name for p in out.iterdir()}
+    run_name = window.session.run_dir.name
+    assert {f"{run_name}.tlmodel", "confusion_matrix.png", "confusion_matrix_normalised.png",
+            "metrics_per_class.csv", "predictions.csv", "metrics.json"} <= names
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+    window.go_to(5)
+    predict = window.predict_page
+    qtbot.waitUntil(lambda: predict.loaded is not None, timeout=20000)
+    predict.open_paths([str(root / "cat" / "cat_000.jpg")])
+    qtbot.waitUntil(lambda: predict.table.rowCount() == 2, timeout=20000)
+    assert predict.table.horizontalHeaderItem(1).text() == "Probability"
+    predict.open_paths([str(root / "dog")])
+    csv_path = root / "dog_predictions.csv"
+    qtbot.waitUntil(csv_path.exists, timeout=20000)
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("path,predicted_class,confidence,cat,dog")
+    assert len(lines) == 7
+    assert not dialogs_shown, dialogs_shown
+
+
+def test_stop_mid_run_keeps_a_usable_best_model(qtbot, window, make_image_folder, tmp_path, choose_tiny_model,
+                                                 scan_folder):
+    from tl_desktop.engine.bundle import load_bundle
+    from tl_desktop.engine.events import EpochEnded
+
+    scan_folder(window, make_image_folder(tmp_path, {"a": 6, "b": 6}, size=40))
+    choose_tiny_model(window, epochs=200, trainable=0)
+    train = window.train_page
+    statuses: list[str] = []
+    train.run_finished.connect(statuses.append)
+    window.go_to(2)
+    train.start_button.click()
+    qtbot.waitUntil(lambda: train.worker is not None, timeout=5000)
+    worker = train.worker
+    with qtbot.waitSignal(worker.event, timeout=30000, check_params_cb=lambda e: isinstance(e, EpochEnded)):
+        pass
+    assert train.stop_button.isEnabled()
+    with qtbot.waitSignal(train.run_finished, timeout=30000):
+        train.stop_button.click()
+    assert statuses == ["stopped"]
+    assert train.start_button.isEnabled() and not train.stop_button.isEnabled()
+    assert "Training stopped" in train.progress.format()
+    model_path = window.session.model_path()
+    assert model_path is not None
+    loaded = load_bundle(model_path)
+    assert loaded.classes == ["a", "b"]
+
+
+def test_closing_during_training_asks_then_stops_cleanly(qtbot, window, make_image_folder, tmp_path,
+                                                         monkeypatch, choose_tiny_model, scan_folder):
+    from tl_desktop.engine.events import BatchEnded
+    from tl_desktop.gui.widgets import dialogs
+
+    asked: list[str] = []
+    monkeypatch.setattr(dialogs, "ask_yes_no", lambda *args, **kw: asked.append(args[2]) or True)
+    scan_folder(window, make_image_folder(tmp_path, {"a": 6, "b": 6}, size=40))
+    choose_tiny_model(window, epochs=200, trainable=0)
+    window.go_to(2)
+    window.train_page.start_button.click()
+    worker = window.train_page.worker
+    with qtbot.waitSignal(worker.event, timeout=30000, check_params_cb=lambda e: isinstance(e, BatchEnded)):
+        pass
+    assert window.close() is False
+    assert asked and "Stop it and close" in asked[0]
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=30000)
+    assert not worker.running or worker.wait(10000)
+    assert window.train_page.status_of_run == "stopped"
+
+
+def test_training_without_data_points_to_the_data_page(qtbot, window, dialogs_shown):
+    window.go_to(2)
+    window.train_page.start_button.click()
+    assert window.stack.currentWidget() is window.data_page
+    assert dialogs_shown and "no images to train on" in dialogs_shown[0]
+
+
+def test_results_page_refuses_a_folder_that_is_not_a_run(window, tmp_path: Path, dialogs_shown):
+    window.go_to(3)
+    window.results_page.open_run(tmp_path)
+    assert dialogs_shown and "not a finished training run" in dialogs_shown[0]
