@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from tl_desktop.engine.backbones import create_model, get_backbone_spec, list_backbones
 from tl_desktop.engine.explain import ExplainError, _to_image_size, gradcam, overlay, seen_box
 from tl_desktop.engine.preprocess import Preprocessing
 
@@ -148,3 +149,15 @@ def test_heatmap_maps_back_to_the_centre_crop_of_the_original_image():
     picture = overlay(Image.new("RGB", (200, 100), "white"), heat)
     assert picture.size == (200, 100) and picture.mode == "RGB"
     assert picture.getpixel((65, 15)) != picture.getpixel((190, 90))
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in list_backbones()])
+def test_every_registry_backbone_gives_a_map_on_its_grid(name):
+    spec = get_backbone_spec(name)
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3, pretrained=False)
+    size = spec.preprocessing.input_size if spec.is_transformer else 64  # CNNs take any size; keep it cheap
+    cam, target, probs = gradcam(model, torch.randn(1, 3, size, size))
+    assert cam.ndim == 2 and cam.shape[0] == cam.shape[1] >= 2
+    assert np.isfinite(cam).all() and cam.max() == pytest.approx(1.0), name
+    assert target == int(probs.argmax())
