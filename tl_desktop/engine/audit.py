@@ -74,6 +74,7 @@ class Audit:
 
     @property
     def imbalanced(self) -> bool:
+        """Largest / smallest class at or above IMBALANCE_THRESHOLD."""
         return self.imbalance_ratio >= IMBALANCE_THRESHOLD
 
     def class_totals(self) -> dict[str, int]:
@@ -85,6 +86,7 @@ class Audit:
         return {s: sum(self.counts.get(c, {}).get(s, 0) for c in self.classes) for s in SPLITS}
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, with the derived ``imbalanced`` flag added for readers of audit.json."""
         raw = asdict(self)
         raw["unreadable"] = [list(item) for item in self.unreadable]
         raw["imbalanced"] = self.imbalanced
@@ -92,6 +94,7 @@ class Audit:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Audit":
+        """Inverse of :meth:`to_dict`."""
         fields = {k: v for k, v in raw.items() if k != "imbalanced"}
         fields["unreadable"] = [(str(p), str(r)) for p, r in raw.get("unreadable", [])]
         fields["sizes"] = SizeStats(**raw.get("sizes", {}))

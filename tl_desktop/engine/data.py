@@ -9,12 +9,10 @@ and the fractions, never on the order the file system lists them.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,28 +20,31 @@ import torch
 
 from tl_desktop.config import DataConfig
 from tl_desktop.engine.audit import SPLITS, Audit, build_audit
-from tl_desktop.engine.control import StopRequested, StopToken
-from tl_desktop.engine.images import SUPPORTED_EXTENSIONS, ImageLoadError, is_supported_file, load_rgb, probe_image
+from tl_desktop.engine.control import StopToken
+from tl_desktop.engine.images import SUPPORTED_EXTENSIONS, ImageLoadError, is_supported_file, load_rgb
+from tl_desktop.engine.scanning import (
+    DataError,
+    FolderListing,
+    FoundImage,
+    ProgressFn,
+    existing_folder,
+    find_class_images,
+    find_split_dirs,
+    probe_all,
+    subfolders,
+    walk_files,
+)
 
 __all__ = [
     "Audit", "DataError", "DatasetSplit", "ImageDataset", "Sample", "ScanResult",
     "list_images", "scan_dataset", "scan_labelled_folder",
 ]
 
-ProgressFn = Callable[[int, int], None]
-
-# Decoding releases the GIL, so two threads nearly halve the scan time without starving the window.
-PROBE_WORKERS = 2
-_SPLIT_DIR_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-_IGNORED_DIRS = frozenset({"__macosx", "@eadir", "$recycle.bin", "system volume information"})
-
-
-class DataError(Exception):
-    """The data cannot be used at all; the message names the folder and says what to fix."""
-
 
 @dataclass(frozen=True)
 class Sample:
+    """One image file and its class index."""
+
     path: str
     label: int
 
@@ -60,6 +61,7 @@ class DatasetSplit:
     layout: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe; paths under ``root`` are stored relative to it (POSIX separators)."""
         root = Path(self.root)
         return {
             "root": self.root,
@@ -70,6 +72,7 @@ class DatasetSplit:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "DatasetSplit":
+        """Inverse of :meth:`to_dict`; relative paths are resolved against ``root``."""
         root = str(raw["root"])
         samples = {
             name: [Sample(os.path.normpath(os.path.join(root, p)), int(label)) for p, label in raw.get(name, [])]
@@ -80,28 +83,10 @@ class DatasetSplit:
 
 @dataclass(frozen=True)
 class ScanResult:
+    """What :func:`scan_dataset` returns: the split to train on and the audit to show."""
+
     split: DatasetSplit
     audit: Audit
-
-
-@dataclass(frozen=True)
-class _Found:
-    """A candidate image file: its class folder name and, for the folders layout, its split."""
-
-    path: str
-    class_name: str
-    split: str | None
-
-
-@dataclass
-class _Listing:
-    """What one folder of class sub-folders holds."""
-
-    split: str | None
-    class_names: list[str] = field(default_factory=list)
-    found: list[_Found] = field(default_factory=list)
-    ignored: int = 0
-    loose_images: int = 0
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -114,6 +99,7 @@ class ImageDataset(torch.utils.data.Dataset):
 
     @property
     def labels(self) -> list[int]:
+        """Class index of every sample, in order (for class-balanced sampling)."""
         return [s.label for s in self.samples]
 
     def __len__(self) -> int:
@@ -131,15 +117,15 @@ class ImageDataset(torch.utils.data.Dataset):
 def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: StopToken | None = None) -> ScanResult:
     """Scan ``cfg.root``, decode every image once, split it, and audit it."""
     started = time.perf_counter()
-    root = _existing_folder(cfg.root)
+    root = existing_folder(cfg.root)
     unreadable: list[tuple[str, str]] = []
-    split_dirs = _split_dirs(root)
+    split_dirs = find_split_dirs(root)
     layout = "folders" if split_dirs else "auto"
     folders = sorted(split_dirs.items()) if split_dirs else [(None, root)]
-    listings = [_find_class_images(folder, split, unreadable) for split, folder in folders]
+    listings = [find_class_images(folder, split, unreadable) for split, folder in folders]
     classes = _check_class_folders(root, listings, split_dirs)
     found = [f for listing in listings for f in listing.found]
-    probes = _probe_all([f.path for f in found], unreadable, progress, stop)
+    probes = probe_all([f.path for f in found], unreadable, progress, stop)
     readable = [f for f in found if f.path in probes]
     _check_readable(split_dirs.get("train", root), classes, readable)
     digests = {path: digest for path, (_, digest) in probes.items()}
@@ -161,9 +147,9 @@ def scan_labelled_folder(
     root: str | Path, class_names: list[str] | None = None, progress: ProgressFn | None = None, stop: StopToken | None = None
 ) -> tuple[list[str], list[Sample], list[tuple[str, str]]]:
     """An evaluation folder (one sub-folder per class, every image used): classes, samples, unreadable."""
-    folder = _existing_folder(root)
+    folder = existing_folder(root)
     unreadable: list[tuple[str, str]] = []
-    found = _find_class_images(folder, None, unreadable).found
+    found = find_class_images(folder, None, unreadable).found
     folder_classes = sorted({f.class_name for f in found})
     classes = list(class_names) if class_names is not None else folder_classes
     unknown = [c for c in folder_classes if c not in classes]
@@ -172,7 +158,7 @@ def scan_labelled_folder(
             f"{folder}: the folders {', '.join(repr(c) for c in unknown)} are not classes of this model "
             f"(its classes are {', '.join(repr(c) for c in classes)})"
         )
-    probes = _probe_all([f.path for f in found], unreadable, progress, stop)
+    probes = probe_all([f.path for f in found], unreadable, progress, stop)
     samples = [Sample(f.path, classes.index(f.class_name)) for f in found if f.path in probes]
     if not samples:
         raise DataError(f"{folder} contains no readable images in class sub-folders")
@@ -188,132 +174,10 @@ def list_images(path: str | Path) -> list[str]:
         return [str(target)]
     if not target.is_dir():
         raise DataError(f"{target} does not exist")
-    return sorted(p for p in _walk_files(target, []) if is_supported_file(p))
+    return sorted(p for p in walk_files(target, []) if is_supported_file(p))
 
 
-def _existing_folder(root: str | Path) -> Path:
-    if not str(root):
-        raise DataError("no data folder was given")
-    folder = Path(root).expanduser()
-    if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
-    return folder.resolve()
-
-
-def _subfolders(folder: Path, unreadable: list[tuple[str, str]]) -> list[Path]:
-    """Visible sub-folders, sorted; an unreadable folder is reported, not fatal."""
-    try:
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-    except OSError as exc:
-        unreadable.append((str(folder), f"folder cannot be read: {_os_reason(exc)}"))
-        return []
-    return [Path(e.path) for e in entries if _visible(e.name) and _is_dir(e)]
-
-
-def _split_dirs(root: Path) -> dict[str, Path]:
-    """The train/val/test folders when the root is laid out that way, else empty."""
-    subdirs = _subfolders(root, [])
-    names = {d.name.lower(): d for d in subdirs}
-    if "train" not in names:
-        return {}
-    others = [d.name for d in subdirs if d.name.lower() not in _SPLIT_DIR_NAMES]
-    if others:
-        raise DataError(
-            f"{root} mixes a train/ folder with other folders ({', '.join(others[:5])}): use either "
-            "one sub-folder per class, or train/ and val/ (and test/) each holding one sub-folder per class"
-        )
-    found: dict[str, Path] = {}
-    for lower, folder in sorted(names.items()):
-        split = _SPLIT_DIR_NAMES[lower]
-        if split in found:
-            raise DataError(f"{root} has two {split} folders ({found[split].name}/ and {folder.name}/): keep one")
-        found[split] = folder
-    return found
-
-
-def _find_class_images(folder: Path, split: str | None, unreadable: list[tuple[str, str]]) -> _Listing:
-    """Candidate images in each class sub-folder of ``folder``, plus what was left out."""
-    listing = _Listing(split=split)
-    for class_dir in _subfolders(folder, unreadable):
-        listing.class_names.append(class_dir.name)
-        files = _walk_files(class_dir, unreadable)
-        listing.found += [_Found(p, class_dir.name, split) for p in sorted(files) if is_supported_file(p)]
-        listing.ignored += sum(1 for p in files if not is_supported_file(p))
-    try:
-        with os.scandir(folder) as entries:
-            loose = [e.name for e in entries if _visible(e.name) and e.is_file()]
-    except OSError:
-        loose = []
-    listing.loose_images = sum(1 for name in loose if is_supported_file(name))
-    listing.ignored += len(loose)
-    return listing
-
-
-def _walk_files(folder: Path, unreadable: list[tuple[str, str]]) -> list[str]:
-    """Every visible file under ``folder`` (symlinked folders not followed, so no loops)."""
-    files: list[str] = []
-
-    def on_error(exc: OSError) -> None:
-        unreadable.append((str(exc.filename), f"folder cannot be read: {_os_reason(exc)}"))
-
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=on_error):
-        dirnames[:] = sorted(d for d in dirnames if _visible(d))
-        files += [os.path.join(dirpath, f) for f in filenames if _visible(f)]
-    return files
-
-
-def _probe_all(
-    paths: list[str], unreadable: list[tuple[str, str]], progress: ProgressFn | None, stop: StopToken | None
-) -> dict[str, tuple[tuple[int, int], str]]:
-    """Decode and hash every file on a small thread pool; return path -> ((w, h), digest) for the good ones."""
-    results: dict[str, tuple[tuple[int, int], str]] = {}
-    total = len(paths)
-    if progress:
-        progress(0, total)
-    with ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="tl-scan") as pool:
-        futures = [pool.submit(_probe_one, path, stop) for path in paths]
-        try:
-            for done, (path, future) in enumerate(zip(paths, futures), start=1):
-                outcome = future.result()
-                if isinstance(outcome, str):
-                    unreadable.append((path, outcome))
-                else:
-                    results[path] = outcome
-                if progress:
-                    progress(done, total)
-                if stop is not None:
-                    stop.raise_if_requested()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return results
-
-
-def _probe_one(path: str, stop: StopToken | None) -> tuple[tuple[int, int], str] | str:
-    """((width, height), content digest), or the reason the file is unusable."""
-    if stop is not None and stop.requested:
-        raise StopRequested()
-    try:
-        digest = _file_digest(path)
-    except OSError as exc:
-        return f"cannot be read: {_os_reason(exc)}"
-    try:
-        return probe_image(path), digest
-    except ImageLoadError as exc:
-        return exc.reason
-
-
-def _file_digest(path: str) -> str:
-    hasher = hashlib.blake2b()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
-def _check_class_folders(root: Path, listings: list[_Listing], split_dirs: dict[str, Path]) -> list[str]:
+def _check_class_folders(root: Path, listings: list[FolderListing], split_dirs: dict[str, Path]) -> list[str]:
     """Class names (sorted) from the class folders; a layout that cannot work raises DataError naming the folder."""
     train_dir = split_dirs.get("train", root)
     train_listing = next(listing for listing in listings if listing.split in (None, "train"))
@@ -334,12 +198,12 @@ def _class_hint(folder: Path, class_names: list[str]) -> str:
     if not class_names:
         return "found none. Put the images of each class in a sub-folder named after the class."
     only = folder / class_names[0]
-    if _subfolders(only, []):
+    if subfolders(only, []):
         return f"found only '{class_names[0]}'. If it holds the class folders, choose {only} instead."
     return f"found only '{class_names[0]}'. Add a folder for at least one more class."
 
 
-def _check_readable(train_dir: Path, classes: list[str], readable: list[_Found]) -> None:
+def _check_readable(train_dir: Path, classes: list[str], readable: list[FoundImage]) -> None:
     """Every class needs at least one readable training image."""
     usable = {f.class_name for f in readable if f.split in (None, "train")}
     for name in classes:
@@ -347,7 +211,7 @@ def _check_readable(train_dir: Path, classes: list[str], readable: list[_Found])
             raise DataError(f"{train_dir / name} has no readable images: add images or remove this class folder")
 
 
-def _loose_notes(folders: list[tuple[str | None, Path]], listings: list[_Listing]) -> list[str]:
+def _loose_notes(folders: list[tuple[str | None, Path]], listings: list[FolderListing]) -> list[str]:
     return [
         f"{listing.loose_images:,} images lie directly in {folder} instead of a class sub-folder and were ignored."
         for (_, folder), listing in zip(folders, listings)
@@ -355,7 +219,7 @@ def _loose_notes(folders: list[tuple[str | None, Path]], listings: list[_Listing
     ]
 
 
-def _split_auto(root: Path, classes: list[str], readable: list[_Found], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
+def _split_auto(root: Path, classes: list[str], readable: list[FoundImage], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
     """Stratified, seeded split; identical files stay together so no copy straddles splits."""
     parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     notes: list[str] = []
@@ -372,7 +236,7 @@ def _split_auto(root: Path, classes: list[str], readable: list[_Found], digests:
     return DatasetSplit(str(root), classes, layout="auto", **parts), notes
 
 
-def _split_by_folders(root: Path, classes: list[str], readable: list[_Found], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
+def _split_by_folders(root: Path, classes: list[str], readable: list[FoundImage], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
     """Use the given train/val/test folders; a class without validation images gets some held out from train."""
     parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     held_out: dict[str, int] = {}
@@ -429,18 +293,3 @@ def _relative(path: str, root: Path) -> str:
         return Path(path).relative_to(root).as_posix()
     except ValueError:
         return path
-
-
-def _visible(name: str) -> bool:
-    return not name.startswith(".") and name.lower() not in _IGNORED_DIRS and name.lower() not in ("thumbs.db", "desktop.ini")
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
-
-
-def _os_reason(exc: OSError) -> str:
-    return "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or type(exc).__name__).lower()

@@ -1,0 +1,187 @@
+"""Find candidate image files under a data folder and check each one by decoding it.
+
+File-system details live here: hidden files, ``__MACOSX``, unreadable folders, symlink loops, the
+train/val/test folder names. Each image is decoded (draft-reduced) and hashed once on a small thread
+pool; failures become ``(path, reason)`` entries, never exceptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tl_desktop.engine.control import StopRequested, StopToken
+from tl_desktop.engine.images import ImageLoadError, is_supported_file, probe_image
+
+ProgressFn = Callable[[int, int], None]
+
+# Decoding releases the GIL, so two threads nearly halve the scan time without starving the window.
+PROBE_WORKERS = 2
+SPLIT_DIR_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+_IGNORED_NAMES = frozenset({"__macosx", "@eadir", "$recycle.bin", "system volume information", "thumbs.db", "desktop.ini"})
+
+
+class DataError(Exception):
+    """The data cannot be used at all; the message names the folder and says what to fix."""
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    """A candidate image file: its class folder name and, for the folders layout, its split."""
+
+    path: str
+    class_name: str
+    split: str | None
+
+
+@dataclass
+class FolderListing:
+    """What one folder of class sub-folders holds."""
+
+    split: str | None
+    class_names: list[str] = field(default_factory=list)
+    found: list[FoundImage] = field(default_factory=list)
+    ignored: int = 0
+    loose_images: int = 0
+
+
+def existing_folder(root: str | Path) -> Path:
+    """``root`` as an absolute folder path, or DataError saying what is wrong with it."""
+    if not str(root):
+        raise DataError("no data folder was given")
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist")
+    return folder.resolve()
+
+
+def subfolders(folder: Path, unreadable: list[tuple[str, str]]) -> list[Path]:
+    """Visible sub-folders, sorted; an unreadable folder is reported, not fatal."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        unreadable.append((str(folder), f"folder cannot be read: {_os_reason(exc)}"))
+        return []
+    return [Path(e.path) for e in entries if _visible(e.name) and _is_dir(e)]
+
+
+def find_split_dirs(root: Path) -> dict[str, Path]:
+    """The train/val/test folders when the root is laid out that way, else empty."""
+    subdirs = subfolders(root, [])
+    names = {d.name.lower(): d for d in subdirs}
+    if "train" not in names:
+        return {}
+    others = [d.name for d in subdirs if d.name.lower() not in SPLIT_DIR_NAMES]
+    if others:
+        raise DataError(
+            f"{root} mixes a train/ folder with other folders ({', '.join(others[:5])}): use either "
+            "one sub-folder per class, or train/ and val/ (and test/) each holding one sub-folder per class"
+        )
+    found: dict[str, Path] = {}
+    for lower, folder in sorted(names.items()):
+        split = SPLIT_DIR_NAMES[lower]
+        if split in found:
+            raise DataError(f"{root} has two {split} folders ({found[split].name}/ and {folder.name}/): keep one")
+        found[split] = folder
+    return found
+
+
+def find_class_images(folder: Path, split: str | None, unreadable: list[tuple[str, str]]) -> FolderListing:
+    """Candidate images in each class sub-folder of ``folder``, plus what was left out."""
+    listing = FolderListing(split=split)
+    for class_dir in subfolders(folder, unreadable):
+        listing.class_names.append(class_dir.name)
+        files = walk_files(class_dir, unreadable)
+        listing.found += [FoundImage(p, class_dir.name, split) for p in sorted(files) if is_supported_file(p)]
+        listing.ignored += sum(1 for p in files if not is_supported_file(p))
+    try:
+        with os.scandir(folder) as entries:
+            loose = [e.name for e in entries if _visible(e.name) and e.is_file()]
+    except OSError:
+        loose = []
+    listing.loose_images = sum(1 for name in loose if is_supported_file(name))
+    listing.ignored += len(loose)
+    return listing
+
+
+def walk_files(folder: Path, unreadable: list[tuple[str, str]]) -> list[str]:
+    """Every visible file under ``folder`` (symlinked folders not followed, so no loops)."""
+    files: list[str] = []
+
+    def on_error(exc: OSError) -> None:
+        unreadable.append((str(exc.filename), f"folder cannot be read: {_os_reason(exc)}"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=on_error):
+        dirnames[:] = sorted(d for d in dirnames if _visible(d))
+        files += [os.path.join(dirpath, f) for f in filenames if _visible(f)]
+    return files
+
+
+def probe_all(
+    paths: list[str], unreadable: list[tuple[str, str]], progress: ProgressFn | None, stop: StopToken | None
+) -> dict[str, tuple[tuple[int, int], str]]:
+    """Decode and hash every file on a small thread pool; return path -> ((w, h), digest) for the good ones."""
+    results: dict[str, tuple[tuple[int, int], str]] = {}
+    total = len(paths)
+    if progress:
+        progress(0, total)
+    with ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="tl-scan") as pool:
+        futures = [pool.submit(_probe_one, path, stop) for path in paths]
+        try:
+            for done, (path, future) in enumerate(zip(paths, futures), start=1):
+                outcome = future.result()
+                if isinstance(outcome, str):
+                    unreadable.append((path, outcome))
+                else:
+                    results[path] = outcome
+                if progress:
+                    progress(done, total)
+                if stop is not None:
+                    stop.raise_if_requested()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results
+
+
+def _probe_one(path: str, stop: StopToken | None) -> tuple[tuple[int, int], str] | str:
+    """((width, height), content digest), or the reason the file is unusable."""
+    if stop is not None and stop.requested:
+        raise StopRequested()
+    try:
+        digest = _file_digest(path)
+    except OSError as exc:
+        return f"cannot be read: {_os_reason(exc)}"
+    try:
+        return probe_image(path), digest
+    except ImageLoadError as exc:
+        return exc.reason
+
+
+def _file_digest(path: str) -> str:
+    hasher = hashlib.blake2b()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".") and name.lower() not in _IGNORED_NAMES
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _os_reason(exc: OSError) -> str:
+    return "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or type(exc).__name__).lower()
