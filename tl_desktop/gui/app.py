@@ -37,12 +37,17 @@ def warm_up_imports() -> None:
     start_worker(imports, "warm-up")
 
 
-def main(argv: Sequence[str] | None = None, settings: QSettings | None = None) -> int:
-    """Open the window and run the event loop; returns the exit code."""
+def main(argv: Sequence[str] | None = None, settings: QSettings | None = None, quit_after_show: bool = False) -> int:
+    """Open the window and run the event loop; returns the exit code.
+
+    ``quit_after_show`` quits as soon as the window has been shown (packaging smoke tests)."""
     app = create_application(argv)
     from tl_desktop.gui.main_window import MainWindow
 
     window = MainWindow(settings)
     window.show()
-    QTimer.singleShot(500, warm_up_imports)
+    if quit_after_show:
+        QTimer.singleShot(0, lambda: (print("tl-desktop: window shown", flush=True), app.quit()))
+    else:
+        QTimer.singleShot(500, warm_up_imports)
     return app.exec()
