@@ -6,10 +6,11 @@ import sys
 from collections.abc import Sequence
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from tl_desktop.gui.worker import start_worker, stop_all_workers
+from tl_desktop.resources import resource_path
 
 APP_NAME = "tl-desktop"
 
@@ -23,6 +24,7 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     app.setOrganizationName(APP_NAME)
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
+    app.setWindowIcon(QIcon(str(resource_path("icons/app.png"))))
     app.aboutToQuit.connect(stop_all_workers)
     return app
 
