@@ -208,6 +208,7 @@ def test_audit_lists_unreadable_files_and_the_rest_is_usable(tmp_path, make_imag
     used = paths_samples(result.split)
     assert len(used) == 16 and not {s.path for s in used} & set(reasons)
     assert "3 files could not be read" in " ".join(result.audit.warnings)
+    assert "  b/notes.jpg: not an image file" in result.audit.summary_lines()
     dataset = ImageDataset(used, eval_transform(PRE))
     batch = torch.stack([dataset[i][0] for i in range(len(dataset))])
     assert batch.shape == (16, 3, 32, 32) and torch.isfinite(batch).all()
@@ -250,6 +251,7 @@ def test_duplicates_straddling_given_splits_are_flagged(tmp_path, make_image_fol
     audit = _scan(root).audit
     assert audit.cross_split_duplicates == [[str((root / "train" / "a" / "a_000.jpg").resolve()), str((root / "val" / "a" / "leaked.jpg").resolve())]]
     assert any("look better than they really are" in w for w in audit.warnings)
+    assert "  train/a/a_000.jpg = val/a/leaked.jpg" in audit.summary_lines()
 
 
 def test_imbalance_and_size_statistics(tmp_path, make_image_folder):

@@ -210,3 +210,17 @@ def test_pillow_bomb_warning_is_an_error_only_locally(tmp_path, monkeypatch):
     assert load_rgb(small).size == (40, 40)  # Pillow warns, but it is within our cap
     assert _reason(big).startswith("image too large")
     assert warnings.filters == filters_before
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif", ".webp", ".JPEG"])
+def test_every_supported_format_round_trips(tmp_path, suffix):
+    path = tmp_path / f"picture{suffix}"
+    data = np.zeros((12, 16, 3), dtype=np.uint8)
+    data[:, :8] = (200, 30, 60)
+    save_args = {"lossless": True} if suffix == ".webp" else {}
+    Image.fromarray(data).save(path, **save_args)
+    pixels = _pixels(path)
+    assert pixels.shape == (12, 16, 3)
+    error = np.abs(pixels - data)
+    assert (error.mean() < 6) if suffix == ".JPEG" else (error.max() == 0)  # JPEG is lossy at the colour edge
+    assert probe_image(path) == (16, 12)

@@ -6,6 +6,7 @@ someone who is not a machine-learning expert and says what will happen or what t
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -115,8 +116,8 @@ class Audit:
             row = self.counts.get(name, {})
             lines.append(f"  {name:<{width}}  " + "  ".join(f"{s} {row.get(s, 0):>5,}" for s in SPLITS))
         lines.append(_size_line(self.sizes))
-        lines += _unreadable_lines(self.unreadable)
-        lines.append(_duplicate_line(self))
+        lines += _unreadable_lines(self.unreadable, self.root)
+        lines += _duplicate_lines(self)
         if len(self.classes) >= 2:
             flag = " (imbalanced)" if self.imbalanced else ""
             lines.append(f"Balance: largest class has {self.imbalance_ratio:.1f}x the images of the smallest{flag}")
@@ -245,21 +246,36 @@ def _size_line(sizes: SizeStats) -> str:
     )
 
 
-def _unreadable_lines(unreadable: list[tuple[str, str]]) -> list[str]:
+def _unreadable_lines(unreadable: list[tuple[str, str]], root: str) -> list[str]:
     if not unreadable:
         return ["Unreadable files: none"]
     lines = [f"Unreadable files (skipped): {len(unreadable):,}"]
-    lines += [f"  {path}: {reason}" for path, reason in unreadable[:_MAX_LISTED]]
+    lines += [f"  {_shorten(path, root)}: {reason}" for path, reason in unreadable[:_MAX_LISTED]]
     if len(unreadable) > _MAX_LISTED:
         lines.append(f"  ... and {len(unreadable) - _MAX_LISTED:,} more (see audit.json)")
     return lines
 
 
-def _duplicate_line(audit: Audit) -> str:
+def _duplicate_lines(audit: Audit) -> list[str]:
     if not audit.duplicate_groups:
-        return "Duplicates: none"
+        return ["Duplicates: none"]
     files = sum(len(g) for g in audit.duplicate_groups)
-    return (
+    lines = [
         f"Duplicates: {_count(len(audit.duplicate_groups), 'group')} of identical files ({files:,} files); "
         f"{len(audit.cross_split_duplicates):,} straddle splits, {len(audit.cross_class_duplicates):,} straddle classes"
-    )
+    ]
+    # Leaks and label conflicts first: they are the groups a user must act on.
+    ordered: list[list[str]] = []
+    for group in audit.cross_split_duplicates + audit.cross_class_duplicates + audit.duplicate_groups:
+        if group not in ordered:
+            ordered.append(group)
+    lines += ["  " + " = ".join(_shorten(p, audit.root) for p in group) for group in ordered[:_MAX_LISTED]]
+    if len(audit.duplicate_groups) > _MAX_LISTED:
+        lines.append(f"  ... and {len(audit.duplicate_groups) - _MAX_LISTED:,} more groups (see audit.json)")
+    return lines
+
+
+def _shorten(path: str, root: str) -> str:
+    """``path`` relative to the data folder, for display."""
+    prefix = root.rstrip("/\\") + os.sep
+    return path[len(prefix):] if path.startswith(prefix) else path
