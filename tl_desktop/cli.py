@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "predict",
     "cache",
+    "evaluate",
     "gui",
 )
 

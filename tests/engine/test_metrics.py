@@ -147,3 +147,12 @@ def test_error_analysis_orders_by_confidence():
     assert [m.path for m in wrong] == ["r", "p", "t", "q"]
     assert [m.path for m in misclassified(preds, true_class="a", predicted_class="b")] == ["p", "q"]
     assert most_confused(preds, 2) == [("a", "b", 2), ("b", "a", 1)]
+
+
+def test_temperature_of_a_useless_model_stays_bounded():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3) * 0.3, size=200)
+    labels = rng.integers(0, 3, 200)
+    t = calibration.fit_temperature(probs, labels)
+    assert t == calibration.TEMPERATURE_RANGE[1]
+    assert calibration.log_loss(calibration.apply_temperature(probs, t), labels) < calibration.log_loss(probs, labels)

@@ -15,6 +15,9 @@ import numpy as np
 
 DEFAULT_BINS = 15
 _LOG_FLOOR = 1e-30  # float32 softmax can underflow to 0; log(0) would be -inf
+# NLL is convex in 1/T, so clamping the unconstrained optimum gives the optimum within these bounds.
+# A model no better than chance drives T towards infinity (uniform output); the cap keeps it finite.
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 def log_loss(probs: np.ndarray, labels: np.ndarray) -> float | None:
@@ -73,7 +76,10 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def fit_temperature(probs: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
-    """The temperature (relative to the one already in ``probs``) minimising NLL, fitted with LBFGS."""
+    """The temperature (relative to the one already in ``probs``) minimising NLL, fitted with LBFGS.
+
+    The result lies in ``TEMPERATURE_RANGE``.
+    """
     import torch
 
     labels = np.asarray(labels, dtype=np.int64)
@@ -93,6 +99,6 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, max_iter: int = 100) 
 
     optimizer.step(closure)
     temperature = float(log_t.exp().item())
-    if not math.isfinite(temperature) or temperature <= 0:
+    if math.isnan(temperature):
         raise ValueError("temperature scaling did not converge on these validation predictions")
-    return temperature
+    return min(max(temperature, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1])

@@ -194,11 +194,15 @@ def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[in
 def evaluate_folder(loaded: "LoadedModel", folder: str | Path, progress: Callable[[int, int], None] | None = None,
                     stop: "StopToken | None" = None, **metric_options: Any) -> tuple[Predictions, Metrics]:
     """Evaluate on an external folder with one sub-folder per class, named like the model's classes."""
-    from tl_desktop.engine.data import scan_labelled_folder
+    from tl_desktop.engine.data import DataError, scan_labelled_folder
 
     classes = list(loaded.classes)
-    folder_classes, samples, unreadable = scan_labelled_folder(folder, class_names=classes, stop=stop)
-    _check_same_classes(classes, list(folder_classes), f"folder {folder}")
+    try:
+        _, samples, unreadable = scan_labelled_folder(folder, class_names=classes, stop=stop)
+    except DataError as exc:
+        raise EvaluationError(f"{exc}. Each sub-folder must be named exactly like one of the model's classes "
+                              f"({', '.join(classes)}); classes without a folder are reported as having no "
+                              "images.") from exc
     if not samples:
         raise EvaluationError(f"folder {folder} has no readable images in sub-folders named after the "
                               f"model's classes ({', '.join(classes)})")

@@ -1,0 +1,105 @@
+"""``tl-desktop evaluate``: metrics of a trained model on its own split or on an external folder.
+
+Prints the metrics (with 95% bootstrap intervals) and writes metrics.json, per_class.csv,
+confusion_matrix.csv and predictions.csv. Exit codes: 0 evaluated, 1 nothing could be evaluated or
+written, 2 bad input (model, folder, class names, options), 130 stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "evaluate", help="measure a trained model on its validation/test split or an external folder",
+        description="Evaluate a model. With --data, every image in FOLDER (one sub-folder per class, named "
+        "like the model's classes) is used; without it, the run's own --split is used (MODEL must then be "
+        "a run folder or the model.tlmodel inside one).",
+    )
+    parser.add_argument("--model", required=True, metavar="MODEL_FILE_OR_RUN", help="a .tlmodel file or a run folder")
+    parser.add_argument("--data", metavar="FOLDER", help="external folder with one sub-folder per class")
+    parser.add_argument("--split", choices=("val", "test"), default="val",
+                        help="which split of the run to use when --data is not given (default: val)")
+    parser.add_argument("--out", metavar="DIR", help="where to write the files (default: <run>/evaluation/<name>, "
+                        "or ./evaluation/<name> for a model file outside a run folder)")
+    parser.add_argument("--positive-class", metavar="NAME", help="two classes only: the class to call positive")
+    parser.add_argument("--threshold", type=float, metavar="P",
+                        help="two classes only: positive when its probability is at least P (default 0.5)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples for 95%% intervals (0 = none; default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="first fit temperature scaling on the run's validation split and store it in the model")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _run_dir_of(model: Path) -> Path | None:
+    folder = model if model.is_dir() else model.parent
+    return folder if (folder / "split.json").is_file() and (folder / "model.tlmodel").is_file() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from tl_desktop.engine.bundle import BundleError, load_bundle
+    from tl_desktop.engine.device import pick_device
+    from tl_desktop.engine.evaluate import EvaluationError, evaluate_folder, evaluate_run, fit_temperature_on_run
+    from tl_desktop.engine.evaluation_files import EVALUATION_DIR, external_dir, save_evaluation, summary_lines
+    from tl_desktop.engine.fileio import DiskWriteError
+
+    if args.bootstrap < 0:
+        print("error: --bootstrap must be 0 or more", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    model = Path(args.model)
+    if not model.exists():
+        print(f"error: {model} does not exist", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    run_dir = _run_dir_of(model)
+    options = {"positive_class": args.positive_class, "threshold": args.threshold,
+               "n_bootstrap": args.bootstrap, "seed": args.seed}
+    try:
+        if args.calibrate:
+            if run_dir is None:
+                raise EvaluationError("--calibrate needs a run folder (its validation split is used to fit)")
+            fitted = fit_temperature_on_run(run_dir)
+            print(f"Temperature scaling: T = {fitted['temperature']:.3f} stored in {run_dir / 'model.tlmodel'} "
+                  f"(validation NLL {fitted['val_nll_before']:.3f} -> {fitted['val_nll_after']:.3f}, "
+                  f"ECE {fitted['val_ece_before']:.3f} -> {fitted['val_ece_after']:.3f})")
+        if args.data:
+            loaded = load_bundle(model, device=pick_device(args.device))
+            predictions, result = evaluate_folder(loaded, args.data, **options)
+            source = {"kind": "external", "folder": str(Path(args.data).resolve()), "model": str(model.resolve())}
+            default_out = external_dir(run_dir or Path.cwd(), args.data)
+        else:
+            if run_dir is None:
+                raise EvaluationError(f"{model} is not in a run folder, so it has no split to evaluate on; "
+                                      "give an image folder with --data")
+            predictions, result = evaluate_run(run_dir, args.split, **options)
+            source = {"kind": "split", "split": args.split, "run": str(run_dir.resolve())}
+            default_out = run_dir / EVALUATION_DIR / args.split
+    except (BundleError, EvaluationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        return EXIT_STOPPED
+    where = "external folder " + source["folder"] if args.data else f"{args.split} split of {run_dir.name}"
+    print(f"Evaluation on the {where}")
+    for line in summary_lines(result):
+        print(line)
+    for path, reason in predictions.failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    out = Path(args.out) if args.out else default_out
+    try:
+        written = save_evaluation(out, predictions, result, source)
+    except DiskWriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Wrote {', '.join(p.name for p in written)} to {out}")
+    return EXIT_OK if len(predictions) else EXIT_FAILED
