@@ -1,6 +1,6 @@
 """Draw the application icon and write it in the formats each platform wants.
 
-Writes ``resources/icons/app.png`` (window icon, Linux), ``app.ico`` (Windows executable) and
+Writes ``tl_desktop/resources/icons/app.png`` (window icon, Linux), ``app.ico`` (Windows executable) and
 ``app.icns`` (macOS .app). Run once after changing the drawing: ``python packaging/make_icons.py``.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-ICONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
+ICONS_DIR = Path(__file__).resolve().parent.parent / "tl_desktop" / "resources" / "icons"
 SIZE = 1024
 BACKGROUND = (32, 96, 120)
 LEAF = (120, 200, 110)

@@ -1,6 +1,6 @@
 """resource_path() finds resource files from source and inside a PyInstaller bundle."""
 
-import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,10 +24,8 @@ def test_paths_outside_the_resources_folder_are_refused(bad):
         resources.resource_path(bad)
 
 
-def test_frozen_bundle_uses_meipass(monkeypatch, tmp_path):
-    (tmp_path / "resources" / "icons").mkdir(parents=True)
-    (tmp_path / "resources" / "icons" / "app.png").write_bytes(b"png")
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
-    assert resources.is_frozen()
-    assert resources.resource_path("icons/app.png") == tmp_path / "resources" / "icons" / "app.png"
+def test_resources_travel_with_the_package():
+    import tl_desktop
+
+    package = Path(tl_desktop.__file__).resolve().parent
+    assert resources.resources_dir().is_relative_to(package)

@@ -1,15 +1,16 @@
-"""Find the application's resource files (icons, example config) from source and in the frozen app.
+"""Find the application's resource files (icons) from source, from an installed wheel and in the
+frozen app.
 
-From a source checkout the files live in ``<repo>/resources``. In a PyInstaller bundle the spec
-copies that folder to ``<bundle>/_internal/resources`` (``sys._MEIPASS``), so one call works in both.
+The files live in this package's folder (``tl_desktop/resources/``), so they travel with the code:
+an installed wheel carries them as package data, and the PyInstaller spec copies them to the same
+place inside the bundle (``sys._MEIPASS/tl_desktop/resources``), where this module's ``__file__``
+points when frozen. One call works everywhere.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-RESOURCES_DIRNAME = "resources"
 
 
 def is_frozen() -> bool:
@@ -19,16 +20,14 @@ def is_frozen() -> bool:
 
 def resources_dir() -> Path:
     """The folder holding the application's resource files."""
-    if is_frozen():
-        return Path(sys._MEIPASS) / RESOURCES_DIRNAME  # type: ignore[attr-defined]
-    return Path(__file__).resolve().parent.parent / RESOURCES_DIRNAME
+    return Path(__file__).resolve().parent
 
 
 def resource_path(relative: str | Path) -> Path:
     """Absolute path of a resource file, e.g. ``resource_path("icons/app.png")``.
 
     Raises ``FileNotFoundError`` naming the folder searched when the file is not there, so a
-    broken bundle says what is missing instead of failing later with an empty icon.
+    broken install says what is missing instead of failing later with an empty icon.
     """
     relative = Path(relative)
     if relative.is_absolute() or ".." in relative.parts:
