@@ -34,6 +34,7 @@ from tl_desktop.engine.control import StopRequested, StopToken
 from tl_desktop.engine.device import configure_threads, default_num_workers, describe_device, pick_device
 from tl_desktop.engine.events import (
     BatchEnded,
+    CacheProgress,
     CheckpointSaved,
     EpochEnded,
     EpochStarted,
@@ -164,6 +165,7 @@ class Trainer:
             self._callbacks += self.user_callbacks
             self._prepare()
             self._emit_started()
+            self._build_model()
             self._announce_loss()
             for phase in recipe.plan_phases(cfg.train, cfg.model.trainable_blocks):
                 if not self._run_phase(phase):
@@ -191,8 +193,8 @@ class Trainer:
         return FitResult(status, Path(str(self.run_dir)), model_path, best_epoch, best_acc, list(self._history.epochs))
 
     def _prepare(self) -> None:
-        """Seed, pick the device, scan the data, write the run folder's records and build the model."""
-        from tl_desktop.engine.backbones import create_model, get_backbone_spec
+        """Seed, pick the device, scan the data and write the run folder's records."""
+        from tl_desktop.engine.backbones import get_backbone_spec
         from tl_desktop.engine.data import scan_dataset
 
         cfg = self.config.validate()
@@ -208,9 +210,19 @@ class Trainer:
         cfg.save(self.run_dir / "config.json")
         atomic_write_text(self.run_dir / "split.json", json.dumps(split.to_dict(), indent=1))
         atomic_write_text(self.run_dir / "audit.json", json.dumps(self.scan.audit.to_dict(), indent=1))
+
+    def _build_model(self) -> None:
+        """Build the pretrained model (a weights download reports as CacheProgress) and the caches."""
+        from tl_desktop.engine.backbones import create_model
+
+        cfg = self.config
+
+        def progress(done: int, total: int | None) -> None:
+            self.emit(CacheProgress("downloading weights", done, -1 if total is None else total))
+
         model = create_model(
-            cfg.model.backbone, num_classes=len(split.classes), dropout=cfg.model.dropout,
-            pretrained=True, weights_file=cfg.model.weights_file, stop=self.stop,
+            cfg.model.backbone, num_classes=len(self.scan.split.classes), dropout=cfg.model.dropout,
+            pretrained=True, weights_file=cfg.model.weights_file, progress=progress, stop=self.stop,
         )
         self.model = self.prepare_model(model)
         self.caches = CachedSources(self) if self.use_caches else None
