@@ -18,6 +18,17 @@ tiny_backbone = _engine_fixtures.tiny_backbone
 TINY_NAME = _engine_fixtures.TINY_NAME
 
 
+@pytest.fixture(scope="session", autouse=True)
+def engine_imported() -> None:
+    """Pay the one-time import of torch, torchvision, timm and matplotlib once, not in the first test."""
+    import matplotlib.backends.backend_qtagg  # noqa: F401
+    import timm  # noqa: F401
+    from torchvision.transforms import v2  # noqa: F401
+
+    import tl_desktop.engine.evaluate  # noqa: F401
+    import tl_desktop.engine.trainer  # noqa: F401
+
+
 @pytest.fixture
 def settings(tmp_path: Path):
     """A QSettings in an INI file of its own, so tests never touch the user's settings."""

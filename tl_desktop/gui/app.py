@@ -32,9 +32,15 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
 def warm_up_imports() -> None:
     """Import the engine (torch, timm) in the background once the window shows, so the first
     click on Model or Train does not wait for it."""
+
     def imports(ctx: object) -> None:
+        import matplotlib.backends.backend_qtagg  # noqa: F401
+        import timm  # noqa: F401
+
         import tl_desktop.engine.backbones  # noqa: F401
+        import tl_desktop.engine.evaluate  # noqa: F401
         import tl_desktop.engine.trainer  # noqa: F401
+        from torchvision.transforms import v2  # noqa: F401
 
     start_worker(imports, "warm-up")
 

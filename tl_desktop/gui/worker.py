@@ -130,6 +130,9 @@ class Worker(QObject):
         return self._thread.wait(timeout_ms)
 
     def _on_thread_finished(self) -> None:
+        # QThread.finished is emitted from the thread just before it ends: join it before the
+        # last reference goes, or Qt aborts with "QThread: Destroyed while thread is still running".
+        self._thread.wait()
         self._running = False
         _ACTIVE.discard(self)
 

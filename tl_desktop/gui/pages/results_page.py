@@ -165,9 +165,7 @@ class ResultsPage(Page):
 
     def _clear(self) -> None:
         self.table.setRowCount(0)
-        if self.matrix_canvas is not None:
-            self.matrix_canvas.setParent(None)
-            self.matrix_canvas = None
+        self._drop_canvas()
         self.headline.setText("Evaluating…" if self.session.run_dir else
                               "Train a model (or open a previous run) to see its results here.")
 
@@ -206,10 +204,16 @@ class ResultsPage(Page):
         canvas = FigureCanvasQTAgg(figure)
         canvas.setToolTip("Click a cell to see its images")
         canvas.mpl_connect("button_press_event", self._on_matrix_click)
-        if self.matrix_canvas is not None:
-            self.matrix_canvas.setParent(None)
+        self._drop_canvas()
         self.matrix_canvas = canvas
         self.matrix_holder.addWidget(canvas)
+
+    def _drop_canvas(self) -> None:
+        if self.matrix_canvas is not None:
+            self.matrix_holder.removeWidget(self.matrix_canvas)
+            self.matrix_canvas.hide()
+            self.matrix_canvas.deleteLater()
+            self.matrix_canvas = None
 
     def _on_matrix_click(self, event: Any) -> None:
         from tl_desktop.report.figures import confusion_cell_at
