@@ -14,7 +14,7 @@ from torch import nn
 
 from tl_desktop.engine import weights
 from tl_desktop.engine.backbone_builders import _densenet_keys
-from tl_desktop.engine.backbones import BackboneError, create_model, get_backbone_spec
+from tl_desktop.engine.backbones import BackboneError, check_weights_file, create_model, get_backbone_spec
 from tl_desktop.engine.control import StopRequested, StopToken
 from tl_desktop.engine.weights import (
     DownloadError,
@@ -197,6 +197,7 @@ def test_user_file_from_classifier_model_and_renamed_keys(tmp_path, tiny_backbon
     assert torch.equal(model.blocks[1][0].weight, trained.blocks[1][0].weight)
     renamed = {f"layer_{i}": v for i, v in enumerate(trained.blocks.state_dict().values())}
     torch.save({**renamed, "fc.w": torch.zeros(10, 16), "fc.b": torch.zeros(10)}, tmp_path / "renamed.pth")
+    check_weights_file(tiny_backbone.name, tmp_path / "renamed.pth")
     model = create_model(tiny_backbone.name, 2, weights_file=tmp_path / "renamed.pth")
     assert torch.equal(model.blocks[2][1].running_mean, trained.blocks[2][1].running_mean)
 
@@ -205,6 +206,8 @@ def test_weights_of_another_backbone_rejected(tmp_path, tiny_backbone):
     torch.save({"conv.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "other.pth")
     with pytest.raises(BackboneError, match="does not fit"):
         create_model(tiny_backbone.name, 2, weights_file=tmp_path / "other.pth")
+    with pytest.raises(BackboneError, match="other.pth does not fit"):
+        check_weights_file(tiny_backbone.name, tmp_path / "other.pth")
 
 
 def test_missing_user_file_named(tmp_path, tiny_backbone):

@@ -29,6 +29,7 @@ from tl_desktop.engine.weights import (
 
 __all__ = [
     "BackboneError", "BackboneParts", "BackboneSpec", "ClassifierModel", "FreezeSummary", "build_parts",
+    "check_weights_file",
     "count_trainable_params", "create_model", "get_backbone_spec", "list_backbones", "register_backbone",
 ]
 
@@ -207,6 +208,11 @@ def create_model(
         path = resolve_weights(spec, weights_file=weights_file, progress=progress, stop=stop)
         load_backbone_weights(model, parts, load_state_dict_file(path), source=str(path))
     return model
+
+
+def check_weights_file(name: str, weights_file: str | os.PathLike[str]) -> None:
+    """Raise WeightsFileError or BackboneError unless ``weights_file`` loads into backbone ``name``."""
+    create_model(name, num_classes=2, weights_file=weights_file)
 
 
 def load_backbone_weights(model: ClassifierModel, parts: BackboneParts, state_dict: StateDict,
