@@ -218,3 +218,9 @@ def test_missing_user_file_named(tmp_path, tiny_backbone):
 def test_densenet_published_key_names_are_converted():
     old = {"features.denseblock1.denselayer1.norm.1.weight": torch.ones(1), "classifier.bias": torch.ones(1)}
     assert set(_densenet_keys(old)) == {"features.denseblock1.denselayer1.norm1.weight", "classifier.bias"}
+
+
+def test_unreachable_server_becomes_weights_unavailable(cache):
+    with pytest.raises(WeightsUnavailable, match="could not download http://127.0.0.1:9/unreachable/good.pth"):
+        resolve_weights(_fake_spec())
+    assert not cache.exists() or _leftovers(cache) == []

@@ -104,6 +104,9 @@ class ClassifierModel(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise BackboneError(f"num_classes must be >= 1, got {num_classes}")
+        if len(parts.blocks) != spec.num_blocks:
+            raise BackboneError(f"{spec.name}: the builder made {len(parts.blocks)} blocks, the spec names "
+                                f"{spec.num_blocks}")
         self.backbone_name = spec.name
         self.block_names = spec.block_names
         self.is_transformer = spec.is_transformer

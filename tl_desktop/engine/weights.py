@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import pickle
 import sys
@@ -17,12 +18,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import torch
 
 from tl_desktop.engine.backbone_specs import BackboneSpec
-from tl_desktop.engine.control import StopRequested, StopToken
+from tl_desktop.engine.control import StopToken
 
 Progress = Callable[[int, "int | None"], None]
 WeightsStatus = Literal["bundled", "cached", "download"]
@@ -68,7 +69,7 @@ def mirror_base_url() -> str:
 
 def download_url(spec: BackboneSpec) -> str:
     """Where the weights of ``spec`` are fetched from: the mirror if one is set, else the publisher."""
-    if not spec.weights_filename or not (spec.weights_url or os.environ.get(MIRROR_ENV, "").strip()):
+    if not spec.weights_filename:
         return ""
     if os.environ.get(MIRROR_ENV, "").strip():
         return mirror_base_url() + spec.weights_filename
@@ -210,7 +211,7 @@ def download_file(
     return dest
 
 
-def _stream(url: str, handle, progress: Progress | None, stop: StopToken | None) -> str:
+def _stream(url: str, handle: BinaryIO, progress: Progress | None, stop: StopToken | None) -> str:
     hasher = hashlib.sha256()
     done = 0
     request = urllib.request.Request(url, headers={"User-Agent": "tl-desktop"})
@@ -231,12 +232,15 @@ def _stream(url: str, handle, progress: Progress | None, stop: StopToken | None)
                 done += len(chunk)
                 if progress:
                     progress(done, total)
-    except StopRequested:
-        raise
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DownloadError(f"could not download {url}: {getattr(exc, 'reason', None) or exc}") from exc
-    except Exception as exc:  # http.client.IncompleteRead and friends when the server hangs up
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"could not download {url}: {exc}") from exc
+    except urllib.error.URLError as exc:
+        raise DownloadError(f"could not download {url}: {exc.reason}") from exc
+    except http.client.HTTPException as exc:
+        # IncompleteRead is what a server hanging up half-way looks like.
         raise DownloadError(f"download of {url} was interrupted after {done} bytes: {exc!r}") from exc
+    except (OSError, ValueError) as exc:
+        raise DownloadError(f"could not download {url} (after {done} bytes): {exc}") from exc
     if total is not None and done != total:
         raise DownloadError(f"download of {url} was interrupted: got {done} of {total} bytes")
     return hasher.hexdigest()
