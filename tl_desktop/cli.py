@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "predict",
     "cache",
     "evaluate",
+    "report",
     "gui",
 )
 

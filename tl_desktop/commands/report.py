@@ -1,0 +1,69 @@
+"""``tl-desktop report``: write a run's report as one self-contained HTML file and one PDF.
+
+Exit codes: 0 written, 1 the files could not be written, 2 bad input (not a run folder, unreadable
+model or card file), 130 stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "report", help="write a run's report (HTML and PDF)",
+        description="Evaluate a run on its validation and test splits (and include external evaluations saved "
+        "by `tl-desktop evaluate --data`) and write report.html and report.pdf.",
+    )
+    parser.add_argument("run_dir", metavar="RUN", help="a run folder (it holds config.json and model.tlmodel)")
+    parser.add_argument("--out", metavar="DIR", help="where to write the report (default: RUN/report)")
+    parser.add_argument("--card", metavar="FILE", help="text file with the intended use and limitations "
+                        "(default: RUN/model_card.md if present, else a generated draft)")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples for 95%% intervals (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from tl_desktop.engine.bundle import BundleError
+    from tl_desktop.engine.evaluate import EvaluationError
+    from tl_desktop.engine.fileio import DiskWriteError
+    from tl_desktop.report.build import build_report
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        print(f"error: {run_dir} is not a folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.bootstrap < 0:
+        print("error: --bootstrap must be 0 or more", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    card = None
+    if args.card:
+        try:
+            card = Path(args.card).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: cannot read the card file {args.card}: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        files = build_report(run_dir, args.out, model_card=card, n_bootstrap=args.bootstrap, seed=args.seed,
+                             progress=lambda text: print(f"{text}…", file=sys.stderr))
+    except (BundleError, EvaluationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DiskWriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        return EXIT_STOPPED
+    print(f"Wrote {files.html} and {files.pdf} ({files.pdf_pages} pages)")
+    for title, first, last in files.sections:
+        print(f"  {title}: page {first}" + (f"–{last}" if last > first else ""))
+    return EXIT_OK

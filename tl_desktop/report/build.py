@@ -1,0 +1,64 @@
+"""Build a run's report: one self-contained HTML file and one PDF, written atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tl_desktop.engine.fileio import atomic_write_text, atomic_writer
+from tl_desktop.report.content import ReportData, gather_report
+from tl_desktop.report.html import render_html
+from tl_desktop.report.model_card import CARD_FILE, read_saved_card
+from tl_desktop.report.pdf import render_pdf
+from tl_desktop.report.sections import Section, build_sections
+
+REPORT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where the report went and what it holds."""
+
+    html: Path
+    pdf: Path
+    pdf_pages: int
+    sections: list[tuple[str, int, int]]  # (title, first PDF page, last PDF page)
+
+
+def report_title(data: ReportData) -> str:
+    """'Model report: <classes> (<backbone>)'."""
+    shown = ", ".join(data.classes[:4]) + (f" and {len(data.classes) - 4} more" if len(data.classes) > 4 else "")
+    return f"Model report: {shown} ({data.backbone_title})"
+
+
+def write_report(data: ReportData, out_dir: str | Path) -> ReportFiles:
+    """Render ``data`` to ``out_dir/report.html`` and ``out_dir/report.pdf``."""
+    out = Path(out_dir)
+    sections: list[Section] = build_sections(data)
+    title = report_title(data)
+    html_path, pdf_path = out / "report.html", out / "report.pdf"
+    atomic_write_text(html_path, render_html(title, sections))
+    with atomic_writer(pdf_path) as handle:
+        starts = render_pdf(handle, title, f"Run {data.run_name} · generated {data.generated}", sections)
+    spans = [(s.title, first, nxt - 1) for s, first, nxt in zip(sections, starts, starts[1:])]
+    return ReportFiles(html_path, pdf_path, starts[-1] - 1, spans)
+
+
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None, model_card: str | None = None,
+                 n_bootstrap: int = 1000, seed: int = 0, progress: Callable[[str], None] | None = None,
+                 stop: Any = None) -> ReportFiles:
+    """Evaluate ``run_dir`` and write its report (default folder ``<run>/report``).
+
+    ``model_card`` is the user's edited intended-use text; it is saved as ``<run>/model_card.md`` so the
+    next report starts from it. Without it the saved card, or else a generated draft, is used.
+    """
+    run_dir = Path(run_dir)
+    card = model_card if model_card is not None else read_saved_card(run_dir)
+    data = gather_report(run_dir, model_card=card, n_bootstrap=n_bootstrap, seed=seed, progress=progress, stop=stop)
+    if model_card is not None:
+        atomic_write_text(run_dir / CARD_FILE, model_card)
+    if progress is not None:
+        progress("Writing the HTML and PDF files")
+    return write_report(data, Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR)

@@ -1,0 +1,195 @@
+"""Everything a report shows, gathered from a run folder (no rendering here).
+
+Reads ``config.json``, ``audit.json``, ``events.jsonl`` and the model file; evaluates the model on
+the run's validation and test splits; reloads external evaluations saved under
+``<run>/evaluation/external-*``; and computes saliency overlays for the most confidently wrong images.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from tl_desktop.engine.evaluate import EvaluationError, Predictions, compute_metrics, evaluate_run, misclassified
+from tl_desktop.engine.events import EpochEnded, FitEnded, FitStarted, PhaseStarted, event_from_dict
+from tl_desktop.engine.metrics import Metrics
+
+MAX_MISTAKES = 8
+THUMB_SIZE = 320
+ProgressFn = Callable[[str], None]
+
+
+@dataclass
+class EvaluationSection:
+    """One evaluated image set: the run's validation or test split, or an external folder."""
+
+    key: str
+    title: str
+    description: str
+    predictions: Predictions
+    metrics: Metrics
+
+    @property
+    def external(self) -> bool:
+        return self.key.startswith("external")
+
+
+@dataclass
+class MistakeImage:
+    """A misclassified image with its saliency overlay (for the predicted class)."""
+
+    path: str
+    true_class: str
+    predicted_class: str
+    confidence: float
+    image: Image.Image
+    overlay: Image.Image
+
+
+@dataclass
+class ReportData:
+    """The facts of one run, ready for the HTML and PDF writers."""
+
+    run_dir: Path
+    run_name: str
+    generated: str
+    config: dict[str, Any]
+    meta: Any
+    audit: Any
+    history: list[EpochEnded]
+    phases: list[PhaseStarted]
+    started: FitStarted | None
+    ended: FitEnded | None
+    evaluations: list[EvaluationSection]
+    mistakes: list[MistakeImage]
+    mistakes_source: str
+    model_card: str
+    backbone_title: str = ""
+    num_blocks: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.classes)
+
+    def internal(self) -> list[EvaluationSection]:
+        return [e for e in self.evaluations if not e.external]
+
+    def external(self) -> list[EvaluationSection]:
+        return [e for e in self.evaluations if e.external]
+
+
+def read_events(run_dir: Path) -> list[Any]:
+    """All events of a run's ``events.jsonl`` (unreadable lines skipped)."""
+    path = run_dir / "events.jsonl"
+    events = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(event_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return events
+
+
+def _load_audit(run_dir: Path) -> Any:
+    from tl_desktop.engine.audit import Audit
+
+    path = run_dir / "audit.json"
+    if not path.is_file():
+        return None
+    try:
+        return Audit.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _thumbnail(image: Image.Image) -> Image.Image:
+    thumb = image.copy()
+    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    return thumb
+
+
+def mistake_images(loaded: Any, predictions: Predictions, limit: int = MAX_MISTAKES) -> tuple[list[MistakeImage], list[str]]:
+    """The most confidently wrong images with Grad-CAM overlays; unreadable files become notes."""
+    from tl_desktop.engine.explain import explain, overlay
+    from tl_desktop.engine.images import ImageLoadError, load_rgb
+
+    found, notes = [], []
+    for mistake in misclassified(predictions)[:limit]:
+        try:
+            image = load_rgb(mistake.path)
+        except ImageLoadError as exc:
+            notes.append(f"{mistake.path}: {exc.reason}")
+            continue
+        explanation = explain(loaded, image, target=predictions.classes.index(mistake.predicted_class))
+        found.append(MistakeImage(mistake.path, mistake.true_class, mistake.predicted_class, mistake.confidence,
+                                  _thumbnail(image), _thumbnail(overlay(image, explanation.heatmap))))
+    return found, notes
+
+
+def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstrap: int = 1000, seed: int = 0,
+                  progress: ProgressFn | None = None, stop: Any = None) -> ReportData:
+    """Collect (and compute) everything a report of ``run_dir`` shows."""
+    from tl_desktop.engine.backbones import BackboneError, get_backbone_spec
+    from tl_desktop.engine.bundle import load_bundle, utc_now
+    from tl_desktop.engine.evaluation_files import load_evaluation, saved_external_evaluations
+    from tl_desktop.report.model_card import default_model_card
+
+    run_dir = Path(run_dir)
+    say = progress or (lambda _text: None)
+    if not (run_dir / "config.json").is_file():
+        raise EvaluationError(f"{run_dir} is not a run folder (it has no config.json)")
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    say("Loading the model")
+    loaded = load_bundle(run_dir)
+    events = read_events(run_dir)
+    evaluations, notes = [], []
+    for split, title in (("val", "Validation split"), ("test", "Test split")):
+        say(f"Evaluating the {title.lower()}")
+        try:
+            predictions, result = evaluate_run(run_dir, split, stop=stop, n_bootstrap=n_bootstrap, seed=seed)
+        except EvaluationError as exc:
+            notes.append(str(exc))
+            continue
+        evaluations.append(EvaluationSection(split, title, f"the {len(predictions)} images the run set aside "
+                                             f"as its {'validation' if split == 'val' else 'test'} split",
+                                             predictions, result))
+    for folder in saved_external_evaluations(run_dir):
+        say(f"Reading the external evaluation {folder.name}")
+        try:
+            predictions, payload = load_evaluation(folder)
+        except EvaluationError as exc:
+            notes.append(str(exc))
+            continue
+        source = payload.get("source", {}).get("folder", folder.name)
+        evaluations.append(EvaluationSection(
+            folder.name, f"External: {Path(source).name}", f"all {len(predictions)} images of {source}",
+            predictions, compute_metrics(predictions, n_bootstrap=n_bootstrap, seed=seed)))
+    primary = next((e for e in evaluations if e.key == "test"), next(iter(evaluations), None))
+    mistakes: list[MistakeImage] = []
+    if primary is not None:
+        say("Computing saliency maps of the most confident mistakes")
+        mistakes, unreadable = mistake_images(loaded, primary.predictions)
+        notes += [f"Could not show {text}" for text in unreadable]
+    try:
+        spec = get_backbone_spec(loaded.meta.backbone)
+        backbone_title, num_blocks = spec.title, spec.num_blocks
+    except BackboneError:
+        backbone_title, num_blocks = loaded.meta.backbone, None
+    data = ReportData(
+        run_dir=run_dir, run_name=run_dir.name, generated=utc_now(), config=config, meta=loaded.meta,
+        audit=_load_audit(run_dir), history=[e for e in events if isinstance(e, EpochEnded)],
+        phases=[e for e in events if isinstance(e, PhaseStarted)],
+        started=next((e for e in events if isinstance(e, FitStarted)), None),
+        ended=next((e for e in reversed(events) if isinstance(e, FitEnded)), None),
+        evaluations=evaluations, mistakes=mistakes,
+        mistakes_source=primary.title if primary is not None else "", model_card="",
+        backbone_title=backbone_title, num_blocks=num_blocks, notes=notes)
+    data.model_card = model_card if model_card is not None else default_model_card(data)
+    return data

@@ -1,0 +1,196 @@
+"""The report as a list of sections made of simple blocks; the HTML and PDF writers render the same list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from tl_desktop.engine.evaluate import most_confused
+from tl_desktop.engine.evaluation_files import HEADLINE_LABELS, fmt
+from tl_desktop.engine.metrics import Metrics
+from tl_desktop.report import figures
+from tl_desktop.report.content import EvaluationSection, MistakeImage, ReportData
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Fig:
+    figure: Figure
+    caption: str = ""
+    width: float = 1.0  # fraction of the text width
+
+
+@dataclass
+class Gallery:
+    items: list[MistakeImage]
+
+
+@dataclass
+class Preformatted:
+    text: str
+
+
+@dataclass
+class PageBreak:
+    pass
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    summary: str
+    blocks: list[Any] = field(default_factory=list)
+
+
+def _ci_cell(metrics: Metrics, value: float | None, interval: Any, percent: bool = True) -> str:
+    text = fmt(value, percent)
+    if value is not None and interval is not None and interval.low is not None:
+        low, high = (f"{interval.low:.0%}", f"{interval.high:.0%}") if percent else \
+            (f"{interval.low:.2f}", f"{interval.high:.2f}")
+        text += f" ({low}–{high})"
+    return text
+
+
+def headline_table(sections: list[EvaluationSection]) -> Table:
+    """One row per evaluated image set with the headline metrics and their 95% intervals."""
+    keys = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
+    rows = []
+    for s in sections:
+        m = s.metrics
+        cells = [_ci_cell(m, m.headline()[k], m.intervals.get(k), k != "macro_auc") for k in keys]
+        rows.append([s.title, str(m.num_samples), *cells, fmt(m.ece, percent=False)])
+    return Table(["Images", "n", *(HEADLINE_LABELS[k] for k in keys), "ECE"], rows,
+                 "Point estimates with 95% bootstrap intervals in brackets. ECE: expected calibration error "
+                 "(0 = probabilities match observed accuracy).")
+
+
+def per_class_table(m: Metrics) -> Table:
+    """Per-class precision, recall, specificity, F1 and AUC with 95% intervals."""
+    rows = []
+    for r in m.per_class:
+        ci = m.class_intervals.get(r.name, {})
+        rows.append([r.name, str(r.support), _ci_cell(m, r.precision, ci.get("precision")),
+                     _ci_cell(m, r.recall, ci.get("recall")), _ci_cell(m, r.specificity, ci.get("specificity")),
+                     _ci_cell(m, r.f1, ci.get("f1")), _ci_cell(m, r.auc, ci.get("auc"), percent=False)])
+    avg = [["macro average", str(m.num_samples), *(fmt(m.macro[k]) for k in ("precision", "recall", "specificity",
+                                                                              "f1")), fmt(m.macro_auc, False)],
+           ["weighted average", str(m.num_samples), *(fmt(m.weighted[k]) for k in ("precision", "recall",
+                                                                                   "specificity", "f1")), ""]]
+    return Table(["Class", "Images", "Precision (PPV)", "Recall (sensitivity)", "Specificity", "F1", "AUC"],
+                 rows + avg, "Precision: of the images the model called this class, the share that were. Recall: of "
+                 "the images of this class, the share found. 'undefined' = no images of the class (recall) or "
+                 "never predicted (precision).")
+
+
+def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
+    m = section.metrics
+    blocks: list[Any] = [Para(f"Evaluated on {section.description}. Unreadable images skipped: "
+                              f"{len(section.predictions.failures)}.")]
+    lines = [f"{HEADLINE_LABELS[k]}: {_ci_cell(m, v, m.intervals.get(k), k != 'macro_auc')}"
+             for k, v in m.headline().items()]
+    blocks.append(Bullets(lines))
+    if m.binary is None and len(m.classes) == 2:
+        from tl_desktop.engine.evaluate import compute_metrics
+
+        b = compute_metrics(section.predictions, positive_class=m.classes[1], threshold=0.5,
+                            n_bootstrap=m.n_bootstrap, seed=m.seed)
+        blocks.append(Para(f"Taking '{m.classes[1]}' as the positive class at a threshold of 0.50: "
+                           + "; ".join(f"{HEADLINE_LABELS[k]} {_ci_cell(b, getattr(b.binary, k), b.intervals.get(k))}"
+                                       for k in ("sensitivity", "specificity", "ppv", "npv")) + "."))
+    pairs = most_confused(section.predictions, 5)
+    if pairs:
+        blocks.append(Para("Most frequent mistakes: " + "; ".join(f"{t} taken for {p} ({n}×)" for t, p, n in pairs) + "."))
+    if m.absent_classes:
+        blocks.append(Para(f"No images of {', '.join(m.absent_classes)} in this set: their recall is undefined "
+                           "and averages leave them out."))
+    blocks.append(Fig(figures.confusion_matrix_figure(m.confusion, m.classes), "Counts: rows are the true "
+                      "classes, columns what the model said; the diagonal holds the correct answers.", 0.62))
+    blocks.append(Fig(figures.confusion_matrix_figure(m.confusion, m.classes, normalize=True),
+                      "Each row divided by its total: the diagonal is each class's recall.", 0.62))
+    blocks += [PageBreak(), per_class_table(m),
+               Fig(figures.roc_figure(m.roc), "Each curve shows, for one class against all others, the "
+                   "sensitivity reached at each false-positive rate; AUC 1.0 is perfect, 0.5 is guessing.", 0.55),
+               Fig(figures.reliability_figure(m.reliability, m.ece), "Bars on the diagonal mean the model's "
+                   "confidence can be taken at face value; bars below it mean it is over-confident.", 0.55)]
+    return blocks
+
+
+def build_sections(data: ReportData) -> list[Section]:
+    """The report's sections in order."""
+    from tl_desktop.report.settings import dataset_blocks, model_blocks, training_blocks
+
+    sections = [Section("summary", "Summary", "what was trained and how well it does",
+                        _summary_blocks(data)),
+                Section("dataset", "Dataset", "classes, image counts per split and data-quality findings",
+                        dataset_blocks(data)),
+                Section("model", "Model and settings", "backbone, frozen blocks, training settings, versions",
+                        model_blocks(data)),
+                Section("training", "Training", "loss and accuracy per epoch", training_blocks(data))]
+    for e in data.evaluations:
+        sections.append(Section(f"eval-{e.key}", f"Results: {e.title}", "metrics with 95% intervals, "
+                                "confusion matrices, per-class table, ROC curves and calibration",
+                                _evaluation_blocks(e)))
+    sections.append(Section("mistakes", "Most confident mistakes", "wrong answers given with the highest "
+                            "confidence, with saliency maps", _mistake_blocks(data)))
+    sections.append(Section("external", "External validation", "internal against external results",
+                            _external_blocks(data)))
+    sections.append(Section("card", "Intended use and limitations", "the model card",
+                            [Preformatted(data.model_card)]))
+    return sections
+
+
+def _summary_blocks(data: ReportData) -> list[Any]:
+    status = data.ended.status if data.ended else "unknown"
+    blocks: list[Any] = [Para(
+        f"A {data.backbone_title} network fine-tuned to tell apart {len(data.classes)} classes "
+        f"({', '.join(data.classes)}). Training status: {status}. Report generated {data.generated} from run "
+        f"folder {data.run_dir}.")]
+    if data.evaluations:
+        blocks.append(headline_table(data.evaluations))
+    else:
+        blocks.append(Para("No validation, test or external images were available, so nothing could be measured."))
+    if data.notes:
+        blocks.append(Bullets(data.notes))
+    return blocks
+
+
+def _mistake_blocks(data: ReportData) -> list[Any]:
+    if not data.mistakes:
+        return [Para("There are no misclassified images to show." if data.evaluations else
+                     "No evaluation was possible, so there are no mistakes to show.")]
+    return [Para(f"The {len(data.mistakes)} images of the {data.mistakes_source.lower()} that the model got wrong "
+                 "with the highest confidence, most confident first. Left: the image; right: the saliency map "
+                 "(Grad-CAM; HiResCAM for transformers) for the class the model chose — red marks the regions "
+                 "that pushed it towards that answer. Areas outside the centre crop the model sees stay "
+                 "uncoloured."), Gallery(data.mistakes)]
+
+
+def _external_blocks(data: ReportData) -> list[Any]:
+    external = data.external()
+    if not external:
+        return [Para("No external evaluation has been run. Models often lose accuracy on images from another "
+                     "site, device or season: evaluate on such a folder (one sub-folder per class) in the "
+                     "window's Results page or with `tl-desktop evaluate --model RUN --data FOLDER`, then "
+                     "create this report again.")]
+    return [Para("The same metrics on the run's own held-out images and on external folders, side by side. "
+                 "A large drop means the model may not transfer to new settings."),
+            headline_table(data.internal() + external)]

@@ -1,0 +1,113 @@
+"""Report blocks describing the data, the model and its settings, and the training run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tl_desktop.report import figures
+from tl_desktop.report.content import ReportData
+
+SPLIT_NAMES = {"train": "Training", "val": "Validation", "test": "Test"}
+MAX_LISTED = 8
+
+
+def dataset_blocks(data: ReportData) -> list[Any]:
+    """Classes and counts per split, how the split was made, and what the audit found."""
+    from tl_desktop.report.sections import Bullets, Para, Table
+
+    cfg = data.config.get("data", {})
+    audit = data.audit
+    if audit is None:
+        return [Para(f"Images from {cfg.get('root', 'an unknown folder')}. The run folder has no audit.json, so "
+                     "counts per split are not available.")]
+    if audit.layout == "folders":
+        how = "The folder's own train/val/test sub-folders were used as the split."
+    else:
+        how = (f"Split automatically, per class, with seed {cfg.get('seed', 0)}: "
+               f"{cfg.get('val_fraction', 0):.0%} validation, {cfg.get('test_fraction', 0):.0%} test, the rest "
+               "training (identical images kept in the same split).")
+    rows = []
+    for name in audit.classes:
+        counts = audit.counts.get(name, {})
+        rows.append([name, *(str(counts.get(s, 0)) for s in SPLIT_NAMES), str(sum(counts.values()))])
+    totals = audit.split_totals()
+    rows.append(["all classes", *(str(totals.get(s, 0)) for s in SPLIT_NAMES), str(sum(totals.values()))])
+    sizes = audit.sizes
+    findings = [f"Image sizes: {sizes.min_width}×{sizes.min_height} to {sizes.max_width}×{sizes.max_height} pixels "
+                f"(median {sizes.median_width}×{sizes.median_height})."]
+    findings.append(f"Class balance: the largest class has {audit.imbalance_ratio:.1f}× the images of the smallest"
+                    + (" — imbalanced." if audit.imbalanced else "."))
+    findings.append(f"Unreadable files skipped: {len(audit.unreadable)}"
+                    + (": " + "; ".join(f"{p} ({r})" for p, r in audit.unreadable[:MAX_LISTED]) if audit.unreadable
+                       else ".") + (" …" if len(audit.unreadable) > MAX_LISTED else ""))
+    findings.append(f"Groups of identical images: {len(audit.duplicate_groups)}; across splits: "
+                    f"{len(audit.cross_split_duplicates)}; across classes (conflicting labels): "
+                    f"{len(audit.cross_class_duplicates)}.")
+    findings += [f"Warning: {w}" for w in audit.warnings]
+    return [Para(f"Images from {audit.root}. {how}"),
+            Table(["Class", *SPLIT_NAMES.values(), "Total"], rows, "Images per class and split."),
+            Para("Data-quality findings:"), Bullets(findings)]
+
+
+def _trainable_text(data: ReportData) -> str:
+    blocks = data.config.get("model", {}).get("trainable_blocks")
+    total = data.num_blocks
+    if blocks == "all":
+        return f"all {total} blocks train (nothing frozen)" if total else "all blocks train"
+    if total is None:
+        return f"the top {blocks} blocks train after the head-only epochs"
+    return (f"the top {blocks} of {total} blocks train after the head-only epochs; the lower "
+            f"{max(total - int(blocks), 0)} stay frozen at their pretrained values")
+
+
+def model_blocks(data: ReportData) -> list[Any]:
+    """Backbone, freezing, hyper-parameters, seeds, device, calibration and library versions."""
+    from tl_desktop.report.sections import Para, Table
+
+    model, train, cfg_data = (data.config.get(k, {}) for k in ("model", "train", "data"))
+    finetune = [p for p in data.phases if p.phase == "finetune"]
+    phase_params = finetune[-1] if finetune else (data.phases[-1] if data.phases else None)
+    rows = [
+        ["Backbone", f"{data.backbone_title} ({data.meta.backbone}), ImageNet-pretrained"],
+        ["Trainable blocks", _trainable_text(data)],
+        ["Parameters trained", f"{phase_params.trainable_params:,} of {phase_params.total_params:,}"
+         if phase_params else "not recorded"],
+        ["Input", f"short side resized to {data.meta.preprocessing.get('resize_size')} px, centre crop "
+                  f"{data.meta.preprocessing.get('input_size')} px"],
+        ["Epochs", f"{train.get('epochs')} in all; the first {train.get('head_epochs')} train the new head only"],
+        ["Batch size", str(train.get("batch_size"))],
+        ["Learning rates", f"head {train.get('lr')}, fine-tuning {train.get('finetune_lr')} (AdamW, warm-up then "
+                           f"cosine); weight decay {train.get('weight_decay')}"],
+        ["Regularisation", f"dropout {model.get('dropout')}, label smoothing {train.get('label_smoothing')}, "
+                           f"augmentation '{train.get('augmentation')}'"],
+        ["Class balancing", str(train.get("class_balance"))],
+        ["Early stopping", f"patience {train.get('early_stopping_patience')} epochs"
+         if train.get("early_stopping_patience") else "off"],
+        ["Seeds", f"split {cfg_data.get('seed')}, training {train.get('seed')}"],
+        ["Device", data.started.device if data.started else str(train.get("device"))],
+        ["Temperature", f"{data.meta.temperature:.3f}" + (" (fitted on the validation split)"
+                                                           if data.meta.temperature != 1.0 else " (not calibrated)")],
+        ["Model file created", str(data.meta.created)],
+    ]
+    versions = [[k, str(v)] for k, v in sorted(data.meta.versions.items())]
+    return [Table(["Setting", "Value"], rows, "How the model was trained (from the run's config.json)."),
+            Para("Library versions used to train:"), Table(["Library", "Version"], versions)]
+
+
+def training_blocks(data: ReportData) -> list[Any]:
+    """Training curves and how the run ended."""
+    from tl_desktop.report.sections import Fig, Para
+
+    ended = data.ended
+    if ended is None:
+        summary = "The event log has no end record; the run may have been interrupted."
+    else:
+        best = (f"best validation accuracy {ended.best_val_accuracy:.1%} at epoch {ended.best_epoch}"
+                if ended.best_val_accuracy is not None else "no best epoch recorded")
+        summary = (f"Status: {ended.status}. {ended.epochs_completed} epochs in {ended.seconds / 60:.1f} minutes; "
+                   f"{best}. The exported model holds the weights of the best epoch.")
+        if ended.error:
+            summary += f" Error: {ended.error}"
+    return [Para(summary), Fig(figures.training_curves_figure(data.history), "Left: loss; right: accuracy, on "
+                               "training (blue) and validation (red) images. A widening gap means over-fitting. "
+                               "The dotted line marks where fine-tuning of the backbone blocks began.", 1.0)]
