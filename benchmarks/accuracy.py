@@ -13,7 +13,8 @@ those are what the pretrained weights expect.
 
 Usage::
 
-    python benchmarks/accuracy.py [--epochs 6] [--max-train-per-class 60] [--datasets flowers12 potato_leaf]
+    python benchmarks/accuracy.py [--epochs 4] [--max-train-per-class 20] [--max-val-per-class 10]
+                                  [--datasets flowers12 potato_leaf]
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 BACKBONE = "efficientnet_lite0"
 
 
-def limit_train(scan: ScanResult, per_class: int | None, seed: int = 0) -> ScanResult:
-    """Keep at most ``per_class`` training images per class (a seeded, per-class random choice)."""
+def limit_per_class(samples: list[Sample], per_class: int | None, seed: int = 0) -> list[Sample]:
+    """Keep at most ``per_class`` samples per class (a seeded, per-class random choice)."""
     if per_class is None:
-        return scan
+        return samples
     by_class: dict[int, list[Sample]] = defaultdict(list)
-    for sample in scan.split.train:
+    for sample in samples:
         by_class[sample.label].append(sample)
     rng = random.Random(seed)
     kept = []
@@ -54,7 +55,14 @@ def limit_train(scan: ScanResult, per_class: int | None, seed: int = 0) -> ScanR
         members = sorted(by_class[label], key=lambda s: s.path)
         rng.shuffle(members)
         kept += members[:per_class]
-    return dataclasses.replace(scan, split=dataclasses.replace(scan.split, train=sorted(kept, key=lambda s: s.path)))
+    return sorted(kept, key=lambda s: s.path)
+
+
+def limit_split(scan: ScanResult, max_train: int | None, max_val: int | None) -> ScanResult:
+    """The scan with training and validation images capped per class (the test set stays whole)."""
+    split = dataclasses.replace(scan.split, train=limit_per_class(scan.split.train, max_train),
+                                val=limit_per_class(scan.split.val, max_val))
+    return dataclasses.replace(scan, split=split)
 
 
 def test_accuracy_of_model(model: torch.nn.Module, samples: list[Sample]) -> float:
@@ -129,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     parser.add_argument("--max-train-per-class", type=int, default=None)
+    parser.add_argument("--max-val-per-class", type=int, default=None, help="cap validation images (test stays whole)")
     parser.add_argument("--datasets", nargs="+", default=["flowers12", "potato_leaf"])
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--out", type=Path, default=Path("runs") / "benchmark", help="where tl_desktop's runs go")
@@ -136,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for name in args.datasets:
-        scan = limit_train(scan_dataset(DataConfig(root=str(args.data_root / name))), args.max_train_per_class)
+        scan = limit_split(scan_dataset(DataConfig(root=str(args.data_root / name))), args.max_train_per_class,
+                           args.max_val_per_class)
         split = scan.split
         print(f"== {name}: {len(split.classes)} classes, train {len(split.train)}, val {len(split.val)}, "
               f"test {len(split.test)}, {args.epochs} epochs", flush=True)
