@@ -1,0 +1,160 @@
+"""The report dialog behind the Export page's "Create report…" button.
+
+It evaluates the run in the background, shows a draft of the intended-use and limitations text (the
+model card) for the user to edit, then writes the HTML and PDF in the background and offers to open
+them. Nothing here blocks the GUI thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
+    QVBoxLayout, QWidget,
+)
+
+from tl_desktop.gui.widgets import dialogs
+from tl_desktop.gui.widgets.common import hint
+from tl_desktop.gui.worker import TaskContext, Worker, start_worker
+
+
+class ReportDialog(QDialog):
+    """Edit the model card, choose a folder, create report.html and report.pdf."""
+
+    def __init__(self, parent: QWidget | None, run_dir: Path) -> None:
+        super().__init__(parent)
+        from tl_desktop.report.build import REPORT_DIR
+
+        self.run_dir = Path(run_dir)
+        self.data: Any = None
+        self.files: Any = None
+        self.worker: Worker | None = None
+        self.setWindowTitle(f"Report of {self.run_dir.name}")
+        self.resize(760, 620)
+        self.status = QLabel("Evaluating the model for the report…")
+        self.status.setWordWrap(True)
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.card = QPlainTextEdit()
+        self.card.setEnabled(False)
+        self.card.setPlaceholderText("The draft appears here once the model has been evaluated.")
+        self.folder = QLineEdit(str(self.run_dir / REPORT_DIR))
+        choose = QPushButton("Choose folder…")
+        choose.clicked.connect(self.choose_folder)
+        self.create_button = QPushButton("Create report")
+        self.create_button.setDefault(True)
+        self.create_button.setEnabled(False)
+        self.create_button.clicked.connect(self.create)
+        self.open_button = QPushButton("Open report")
+        self.open_button.setEnabled(False)
+        self.open_button.clicked.connect(self.open_report)
+        close = QPushButton("Close")
+        close.clicked.connect(self.reject)
+
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(QLabel("Save in:"))
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(choose)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.create_button)
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addWidget(self.busy)
+        layout.addWidget(QLabel("<b>Intended use and limitations</b> (printed as the report's last section)"))
+        layout.addWidget(hint("Replace every “[to be completed …]” with what you know: who should use the "
+                              "model, on which images, and where it must not be used."))
+        layout.addWidget(self.card, 1)
+        layout.addLayout(folder_row)
+        layout.addLayout(buttons)
+        self.finished.connect(lambda _result: self.worker is not None and self.worker.stop())
+        self._gather()
+
+    def _start(self, fn: Any, on_success: Any, error_title: str, error_hint: str) -> None:
+        def connect(worker: Worker) -> None:
+            worker.event.connect(lambda event: self.status.setText(f"{getattr(event, 'text', event)}…"))
+            worker.succeeded.connect(on_success)
+            worker.failed.connect(lambda message, details: self._failed(error_title, message, error_hint, details))
+            worker.finished.connect(self.busy.hide)
+
+        self.busy.show()
+        self.worker = start_worker(fn, "report", connect)
+
+    def _gather(self) -> None:
+        run_dir = self.run_dir
+
+        def gather(ctx: TaskContext) -> Any:
+            from tl_desktop.engine.events import Message
+            from tl_desktop.report.content import gather_report
+            from tl_desktop.report.model_card import read_saved_card
+
+            return gather_report(run_dir, model_card=read_saved_card(run_dir),
+                                 progress=lambda text: ctx.emit(Message("info", text)), stop=ctx.stop)
+
+        self._start(gather, self._gathered, "Could not evaluate the model for the report.",
+                    "Check that the run's images are still where they were during training.")
+
+    def _gathered(self, data: Any) -> None:
+        self.data = data
+        self.card.setPlainText(data.model_card)
+        self.card.setEnabled(True)
+        self.create_button.setEnabled(True)
+        found = ", ".join(f"{e.title.lower()} ({e.metrics.num_samples} images)" for e in data.evaluations)
+        self.status.setText(f"Evaluated on: {found or 'no images'}. Edit the text below, then create the report.")
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Where should the report go?", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def create(self) -> None:
+        """Write the report with the edited card text in the background."""
+        if self.data is None:
+            return
+        from tl_desktop.report.model_card import CARD_FILE
+
+        self.data.model_card = self.card.toPlainText()
+        data, out, card_path = self.data, Path(self.folder.text().strip()), self.run_dir / CARD_FILE
+
+        def write(_ctx: TaskContext) -> Any:
+            from tl_desktop.engine.fileio import atomic_write_text
+            from tl_desktop.report.build import write_report
+
+            atomic_write_text(card_path, data.model_card)
+            return write_report(data, out)
+
+        self.create_button.setEnabled(False)
+        self.status.setText("Writing the HTML and PDF files…")
+        self._start(write, self._written, f"Could not write the report to {out}.",
+                    "Choose a folder you can write to, with enough free space.")
+
+    def _written(self, files: Any) -> None:
+        self.files = files
+        self.create_button.setEnabled(True)
+        self.open_button.setEnabled(True)
+        self.status.setText(f"Saved <b>{files.html.name}</b> and <b>{files.pdf.name}</b> ({files.pdf_pages} pages) "
+                            f"in {files.html.parent}.")
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+
+    def _failed(self, title: str, message: str, next_step: str, details: str) -> None:
+        self.status.setText(f"{title} {message}")
+        self.create_button.setEnabled(self.data is not None)
+        dialogs.show_error(self, f"{title}\n\n{message}", next_step, details)
+
+    def open_report(self) -> None:
+        """Open the HTML report in the system's browser (it works offline)."""
+        if self.files is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.files.html)))
+
+
+def create_report(parent: QWidget | None, run_dir: Path) -> ReportDialog:
+    """Open the report dialog for ``run_dir`` (non-modal) and return it."""
+    dialog = ReportDialog(parent, run_dir)
+    dialog.show()
+    return dialog
