@@ -1,0 +1,320 @@
+"""Deeper evaluation for the Results page: decision threshold (two classes), calibration, external folder.
+
+``AnalysisBar`` is a row of buttons the Results page adds under its matrix; each opens one panel in a
+dialog. Panels read the session's evaluations and run anything slow on a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider,
+    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from tl_desktop.gui.widgets.common import PathPicker, hint, stretch_first_column
+from tl_desktop.gui.worker import Worker, start_worker
+
+
+def _pct(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.1%}"
+
+
+class ThresholdPanel(QWidget):
+    """Two classes: choose the positive class and a threshold; see sensitivity, specificity, PPV, NPV."""
+
+    changed = Signal(str, float)
+
+    def __init__(self, predictions: Any) -> None:
+        super().__init__()
+        self.predictions = predictions
+        self.positive = QComboBox()
+        self.positive.addItems(list(predictions.classes))
+        self.positive.setCurrentIndex(1)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(1, 99)
+        self.slider.setValue(50)
+        self.slider.setAccessibleName("Decision threshold")
+        self.threshold_label = QLabel()
+        self.result = QLabel()
+        self.result.setTextFormat(Qt.TextFormat.RichText)
+        self.result.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Positive class:"))
+        row.addWidget(self.positive)
+        row.addSpacing(16)
+        row.addWidget(QLabel("Threshold:"))
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.threshold_label)
+        layout = QVBoxLayout(self)
+        layout.addWidget(hint("An image counts as positive when the model's probability for the positive class "
+                              "is at least the threshold. Lower it to miss fewer positives (higher sensitivity) "
+                              "at the cost of more false alarms (lower specificity)."))
+        layout.addLayout(row)
+        layout.addWidget(self.result)
+        self.positive.currentIndexChanged.connect(self.update_metrics)
+        self.slider.valueChanged.connect(self.update_metrics)
+        self.update_metrics()
+
+    def threshold(self) -> float:
+        return self.slider.value() / 100
+
+    def update_metrics(self) -> None:
+        """Recompute the four numbers for the current positive class and threshold (cheap, no bootstrap)."""
+        from tl_desktop.engine.evaluate import compute_metrics
+
+        threshold, positive = self.threshold(), self.positive.currentText()
+        self.threshold_label.setText(f"{threshold:.2f}")
+        b = compute_metrics(self.predictions, positive_class=positive, threshold=threshold, n_bootstrap=0).binary
+        self.result.setText(
+            f"<table cellpadding='4'><tr><td><b>Sensitivity</b> {_pct(b.sensitivity)}</td>"
+            f"<td>{b.tp} of {b.tp + b.fn} {positive} images found</td></tr>"
+            f"<tr><td><b>Specificity</b> {_pct(b.specificity)}</td><td>{b.tn} of {b.tn + b.fp} other images "
+            f"correctly left out</td></tr><tr><td><b>PPV</b> {_pct(b.ppv)}</td><td>{b.tp} of {b.tp + b.fp} "
+            f"positive calls right</td></tr><tr><td><b>NPV</b> {_pct(b.npv)}</td><td>{b.tn} of {b.tn + b.fn} "
+            f"negative calls right</td></tr></table>")
+        self.changed.emit(positive, threshold)
+
+
+class CalibrationPanel(QWidget):
+    """The reliability diagram of an evaluation, and temperature scaling fitted on the validation split."""
+
+    temperature_fitted = Signal(dict)
+
+    def __init__(self, metrics: Any, run_dir: Path | None) -> None:
+        super().__init__()
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+
+        from tl_desktop.report.figures import reliability_figure
+
+        self.run_dir = run_dir
+        self.worker: Worker | None = None
+        self.canvas = FigureCanvasQTAgg(reliability_figure(metrics.reliability, metrics.ece))
+        self.fit_button = QPushButton("Calibrate on the validation images")
+        self.fit_button.setToolTip("Fit temperature scaling on the validation split and store it in the model file")
+        self.fit_button.setEnabled(run_dir is not None)
+        self.fit_button.clicked.connect(self.fit)
+        self.result = QLabel()
+        self.result.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(hint("Temperature scaling divides the model's scores by one number so that, say, 80% "
+                              "confident answers are right about 80% of the time. It never changes which class "
+                              "is predicted."))
+        layout.addWidget(self.fit_button)
+        layout.addWidget(self.result)
+
+    def fit(self) -> None:
+        """Fit and store the temperature in the background."""
+        run_dir = self.run_dir
+        self.fit_button.setEnabled(False)
+        self.result.setText("Fitting on the validation images…")
+
+        def fit_temperature(ctx: Any) -> dict:
+            from tl_desktop.engine.evaluate import fit_temperature_on_run
+
+            return fit_temperature_on_run(run_dir, progress=ctx.progress, stop=ctx.stop)
+
+        def connect(worker: Worker) -> None:
+            worker.succeeded.connect(self._fitted)
+            worker.failed.connect(lambda message, _details: self.result.setText(f"Calibration failed: {message}"))
+            worker.finished.connect(lambda: self.fit_button.setEnabled(True))
+
+        self.worker = start_worker(fit_temperature, "calibrate", connect)
+
+    def _fitted(self, summary: dict) -> None:
+        self.result.setText(
+            f"Stored temperature {summary['temperature']:.2f} in the model file. On the validation images the "
+            f"calibration error went from {summary['val_ece_before']:.3f} to {summary['val_ece_after']:.3f} "
+            f"(log-loss {summary['val_nll_before']:.3f} → {summary['val_nll_after']:.3f}). Results are "
+            "re-computed with the calibrated probabilities.")
+        self.temperature_fitted.emit(summary)
+
+
+HEADLINES = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"),
+             ("macro_auc", "Macro AUC"), ("ece", "Calibration error (ECE)"))
+
+
+class ExternalPanel(QWidget):
+    """Evaluate on an external folder (same class names) and compare with the internal results."""
+
+    evaluated = Signal(object, object)
+
+    def __init__(self, run_dir: Path, internal: dict[str, tuple[Any, Any]]) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.internal = internal
+        self.worker: Worker | None = None
+        self.folder = PathPicker("External image folder", placeholder="A folder with one sub-folder per class")
+        self.button = QPushButton("Evaluate")
+        self.button.clicked.connect(self.evaluate)
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.table = QTableWidget(0, 1)
+        stretch_first_column(self.table)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(self.button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(hint("Images from another site, scanner or season, sorted into sub-folders named exactly "
+                              "like the model's classes. Models that look good on their own data often do worse "
+                              "elsewhere; the table puts both side by side. The result is saved in the run folder "
+                              "and included in the report."))
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.message)
+        layout.addWidget(self.table, 1)
+        self.columns: list[tuple[str, Any]] = [(f"{name} split", m) for name, (_, m) in internal.items()]
+        self._fill()
+
+    def evaluate(self) -> None:
+        """Evaluate the chosen folder in the background and save the result in the run folder."""
+        folder, run_dir = self.folder.path(), self.run_dir
+        if not folder:
+            self.message.setText("Choose a folder first.")
+            return
+        self.button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.message.setText(f"Evaluating {folder}…")
+
+        def evaluate(ctx: Any) -> tuple[Any, Any]:
+            from tl_desktop.engine.bundle import load_bundle
+            from tl_desktop.engine.evaluate import evaluate_folder
+            from tl_desktop.engine.evaluation_files import external_dir, save_evaluation
+
+            predictions, metrics = evaluate_folder(load_bundle(run_dir), folder, progress=ctx.progress,
+                                                   stop=ctx.stop)
+            save_evaluation(external_dir(run_dir, folder), predictions, metrics,
+                            {"kind": "external", "folder": str(Path(folder).resolve())})
+            return predictions, metrics
+
+        def connect(worker: Worker) -> None:
+            worker.progress.connect(lambda done, total: total > 0 and (self.progress.setRange(0, total),
+                                                                        self.progress.setValue(done)))
+            worker.succeeded.connect(lambda result: self._done(folder, *result))
+            worker.failed.connect(lambda message, _details: self.message.setText(f"Could not evaluate: {message}"))
+            worker.finished.connect(lambda: (self.button.setEnabled(True), self.progress.hide()))
+
+        self.worker = start_worker(evaluate, "external", connect)
+
+    def _done(self, folder: str, predictions: Any, metrics: Any) -> None:
+        self.columns.append((f"external: {Path(folder).name}", metrics))
+        notes = [f"{len(predictions)} images evaluated."]
+        if predictions.failures:
+            notes.append(f"{len(predictions.failures)} could not be read.")
+        if metrics.absent_classes:
+            notes.append(f"No images of {', '.join(metrics.absent_classes)}.")
+        self.message.setText(" ".join(notes))
+        self._fill()
+        self.evaluated.emit(predictions, metrics)
+
+    def _fill(self) -> None:
+        self.table.setColumnCount(1 + len(self.columns))
+        self.table.setHorizontalHeaderLabels(["Metric", *(name for name, _ in self.columns)])
+        self.table.setRowCount(len(HEADLINES) + 1)
+        for r, (key, label) in enumerate(HEADLINES):
+            self.table.setItem(r, 0, QTableWidgetItem(label))
+            for c, (_, m) in enumerate(self.columns, start=1):
+                value = m.ece if key == "ece" else m.headline()[key]
+                text = "undefined" if value is None else (f"{value:.3f}" if key in ("ece", "macro_auc") else
+                                                          f"{value:.1%}")
+                ci = m.intervals.get(key)
+                if value is not None and ci is not None and ci.low is not None and key != "ece":
+                    text += f"  ({ci.low:.0%}–{ci.high:.0%})" if key != "macro_auc" else \
+                        f"  ({ci.low:.2f}–{ci.high:.2f})"
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.setItem(len(HEADLINES), 0, QTableWidgetItem("Images"))
+        for c, (_, m) in enumerate(self.columns, start=1):
+            self.table.setItem(len(HEADLINES), c, QTableWidgetItem(str(m.num_samples)))
+
+
+def open_in_dialog(parent: QWidget | None, title: str, panel: QWidget) -> QDialog:
+    """Show ``panel`` in a non-modal dialog with a Close button."""
+    dialog = QDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.resize(760, 560)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(panel, 1)
+    layout.addWidget(buttons)
+    dialog.panel = panel
+    dialog.show()
+    return dialog
+
+
+class AnalysisBar(QWidget):
+    """Buttons under the Results page's matrix: mistakes with saliency, threshold, calibration, external folder."""
+
+    def __init__(self, session: Any, current_split: Callable[[], str],
+                 refresh: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        self.session = session
+        self.current_split = current_split
+        self.refresh = refresh
+        self.dialogs: list[QDialog] = []
+        self.mistakes_button = QPushButton("Most confident mistakes…")
+        self.mistakes_button.setToolTip("Wrong answers, most confident first, with saliency maps")
+        self.threshold_button = QPushButton("Decision threshold…")
+        self.threshold_button.setToolTip("Two classes: sensitivity, specificity, PPV and NPV at a threshold")
+        self.calibration_button = QPushButton("Calibration…")
+        self.calibration_button.setToolTip("Are the model's probabilities trustworthy? Fit temperature scaling")
+        self.external_button = QPushButton("External folder…")
+        self.external_button.setToolTip("Evaluate on images from another site, scanner or season")
+        self.mistakes_button.clicked.connect(self.show_mistakes)
+        self.threshold_button.clicked.connect(self.show_threshold)
+        self.calibration_button.clicked.connect(self.show_calibration)
+        self.external_button.clicked.connect(self.show_external)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for button in (self.mistakes_button, self.threshold_button, self.calibration_button, self.external_button):
+            layout.addWidget(button)
+        layout.addStretch(1)
+        session.evaluation_changed.connect(self.update_buttons)
+        session.run_changed.connect(self.update_buttons)
+        self.update_buttons()
+
+    def _current(self) -> tuple[Any, Any] | None:
+        return self.session.evaluations.get(self.current_split())
+
+    def update_buttons(self) -> None:
+        current = self._current()
+        for button in (self.mistakes_button, self.calibration_button, self.external_button):
+            button.setEnabled(current is not None)
+        self.threshold_button.setEnabled(current is not None and len(current[1].classes) == 2)
+
+    def _keep(self, dialog: QDialog) -> QDialog:
+        self.dialogs.append(dialog)
+        dialog.finished.connect(lambda _r: self.dialogs.remove(dialog) if dialog in self.dialogs else None)
+        return dialog
+
+    def show_mistakes(self, true_class: str | None = None, predicted_class: str | None = None) -> QDialog:
+        from tl_desktop.gui.widgets.saliency import MistakesDialog
+
+        predictions, _ = self._current()
+        dialog = MistakesDialog(self.window(), predictions, self.session.run_dir / "model.tlmodel",
+                                true_class or None, predicted_class or None)
+        dialog.show()
+        return self._keep(dialog)
+
+    def show_threshold(self) -> QDialog:
+        predictions, _ = self._current()
+        return self._keep(open_in_dialog(self.window(), "Decision threshold", ThresholdPanel(predictions)))
+
+    def show_calibration(self) -> QDialog:
+        _, metrics = self._current()
+        panel = CalibrationPanel(metrics, self.session.run_dir)
+        panel.temperature_fitted.connect(lambda _summary: self.refresh())
+        return self._keep(open_in_dialog(self.window(), "Calibration", panel))
+
+    def show_external(self) -> QDialog:
+        internal = dict(self.session.evaluations)
+        return self._keep(open_in_dialog(self.window(), "External validation",
+                                         ExternalPanel(self.session.run_dir, internal)))
