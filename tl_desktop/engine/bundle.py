@@ -26,6 +26,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop import __version__
 from tl_desktop.engine.control import StopToken
+from tl_desktop.engine.features import prepare_model, to_model_input
 from tl_desktop.engine.fileio import atomic_writer
 from tl_desktop.engine.preprocess import Preprocessing
 
@@ -186,7 +187,7 @@ class LoadedModel:
         """Class probabilities (rows sum to 1) for a batch of preprocessed images, temperature applied."""
         self.model.eval()
         with torch.inference_mode():
-            logits = self.model(x.to(self.device)).float() / float(self.meta.temperature)
+            logits = self.model(to_model_input(x, self.model, self.device)).float() / float(self.meta.temperature)
             return torch.softmax(logits, dim=1).cpu().numpy()
 
     def predict_paths(
@@ -197,33 +198,20 @@ class LoadedModel:
         stop: StopToken | None = None,
     ) -> PredictionResult:
         """Predict image files; unreadable ones go to ``failures`` as (path, reason)."""
-        from tl_desktop.engine.images import ImageLoadError, load_rgb
+        from tl_desktop.engine.image_cache import prefetch_batches
 
         done_paths: list[str] = []
         rows: list[np.ndarray] = []
         failures: list[tuple[str, str]] = []
-        pending: list[tuple[str, torch.Tensor]] = []
         total = len(paths)
-
-        def flush() -> None:
-            if pending:
-                rows.append(self.predict_batch(torch.stack([t for _, t in pending])))
-                done_paths.extend(p for p, _ in pending)
-                pending.clear()
-
-        for index, raw_path in enumerate(paths, start=1):
-            if stop is not None:
-                stop.raise_if_requested()
-            path = str(raw_path)
-            try:
-                pending.append((path, self.transform(load_rgb(path))))
-            except ImageLoadError as exc:
-                failures.append((path, exc.reason))
-            if len(pending) >= batch_size:
-                flush()
+        # The next batch decodes in a background thread while this one runs through the model.
+        for ok_paths, batch, failed in prefetch_batches([str(p) for p in paths], self.transform, batch_size, stop):
+            failures.extend(failed)
+            if batch is not None:
+                rows.append(self.predict_batch(batch))
+                done_paths.extend(ok_paths)
             if progress is not None:
-                progress(index, total)
-        flush()
+                progress(len(done_paths) + len(failures), total)
         probs = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
         return PredictionResult(paths=done_paths, probs=probs, failures=failures)
 
@@ -245,7 +233,7 @@ def load_bundle(path_or_run_dir: str | Path, device: str | torch.device = "cpu")
     except RuntimeError as exc:
         raise BundleError(f"{path}: the weights do not fit backbone {meta.backbone!r} ({exc})") from exc
     target = torch.device(device)
-    model.to(target).eval()
+    prepare_model(model, target).eval()  # channels_last for CNNs on the CPU
     return LoadedModel(model, meta, target, path)
 
 

@@ -11,12 +11,13 @@ untouched).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from tl_desktop.engine.cache import CacheStore
@@ -30,17 +31,52 @@ ImageTransform = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
 
 
-def decode_resized(path: str, resize_size: int, interpolation: str = "bilinear") -> torch.Tensor:
-    """Decode ``path`` (JPEG draft mode) and resize its short side to ``resize_size``; uint8 CHW."""
+def resize_short_side(image: Image.Image, resize_size: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """uint8 CHW tensor of ``image`` with its short side resized to ``resize_size``."""
     from torchvision.transforms.v2 import InterpolationMode
     from torchvision.transforms.v2 import functional as F
 
-    from tl_desktop.engine.images import load_rgb
-
-    image = F.to_image(load_rgb(path, draft_size=(resize_size, resize_size)))
     # The same tensor resize the eval transform makes, so the cached copy matches it pixel for pixel.
-    resized = F.resize(image, [resize_size], interpolation=InterpolationMode(interpolation), antialias=True)
+    resized = F.resize(F.to_image(image), [resize_size], interpolation=InterpolationMode(interpolation),
+                       antialias=True)
     return resized.as_subclass(torch.Tensor).contiguous()
+
+
+def _decode_chunk(paths: Sequence[str], transform: ImageTransform, draft: tuple[int, int] | None
+                  ) -> tuple[list[str], torch.Tensor | None, list[tuple[str, str]]]:
+    from tl_desktop.engine.images import ImageLoadError, load_rgb
+
+    ok: list[str] = []
+    tensors: list[torch.Tensor] = []
+    failures: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            tensors.append(transform(load_rgb(path, draft_size=draft)))
+            ok.append(path)
+        except ImageLoadError as exc:
+            failures.append((path, exc.reason))
+    return ok, (torch.stack(tensors) if tensors else None), failures
+
+
+def prefetch_batches(
+    paths: Sequence[str], transform: ImageTransform, batch_size: int, stop: StopToken | None = None,
+    draft_size: tuple[int, int] | None = None,
+) -> Iterator[tuple[list[str], torch.Tensor | None, list[tuple[str, str]]]]:
+    """(decoded paths, batch, failures) per ``batch_size`` paths; the next batch decodes in a background
+    thread while the caller runs the model on this one. Unreadable files go to failures."""
+    chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
+    if not chunks:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_decode_chunk, chunks[0], transform, draft_size)
+        for index in range(len(chunks)):
+            if stop is not None and stop.requested:
+                pending.cancel()
+                stop.raise_if_requested()
+            current = pending.result()
+            if index + 1 < len(chunks):
+                pending = pool.submit(_decode_chunk, chunks[index + 1], transform, draft_size)
+            yield current
 
 
 class DecodedImages:
@@ -70,30 +106,33 @@ class DecodedImages:
 
     def _build(self, store: CacheStore, progress: Progress | None, stop: StopToken | None,
                workers: int | None) -> None:
-        from tl_desktop.engine.images import ImageLoadError
+        from tl_desktop.engine.images import ImageLoadError, load_rgb
 
         total = len(self.paths)
         spill_handle = None
-        workers = workers or max(1, min(4, os.cpu_count() or 1))
+        # Decoder threads plus the main thread (which resizes with torch's threads) fill the cores.
+        workers = workers or max(1, min(4, (os.cpu_count() or 2) - 1))
+        draft = (self.pre.resize_size, self.pre.resize_size)
 
-        def decode(index: int) -> tuple[int, torch.Tensor | None, str | None]:
+        def decode(index: int) -> tuple[int, Image.Image | None, str | None]:
             try:
-                return index, decode_resized(self.paths[index], self.pre.resize_size, self.pre.interpolation), None
+                return index, load_rgb(self.paths[index], draft_size=draft), None
             except ImageLoadError as exc:
                 return index, None, exc.reason
             except (OSError, ValueError) as exc:
                 return index, None, f"cannot decode: {exc}"
 
         try:
-            # PIL releases the GIL while decoding, so threads keep every core busy without new processes.
+            # PIL releases the GIL while decoding, so threads decode ahead without new processes.
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for start in range(0, total, _CHUNK):
                     if stop is not None:
                         stop.raise_if_requested()
-                    for index, tensor, reason in pool.map(decode, range(start, min(total, start + _CHUNK))):
-                        if tensor is None:
+                    for index, image, reason in pool.map(decode, range(start, min(total, start + _CHUNK))):
+                        if image is None:
                             self.failures.append((self.paths[index], reason or "cannot decode"))
                             continue
+                        tensor = resize_short_side(image, self.pre.resize_size, self.pre.interpolation)
                         size = tensor.numel()
                         if self.memory_bytes + size <= self.memory_budget_bytes:
                             self._memory[index] = tensor
