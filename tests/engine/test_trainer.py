@@ -288,3 +288,29 @@ def test_any_callback_may_end_training_early(tiny_backbone, images, tmp_path):
 
     result = Trainer(make_config(images, tmp_path / "runs"), callbacks=[EndAfterFirstEpoch()]).fit()
     assert result.status == "completed" and len(result.history) == 1
+
+
+def test_device_choice(monkeypatch):
+    from tl_desktop.config import ConfigError
+    from tl_desktop.engine.device import configure_threads, pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("tl_desktop.engine.device.mps_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        pick_device("cuda")
+    with pytest.raises(ConfigError, match="Metal"):
+        pick_device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("cuda")
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("TL_DESKTOP_NUM_THREADS", "1")
+        assert configure_threads() == 1
+        monkeypatch.setenv("TL_DESKTOP_NUM_THREADS", "many")
+        with pytest.raises(ConfigError, match="whole number"):
+            configure_threads()
+    finally:
+        torch.set_num_threads(before)
