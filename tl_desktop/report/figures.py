@@ -91,7 +91,8 @@ def confusion_matrix_figure(confusion: np.ndarray, classes: Sequence[str], norma
     ax = fig.subplots()
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(1.0, shown.max()))
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class" if normalize else "images")
-    ax.set_xticks(range(k), labels=list(classes), rotation=45 if k > 3 else 0, ha="right" if k > 3 else "center")
+    tilt = k > 3 or max((len(c) for c in classes), default=0) > 10  # long names overlap when level
+    ax.set_xticks(range(k), labels=list(classes), rotation=45 if tilt else 0, ha="right" if tilt else "center")
     ax.set_yticks(range(k), labels=list(classes))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")

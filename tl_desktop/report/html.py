@@ -10,7 +10,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from PIL import Image
 
-from tl_desktop.report.sections import Bullets, Fig, Gallery, PageBreak, Para, Preformatted, Section, Table
+from tl_desktop.report.sections import Bullets, Fig, FigRow, Gallery, PageBreak, Para, Preformatted, Section, Table
 
 FIGURE_DPI = 110
 
@@ -76,6 +76,11 @@ def _block(block: Any) -> str:
         width = int(block.width * 100)
         return (f'<figure><img style="width:{width}%" alt="{html.escape(block.caption)}" '
                 f'src="{_png_data_uri(block.figure)}"><figcaption>{html.escape(block.caption)}</figcaption></figure>')
+    if isinstance(block, FigRow):
+        width = 100 // len(block.figures) - 1
+        images = "".join(f'<img style="width:{width}%" alt="{html.escape(block.caption)}" src="{_png_data_uri(f)}">'
+                         for f in block.figures)
+        return f"<figure>{images}<figcaption>{html.escape(block.caption)}</figcaption></figure>"
     if isinstance(block, Gallery):
         return _gallery(block)
     if isinstance(block, Preformatted):

@@ -39,6 +39,14 @@ class Fig:
 
 
 @dataclass
+class FigRow:
+    """Figures side by side (each gets an equal share of the width)."""
+
+    figures: list[Figure]
+    caption: str = ""
+
+
+@dataclass
 class Gallery:
     items: list[MistakeImage]
 
@@ -122,15 +130,17 @@ def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
     if m.absent_classes:
         blocks.append(Para(f"No images of {', '.join(m.absent_classes)} in this set: their recall is undefined "
                            "and averages leave them out."))
-    blocks.append(Fig(figures.confusion_matrix_figure(m.confusion, m.classes), "Counts: rows are the true "
-                      "classes, columns what the model said; the diagonal holds the correct answers.", 0.62))
-    blocks.append(Fig(figures.confusion_matrix_figure(m.confusion, m.classes, normalize=True),
-                      "Each row divided by its total: the diagonal is each class's recall.", 0.62))
+    blocks.append(FigRow([figures.confusion_matrix_figure(m.confusion, m.classes),
+                          figures.confusion_matrix_figure(m.confusion, m.classes, normalize=True)],
+                         "Left: counts; rows are the true classes, columns what the model said, the diagonal holds "
+                         "the correct answers. Right: each row divided by its total, so the diagonal is each "
+                         "class's recall."))
     blocks += [PageBreak(), per_class_table(m),
-               Fig(figures.roc_figure(m.roc), "Each curve shows, for one class against all others, the "
-                   "sensitivity reached at each false-positive rate; AUC 1.0 is perfect, 0.5 is guessing.", 0.55),
-               Fig(figures.reliability_figure(m.reliability, m.ece), "Bars on the diagonal mean the model's "
-                   "confidence can be taken at face value; bars below it mean it is over-confident.", 0.55)]
+               FigRow([figures.roc_figure(m.roc), figures.reliability_figure(m.reliability, m.ece)],
+                      "Left: ROC curves; each shows, for one class against all others, the sensitivity reached at "
+                      "each false-positive rate (AUC 1.0 is perfect, 0.5 is guessing). Right: calibration; bars on "
+                      "the diagonal mean the model's confidence can be taken at face value, bars below it mean it "
+                      "is over-confident, and the grey histogram shows how many images had each confidence.")]
     return blocks
 
 
