@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from tl_desktop.config import DataConfig, RunConfig, TrainConfig
 from tl_desktop.engine.backbones import create_model, get_backbone_spec
 from tl_desktop.engine.bundle import load_bundle
+from tl_desktop.engine.callbacks import ConsoleProgress
 from tl_desktop.engine.data import ImageDataset, Sample, ScanResult, scan_dataset
 from tl_desktop.engine.preprocess import eval_transform
 from tl_desktop.engine.trainer import Trainer
@@ -81,7 +82,7 @@ def run_tl_desktop(scan: ScanResult, epochs: int, out_dir: Path) -> tuple[float,
     config = RunConfig(data=DataConfig(root=scan.split.root), train=TrainConfig(epochs=epochs,
                        head_epochs=min(TrainConfig().head_epochs, epochs)), out_dir=str(out_dir))
     started = time.perf_counter()
-    result = Trainer(config, scan=scan).fit()
+    result = Trainer(config, scan=scan, callbacks=[ConsoleProgress()]).fit()
     seconds = time.perf_counter() - started
     if result.status != "completed" or result.model_path is None:
         raise RuntimeError(f"tl_desktop run ended with status {result.status} (see {result.run_dir}/events.jsonl)")
