@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from tl_desktop.gui.worker import start_worker, stop_all_workers
 from tl_desktop.resources import resource_path
@@ -45,6 +45,16 @@ def warm_up_imports() -> None:
     start_worker(imports, "warm-up")
 
 
+def _quit_when_exposed(app: QApplication, window: QWidget) -> None:
+    """Say so once the window is really on screen (exposed), then quit: the start-up check."""
+    handle = window.windowHandle()
+    if handle is not None and handle.isExposed():
+        print("tl-desktop: window shown", flush=True)
+        app.quit()
+    else:
+        QTimer.singleShot(10, lambda: _quit_when_exposed(app, window))
+
+
 def main(argv: Sequence[str] | None = None, settings: QSettings | None = None, quit_after_show: bool = False) -> int:
     """Open the window and run the event loop; returns the exit code.
 
@@ -55,7 +65,7 @@ def main(argv: Sequence[str] | None = None, settings: QSettings | None = None, q
     window = MainWindow(settings)
     window.show()
     if quit_after_show:
-        QTimer.singleShot(0, lambda: (print("tl-desktop: window shown", flush=True), app.quit()))
+        _quit_when_exposed(app, window)
     else:
         QTimer.singleShot(500, warm_up_imports)
     return app.exec()
