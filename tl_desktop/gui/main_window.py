@@ -23,6 +23,12 @@ from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import local_paths
 
 
+STEPS_STYLE = """
+QListWidget#steps { font-size: 11pt; }
+QListWidget#steps::item { padding: 8px 6px; border-bottom: 1px solid palette(midlight); }
+"""
+
+
 class MainWindow(QMainWindow):
     """The application window."""
 
@@ -45,10 +51,11 @@ class MainWindow(QMainWindow):
         self.steps = QListWidget()
         self.steps.setObjectName("steps")
         self.steps.setAccessibleName("Steps")
-        self.steps.setFixedWidth(170)
+        self.steps.setFixedWidth(180)
+        self.steps.setStyleSheet(STEPS_STYLE)
         self.stack = QStackedWidget()
         for number, page in enumerate(self.pages, start=1):
-            item = QListWidgetItem(f"{number}  {page.title}")
+            item = QListWidgetItem(f"{number}. {page.title}\n{page.step_hint}")
             item.setToolTip(f"{page.hint}  (Ctrl+{number})")
             self.steps.addItem(item)
             self.stack.addWidget(page)

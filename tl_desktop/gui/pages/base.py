@@ -17,6 +17,7 @@ class Page(QWidget):
     """One step of the flow. Subclasses set ``title`` and ``hint`` and build their widgets."""
 
     title = ""
+    step_hint = ""
     hint = ""
     status = Signal(str)
     go_to_page = Signal(str)

@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDoubleSpinBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget,
+    QAbstractItemView, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QListWidget,
     QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QStyle,
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 from tl_desktop.config import DataConfig
 from tl_desktop.gui.pages.base import Page
 from tl_desktop.gui.widgets import dialogs
-from tl_desktop.gui.widgets.common import PathPicker, heading, hint
+from tl_desktop.gui.widgets.common import PathPicker, heading, hint, stretch_first_column
 from tl_desktop.gui.widgets.thumbnails import ThumbnailStrip, load_thumbnails
 
 THUMBS_PER_CLASS = 8
@@ -57,6 +57,7 @@ class DataPage(Page):
     """Choose the image folder, check it, and set the split."""
 
     title = "Data"
+    step_hint = "choose images"
     hint = "Choose a folder of images: one sub-folder per class."
 
     def __init__(self, session) -> None:  # noqa: ANN001
@@ -93,8 +94,7 @@ class DataPage(Page):
         self.summary.setWordWrap(True)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["Class", "Train", "Validation", "Test", "Total"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().hide()
+        stretch_first_column(self.table)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.warnings = QListWidget()

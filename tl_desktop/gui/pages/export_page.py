@@ -59,6 +59,7 @@ class ExportPage(Page):
     """Copies the trained model and its evaluation to a folder of the user's choice."""
 
     title = "Export"
+    step_hint = "save model & results"
     hint = "Save the model and its results to a folder."
 
     def __init__(self, session) -> None:  # noqa: ANN001

@@ -55,6 +55,7 @@ class ModelPage(Page):
     """Backbone table, weights, freezing and settings."""
 
     title = "Model"
+    step_hint = "pretrained model"
     hint = "Pick a pretrained model, how much of it to train, and the training settings."
 
     def __init__(self, session) -> None:  # noqa: ANN001

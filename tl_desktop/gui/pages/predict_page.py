@@ -10,16 +10,16 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+    QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
 )
 
 from tl_desktop.gui.pages.base import Page
-from tl_desktop.gui.widgets.common import heading, hint, local_paths
+from tl_desktop.gui.widgets.common import heading, hint, local_paths, stretch_first_column
 from tl_desktop.gui.widgets.thumbnails import pil_to_qimage
 
 TOP_K = 5
-PREVIEW_PX = 320
+PREVIEW_PX = 480
 MODEL_FILTER = "tl-desktop model (*.tlmodel)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
 
@@ -46,6 +46,7 @@ class PredictPage(Page):
     """Loads a model file and classifies new images."""
 
     title = "Predict"
+    step_hint = "classify new images"
     hint = "Classify new images with a trained model."
 
     def __init__(self, session) -> None:  # noqa: ANN001
@@ -66,14 +67,13 @@ class PredictPage(Page):
         self.preview = QLabel("Drop an image or a folder here")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setFrameShape(QFrame.Shape.StyledPanel)
-        self.preview.setMinimumSize(PREVIEW_PX, PREVIEW_PX)
+        self.preview.setMinimumSize(320, 320)
         self.preview.setStyleSheet("QLabel { border: 2px dashed #999; color: #666; font-size: 13pt; }")
         self.answer = QLabel()
         self.answer.setWordWrap(True)
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["Class", "Probability"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().hide()
+        stretch_first_column(self.table)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
 
         model_row = QHBoxLayout()

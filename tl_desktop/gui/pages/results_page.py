@@ -7,13 +7,13 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QButtonGroup, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+    QAbstractItemView, QButtonGroup, QComboBox, QFileDialog, QHBoxLayout, QLabel,
     QProgressBar, QPushButton, QRadioButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
     QWidget,
 )
 
 from tl_desktop.gui.pages.base import Page
-from tl_desktop.gui.widgets.common import heading, hint
+from tl_desktop.gui.widgets.common import heading, hint, stretch_first_column
 from tl_desktop.gui.widgets.image_grid import ImageGridDialog
 
 SPLIT_NAMES = {"val": "validation", "test": "test"}
@@ -29,6 +29,7 @@ class ResultsPage(Page):
     """Evaluates the current run on its validation or test images and shows the results."""
 
     title = "Results"
+    step_hint = "how good is it?"
     hint = "How well the model does on images it did not train on."
 
     def __init__(self, session) -> None:  # noqa: ANN001
@@ -56,8 +57,7 @@ class ResultsPage(Page):
         self.matrix_canvas: Any = None
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().hide()
+        stretch_first_column(self.table)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
 
         top = QHBoxLayout()
@@ -88,7 +88,7 @@ class ResultsPage(Page):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(matrix_side)
         splitter.addWidget(table_side)
-        splitter.setSizes([560, 440])
+        splitter.setSizes([540, 520])
         layout = QVBoxLayout(self)
         layout.addWidget(heading("4. Results"))
         layout.addLayout(top)

@@ -37,6 +37,7 @@ class TrainPage(Page):
     """Runs the trainer on a worker thread and shows its events."""
 
     title = "Train"
+    step_hint = "watch it learn"
     hint = "Start training and watch it learn."
     run_finished = Signal(str)
 
