@@ -125,12 +125,29 @@ class CachedSources:
             transform = train_transform(pre, cfg.augmentation) if augment else eval_transform(pre)
             samples = self._samples(split_name)
             what = "features" if pooled else "activations"
+            # Head first, then the last blocks: the frozen part runs once, for the boundary activations,
+            # and the head's pooled features come from them through the remaining blocks.
+            later = self._later_boundary()
+            activations = (self.features(split_name, later, False)
+                           if pooled and later is not None and self.should_cache_boundary(split_name, later) else None)
             self._features[cache_id] = cached_features(
                 self.trainer.model, _LazyImages(self, split_name, [s.path for s in samples]),
                 [s.label for s in samples], transform, request, pre, cfg.batch_size, self.trainer.device,
                 store=self.store, progress=self._progress(f"computing {split_name} {what}"), stop=self.trainer.stop,
+                activations=activations,
             )
         return self._features[cache_id]
+
+    def _later_boundary(self) -> int | None:
+        """The freeze boundary of the phase after the head phase, when it keeps some blocks frozen."""
+        from tl_desktop.engine.recipe import plan_phases
+
+        cfg = self.trainer.config
+        for phase in plan_phases(cfg.train, cfg.model.trainable_blocks):
+            boundary = self.boundary(phase)
+            if 0 < boundary < len(self.trainer.model.blocks):
+                return boundary
+        return None
 
     # ----- the seam -------------------------------------------------------------------------------
     def boundary(self, phase: Phase) -> int:

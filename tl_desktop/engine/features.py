@@ -204,6 +204,37 @@ def compute_features(
         model.train(was_training)
 
 
+def pool_from_activations(
+    model: nn.Module,
+    activations: FeatureSet,
+    out: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    progress: Progress | None = None,
+    stop: StopToken | None = None,
+) -> None:
+    """Fill ``out[i, v]`` with pooled features computed from cached boundary activations (same views)."""
+    count, views, start_block = len(activations), activations.views, activations.request.boundary
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for view in range(views):
+                chosen = np.full(count, view, dtype=np.int64)
+                for start in range(0, count, batch_size):
+                    if stop is not None:
+                        stop.raise_if_requested()
+                    stop_index = min(count, start + batch_size)
+                    batch = to_model_input(activations.gather(range(start, stop_index), chosen), model, device)
+                    with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
+                        values = model.pool(model.run_blocks(batch, start_block))
+                    out[start:stop_index, view] = values.float().cpu().numpy().astype(out.dtype, copy=False)
+                    if progress is not None:
+                        progress(view * count + stop_index, count * views)
+    finally:
+        model.train(was_training)
+
+
 def cached_features(
     model: nn.Module,
     images: DecodedImages,
@@ -216,8 +247,13 @@ def cached_features(
     store: CacheStore | None = None,
     progress: Progress | None = None,
     stop: StopToken | None = None,
+    activations: FeatureSet | None = None,
 ) -> FeatureSet:
-    """Load the features for ``request`` from the cache, or compute and store them."""
+    """Load the features for ``request`` from the cache, or compute and store them.
+
+    With ``activations`` (cached float32 boundary activations of the same images and views), pooled
+    features are computed from them: only the blocks after the boundary run.
+    """
     store = store or CacheStore()
     backbone = str(getattr(model, "backbone_name", type(model).__name__))
     shape = output_shape(model, request, pre.input_size, device)
@@ -239,13 +275,25 @@ def cached_features(
     with store.writing("features", key, meta) as folder:
         out = np.lib.format.open_memmap(folder / "values.npy", mode="w+", dtype=dtype,
                                         shape=(len(images), request.views, *shape))
-        compute_features(model, images, transform, request, out, batch_size, device, progress, stop)
+        if _can_pool_from(activations, request, len(images)):
+            pool_from_activations(model, activations, out, batch_size, device, progress, stop)
+        else:
+            compute_features(model, images, transform, request, out, batch_size, device, progress, stop)
         out.flush()
         del out
     values = _open_values(store.entry_dir("features", key))
     if values is None:
         raise OSError(f"the feature cache entry {key} vanished right after it was written")
     return FeatureSet(values, labels, request, key, from_cache=False)
+
+
+def _can_pool_from(activations: FeatureSet | None, request: FeatureRequest, count: int) -> bool:
+    if activations is None or not request.pooled:
+        return False
+    source = activations.request
+    return (len(activations) == count and activations.values.dtype == np.float32 and not source.pooled
+            and (source.views, source.augmentation, source.seed) == (request.views, request.augmentation,
+                                                                     request.seed))
 
 
 def _open_values(folder: Path) -> np.ndarray | None:
