@@ -9,6 +9,7 @@ seeded generator, so with augmentation off the cached path sees the same batches
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,9 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: boo
     from tl_desktop.engine.recipe import seed_worker
 
     workers = default_num_workers(device, num_workers)
+    if device.type == "cpu" and workers > 0:
+        # Each worker decodes on a core of its own; the training step gets the cores that are left.
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - workers)))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,
                       generator=generator, worker_init_fn=seed_worker, pin_memory=device.type == "cuda",
                       persistent_workers=workers > 0)
