@@ -17,7 +17,7 @@ def test_self_test_passes_from_source(tmp_path):
         assert f"[ok]   {name}" in done.stdout
     assert "self-test passed" in done.stdout
     assert "weights bundled" in done.stdout
-    assert not list(tmp_path.iterdir()), "the self-test left files behind"
+    assert not list(tmp_path.glob("tl-desktop-selftest-*")), "the self-test left its temporary folder behind"
 
 
 def test_first_failure_stops_with_its_reason(monkeypatch):
