@@ -11,7 +11,6 @@ macOS (macOS zips the .app with ``ditto`` so its symbolic links survive).
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
 import subprocess
@@ -134,5 +133,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.chdir(ROOT)
     raise SystemExit(main())
