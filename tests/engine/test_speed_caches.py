@@ -372,3 +372,21 @@ def test_augmented_views_train_and_stop_while_caching(tiny_backbone, make_image_
     assert stopped.status == "stopped" and recorder.events[-1].kind == "FitEnded"
     assert "PhaseStarted" not in [e.kind for e in recorder.events]
     assert [e for e in store.entries() if "2 views" in e.description] == []  # no half-built training entry
+
+
+def test_cache_command_info_and_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from tl_desktop.cli import main
+
+    monkeypatch.setenv("TL_DESKTOP_CACHE_DIR", str(tmp_path / "cache"))
+    store = CacheStore()
+    with store.writing("features", "k", {"description": "d"}) as folder:
+        (folder / "values.bin").write_bytes(b"x" * 2048)
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "cache") in out and "features: 1 entries" in out
+    assert main(["cache", "clear"]) == 0
+    assert "cleared" in capsys.readouterr().out and store.entries() == []
+    monkeypatch.setenv("TL_DESKTOP_CACHE_LIMIT_MB", "many")
+    assert main(["cache", "info"]) == 1
+    assert "TL_DESKTOP_CACHE_LIMIT_MB" in capsys.readouterr().out
