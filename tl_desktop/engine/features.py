@@ -60,7 +60,7 @@ def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
 
 def to_model_input(x: torch.Tensor, model: nn.Module, device: torch.device) -> torch.Tensor:
     """Move a batch to ``device`` (pinned, non-blocking on CUDA) in the model's preferred layout."""
-    if device.type == "cuda":
+    if device.type == "cuda" and x.device.type == "cpu":
         x = x.pin_memory().to(device, non_blocking=True)
     else:
         x = x.to(device)
