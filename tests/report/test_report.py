@@ -67,3 +67,10 @@ def test_report_command_without_card_uses_saved_or_draft(tiny_run, tmp_path, cap
 def test_report_command_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_evaluate_command_explains_class_names_that_differ(tiny_run, make_image_folder, tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "other", classes={"Blight": 2, "healthy": 2}, size=40)
+    assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder), "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "'Blight'" in err and "named exactly like one of the model's classes (blight, healthy, rust)" in err
