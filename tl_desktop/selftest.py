@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from tl_desktop.engine.callbacks import Callback
 from tl_desktop.engine.events import Event, FitEnded
 
 if TYPE_CHECKING:
+    import PIL.Image
     import torch
-    from PIL.Image import Image
 
     from tl_desktop.engine.bundle import LoadedModel
     from tl_desktop.engine.data import ScanResult
@@ -35,6 +36,7 @@ BACKBONE = "efficientnet_lite0"
 CLASSES = ("disc", "stripes", "checks")
 IMAGES_PER_CLASS = 8
 IMAGE_SIZE = 64
+VAL_FRACTION = TEST_FRACTION = 0.25
 PROB_TOLERANCE = 1e-4
 
 
@@ -80,7 +82,7 @@ def _environment(state: SelfTestState) -> str:
     )
 
 
-def _draw(kind: str, index: int, size: int) -> Image:
+def _draw(kind: str, index: int, size: int) -> PIL.Image.Image:
     """One synthetic image of a class: the pattern is the class, colour and position vary."""
     from PIL import Image, ImageDraw
 
@@ -128,12 +130,16 @@ def _bundled_backbone(state: SelfTestState) -> str:
     return f"{spec.title}: weights bundled ({path.stat().st_size / 1e6:.1f} MB at {path})"
 
 
+def _data_config(state: SelfTestState) -> DataConfig:
+    """The synthetic image set, split in half for training and a quarter each to validate and test."""
+    return DataConfig(root=str(state.data_dir), val_fraction=VAL_FRACTION, test_fraction=TEST_FRACTION)
+
+
 def _scan(state: SelfTestState) -> str:
     """Scan and split the image set exactly as a user's folder would be."""
-    from tl_desktop.config import DataConfig
     from tl_desktop.engine.data import scan_dataset
 
-    state.scan = scan_dataset(DataConfig(root=str(state.data_dir), val_fraction=0.25, test_fraction=0.25))
+    state.scan = scan_dataset(_data_config(state))
     split = state.scan.split
     if split.classes != sorted(CLASSES):
         raise SelfTestFailure(f"scan found classes {split.classes}, expected {sorted(CLASSES)}")
@@ -154,11 +160,10 @@ class _FitEndRecorder(Callback):
 def _train(state: SelfTestState) -> str:
     """One short epoch training the head and the last backbone block (backpropagation through the
     backbone, frozen-block handling and checkpointing all run), on the CPU."""
-    from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from tl_desktop.engine.trainer import Trainer
 
     config = RunConfig(
-        data=DataConfig(root=str(state.data_dir), val_fraction=0.25, test_fraction=0.25),
+        data=_data_config(state),
         model=ModelConfig(backbone=BACKBONE, trainable_blocks=1),
         train=TrainConfig(epochs=1, head_epochs=0, batch_size=8, cached_views=1, augmentation="light",
                           early_stopping_patience=0, device="cpu", num_workers=0),
