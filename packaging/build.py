@@ -84,7 +84,7 @@ def tree_size(path: Path) -> int:
 
 def largest_components(bundle: Path, count: int = 10) -> list[tuple[str, int]]:
     """Sizes grouped two folder levels deep under the bundle's library folder (e.g. ``torch/lib``)."""
-    internal = next((p for p in (bundle / "_internal", bundle / "Contents" / "Frameworks") if p.is_dir()), bundle)
+    internal = next((p for p in (bundle / "_internal", bundle / "Contents") if p.is_dir()), bundle)
     sizes: dict[str, int] = defaultdict(int)
     for path in internal.rglob("*"):
         if path.is_file() and not path.is_symlink():
