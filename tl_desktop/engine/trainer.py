@@ -12,12 +12,10 @@ decoding without touching the loop.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,11 +25,10 @@ from torch.utils.data import DataLoader
 
 from tl_desktop.config import ConfigError, RunConfig
 from tl_desktop.engine import recipe
-from tl_desktop.engine.bundle import RUN_MODEL_NAME, BundleMeta, save_bundle, state_bytes
-from tl_desktop.engine.cached_sources import CachedSources
+from tl_desktop.engine.cached_sources import CachedSources, drop_last_for, make_loader
 from tl_desktop.engine.callbacks import Callback, EarlyStopping, History, JsonlLogger, is_better
 from tl_desktop.engine.control import StopRequested, StopToken
-from tl_desktop.engine.device import configure_threads, default_num_workers, describe_device, pick_device
+from tl_desktop.engine.device import configure_threads, describe_device, pick_device
 from tl_desktop.engine.events import (
     BatchEnded,
     CacheProgress,
@@ -46,12 +43,11 @@ from tl_desktop.engine.events import (
 )
 from tl_desktop.engine.features import prepare_model as place_model
 from tl_desktop.engine.features import to_model_input
-from tl_desktop.engine.fileio import DiskWriteError, atomic_write_bytes, atomic_write_text
+from tl_desktop.engine.fileio import DiskWriteError
+from tl_desktop.engine.runfolder import EVENTS_NAME, export_best_model, new_run_dir, save_checkpoint, write_run_records
 
 if TYPE_CHECKING:
     from tl_desktop.engine.data import ScanResult
-
-BEST_NAME = "best.safetensors"
 
 
 @dataclass
@@ -78,19 +74,6 @@ class BatchSource:
     steps: int
     start_block: int = 0
     pooled: bool = False
-
-
-def new_run_dir(out_dir: str | Path, backbone: str) -> Path:
-    """Create and return a fresh ``<out_dir>/<YYYYmmdd-HHMMSS>-<backbone>`` folder (suffixed if taken)."""
-    base = f"{datetime.now():%Y%m%d-%H%M%S}-{backbone}"
-    for attempt in range(1, 1000):
-        path = Path(out_dir) / (base if attempt == 1 else f"{base}-{attempt}")
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
-    raise DiskWriteError(f"could not create a new run folder under {out_dir}")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -139,8 +122,8 @@ class Trainer:
         for callback in self._callbacks:
             callback.on_event(event)
 
-    def _emit_final(self, event: FitEnded) -> None:
-        # FitEnded must reach every callback even if one of them fails (e.g. a full disk for the log).
+    def _emit_safely(self, event: Event) -> None:
+        # The closing events must reach every callback even if one fails (e.g. a full disk for the log).
         for callback in self._callbacks:
             try:
                 callback.on_event(event)
@@ -161,7 +144,7 @@ class Trainer:
         try:
             self.run_dir = self.run_dir or new_run_dir(cfg.out_dir, cfg.model.backbone)
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._callbacks = [JsonlLogger(self.run_dir / "events.jsonl"), self._history, self._early]
+            self._callbacks = [JsonlLogger(self.run_dir / EVENTS_NAME), self._history, self._early]
             self._callbacks += self.user_callbacks
             self._prepare()
             self._emit_started()
@@ -181,15 +164,16 @@ class Trainer:
                 model_path = self._export()
             except Exception as exc:  # noqa: BLE001
                 status, error, details = "failed", describe_error(exc), traceback.format_exc()
-        if not self._started and self.run_dir is not None and self._callbacks:
-            self._emit_started_safely()
+        if not self._started and self._callbacks:
+            self._started = True  # it failed before FitStarted: announce what is known, then the failure
+            self._emit_safely(self._started_event())
         best_epoch, best_acc, best_loss = self._best or (None, None, None)
         ended = FitEnded(
             status=status, run_dir=str(self.run_dir), model_path=str(model_path) if model_path else None,
             best_epoch=best_epoch, best_val_accuracy=best_acc, best_val_loss=best_loss,
             epochs_completed=self._epochs_done, seconds=time.monotonic() - t0, error=error, error_details=details,
         )
-        self._emit_final(ended)
+        self._emit_safely(ended)
         return FitResult(status, Path(str(self.run_dir)), model_path, best_epoch, best_acc, list(self._history.epochs))
 
     def _prepare(self) -> None:
@@ -207,9 +191,7 @@ class Trainer:
         split = self.scan.split
         if not split.train or not split.val:
             raise ConfigError("training needs at least one training and one validation image")
-        cfg.save(self.run_dir / "config.json")
-        atomic_write_text(self.run_dir / "split.json", json.dumps(split.to_dict(), indent=1))
-        atomic_write_text(self.run_dir / "audit.json", json.dumps(self.scan.audit.to_dict(), indent=1))
+        write_run_records(self.run_dir, cfg, self.scan)
 
     def _build_model(self) -> None:
         """Build the pretrained model (a weights download reports as CacheProgress) and the caches."""
@@ -236,29 +218,18 @@ class Trainer:
         return to_model_input(inputs, self.model, self.device), labels.to(self.device, non_blocking=True)
 
     def _emit_started(self) -> None:
-        split = self.scan.split
         self._started = True
-        self.emit(FitStarted(
-            run_dir=str(self.run_dir), classes=list(split.classes), num_train=len(split.train),
-            num_val=len(split.val), num_test=len(split.test), device=describe_device(self.device),
-            total_epochs=self.config.train.epochs, config=self.config.to_dict(),
-        ))
+        self.emit(self._started_event())
 
-    def _emit_started_safely(self) -> None:
-        # The run failed before FitStarted; announce it with what is known so the stream stays well-formed.
+    def _started_event(self) -> FitStarted:
+        """FitStarted from what is known so far (a run can fail before its data are scanned)."""
         split = getattr(self.scan, "split", None)
-        self._started = True
-        event = FitStarted(
+        return FitStarted(
             run_dir=str(self.run_dir), classes=list(split.classes) if split else [],
             num_train=len(split.train) if split else 0, num_val=len(split.val) if split else 0,
-            num_test=len(split.test) if split else 0, device=str(self.device),
+            num_test=len(split.test) if split else 0, device=describe_device(self.device),
             total_epochs=self.config.train.epochs, config=self.config.to_dict(),
         )
-        for callback in self._callbacks:
-            try:
-                callback.on_event(event)
-            except Exception:  # noqa: BLE001 - a FitEnded(failed) follows and carries the real error
-                continue
 
     def _announce_loss(self) -> None:
         """Build the training loss (label smoothing, class weights when imbalanced) and say which."""
@@ -282,9 +253,8 @@ class Trainer:
         from tl_desktop.engine.preprocess import train_transform
 
         samples = self.scan.split.train
-        batch = self.config.train.batch_size
         dataset = ImageDataset(samples, train_transform(self.spec.preprocessing, self.config.train.augmentation))
-        loader = self._loader(dataset, shuffle=True, drop_last=len(samples) % batch == 1 and len(samples) > batch)
+        loader = self._loader(dataset, shuffle=True, drop_last=drop_last_for(len(samples), self.config.train.batch_size))
         return BatchSource(loader, len(loader), start_block=0)
 
     def val_source(self, phase: recipe.Phase) -> BatchSource:
@@ -299,12 +269,8 @@ class Trainer:
         return BatchSource(loader, len(loader), start_block=0)
 
     def _loader(self, dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        workers = default_num_workers(self.device, self.config.train.num_workers)
-        return DataLoader(
-            dataset, batch_size=self.config.train.batch_size, shuffle=shuffle, drop_last=drop_last,
-            num_workers=workers, generator=self.generator, worker_init_fn=recipe.seed_worker,
-            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-        )
+        cfg = self.config.train
+        return make_loader(dataset, cfg.batch_size, shuffle, drop_last, self.device, cfg.num_workers, self.generator)
 
     def logits(self, inputs: torch.Tensor, source: BatchSource) -> torch.Tensor:
         """Run the part of the model that ``source``'s inputs have not been through yet (bf16 AMP on CUDA)."""
@@ -379,9 +345,8 @@ class Trainer:
         """Keep the best checkpoint, then report the epoch (and the checkpoint, if it improved)."""
         best_acc, best_loss = (self._best[1], self._best[2]) if self._best else (None, None)
         improved = is_better(val_acc, val_loss, best_acc, best_loss)
-        best_path = self.run_dir / BEST_NAME
         if improved:
-            atomic_write_bytes(best_path, state_bytes(self.model))
+            best_path = save_checkpoint(self.run_dir, self.model)
             self._best = (epoch, val_acc, val_loss)
         seconds = time.monotonic() - started
         self._epoch_seconds.append(seconds)
@@ -399,17 +364,8 @@ class Trainer:
     # ----- export -------------------------------------------------------------------------------
     def _export(self) -> Path:
         """Load the best checkpoint into the model and write ``model.tlmodel``."""
-        from safetensors.torch import load_file
-
-        self.model.load_state_dict(load_file(str(self.run_dir / BEST_NAME), device=str(self.device)), strict=True)
         best_epoch, best_acc, best_loss = self._best
-        meta = BundleMeta(
-            backbone=self.config.model.backbone,
-            classes=list(self.scan.split.classes),
-            preprocessing=self.spec.preprocessing.to_dict(),
-            config=self.config.to_dict(),
-            metrics={"best_epoch": best_epoch, "val_accuracy": best_acc, "val_loss": best_loss,
-                     "epochs_completed": self._epochs_done},
-        )
-        return save_bundle(self.run_dir / RUN_MODEL_NAME, self.model.eval(), meta)
-
+        metrics = {"best_epoch": best_epoch, "val_accuracy": best_acc, "val_loss": best_loss,
+                   "epochs_completed": self._epochs_done}
+        return export_best_model(self.run_dir, self.model, self.config, self.scan.split.classes,
+                                 self.spec.preprocessing, metrics)
