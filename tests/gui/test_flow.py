@@ -32,17 +32,21 @@ def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder,
     assert not dialogs_shown, dialogs_shown
     train = window.train_page
     assert train.plots.epoch_x == [1.0, 2.0]
+    qtbot.waitUntil(lambda: train.plots.canvas is not None and not train.plots.rendering(), timeout=20000)
+    assert train.plots.canvas.render_count >= 1
     assert "Training finished" in train.log.toPlainText()
     assert window.session.model_path() is not None
 
     results = window.results_page
     qtbot.waitUntil(lambda: "val" in window.session.evaluations, timeout=30000)
     window.go_to(3)
-    assert results.matrix_canvas is not None
+    qtbot.waitUntil(lambda: results.matrix_canvas is not None and results.matrix_canvas.render_count > 0,
+                    timeout=20000)
     assert results.table.rowCount() == 2
     assert "Accuracy" in results.headline.text()
+    counts_canvas = results.matrix_canvas
     results.normalised_button.setChecked(True)
-    assert results.matrix_canvas is not None
+    qtbot.waitUntil(lambda: results.matrix_canvas not in (None, counts_canvas), timeout=20000)
     dialog = results.show_cell(0, 0)
     qtbot.waitUntil(lambda: not dialog.worker.running, timeout=10000)
     assert dialog.grid.count() >= 0

@@ -191,17 +191,28 @@ class ResultsPage(Page):
         self._draw_matrix()
 
     def _draw_matrix(self) -> None:
+        """Build the confusion-matrix figure off the GUI thread, then show it in a canvas."""
         split = self.current_split()
         if split not in self.session.evaluations:
             return
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-
-        from tl_desktop.report.figures import confusion_matrix_figure
-
         _, metrics = self.session.evaluations[split]
-        figure = confusion_matrix_figure(metrics.confusion, metrics.classes,
-                                         normalize=self.normalised_button.isChecked())
-        canvas = FigureCanvasQTAgg(figure)
+        normalize = self.normalised_button.isChecked()
+
+        def build(ctx: Any) -> Any:
+            import tl_desktop.gui.widgets.threaded_canvas  # noqa: F401  (matplotlib, off the GUI thread)
+            from tl_desktop.report.figures import confusion_matrix_figure
+
+            return confusion_matrix_figure(metrics.confusion, metrics.classes, normalize=normalize)
+
+        self.run_task(build, "matrix", on_success=lambda figure: self._show_matrix(split, normalize, figure),
+                      error_title="Could not draw the confusion matrix.")
+
+    def _show_matrix(self, split: str, normalize: bool, figure: Any) -> None:
+        if split != self.current_split() or normalize != self.normalised_button.isChecked():
+            return
+        from tl_desktop.gui.widgets.threaded_canvas import ThreadedCanvas
+
+        canvas = ThreadedCanvas(figure)
         canvas.setToolTip("Click a cell to see its images")
         canvas.mpl_connect("button_press_event", self._on_matrix_click)
         self._drop_canvas()

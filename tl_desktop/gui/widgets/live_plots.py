@@ -1,7 +1,8 @@
-"""Live loss and accuracy curves (matplotlib FigureCanvasQTAgg, imported on first use).
+"""Live loss and accuracy curves (a matplotlib FigureCanvasQTAgg, imported on first use).
 
-Redraws are coalesced: data arrive per batch and per epoch, the canvas repaints at most every
-``REDRAW_MS`` milliseconds, so the GUI thread never spends long drawing while training runs.
+Redraws are coalesced: data arrive per batch and per epoch, a render is requested at most every
+``REDRAW_MS`` milliseconds, and the rendering itself runs off the GUI thread (ThreadedCanvas), so
+the window stays responsive while training runs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from tl_desktop.gui.worker import start_worker
 
 REDRAW_MS = 400
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
@@ -30,6 +33,7 @@ class LivePlots(QWidget):
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self._redraw)
         self.draw_count = 0
+        self._building = False
         self.reset()
 
     def reset(self) -> None:
@@ -43,35 +47,22 @@ class LivePlots(QWidget):
         if self.canvas is not None:
             self._schedule()
 
-    def _ensure_canvas(self) -> None:
-        if self.canvas is not None:
+    def _create_canvas(self) -> None:
+        """Build the figure (and import matplotlib) on a worker thread, then wrap it in a canvas here."""
+        if self._building:
             return
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
+        self._building = True
 
-        figure = Figure(figsize=(8, 3), layout="constrained")
-        self.loss_ax, self.acc_ax = figure.subplots(1, 2)
-        self.lines = {
-            "batch_loss": self.loss_ax.plot([], [], color=TRAIN_COLOR, alpha=0.35, lw=1)[0],
-            "train_loss": self.loss_ax.plot([], [], "o-", color=TRAIN_COLOR, label="training")[0],
-            "val_loss": self.loss_ax.plot([], [], "s-", color=VAL_COLOR, label="validation")[0],
-            "batch_acc": self.acc_ax.plot([], [], color=TRAIN_COLOR, alpha=0.35, lw=1)[0],
-            "train_acc": self.acc_ax.plot([], [], "o-", color=TRAIN_COLOR, label="training")[0],
-            "val_acc": self.acc_ax.plot([], [], "s-", color=VAL_COLOR, label="validation")[0],
-        }
-        self.best_marker = self.acc_ax.plot([], [], "*", color="#ff9f00", ms=14, label="best")[0]
-        for ax, title, ylabel in ((self.loss_ax, "Loss (lower is better)", "loss"),
-                                  (self.acc_ax, "Accuracy (higher is better)", "accuracy (%)")):
-            ax.set_title(title, fontsize=10)
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(ylabel)
-            ax.grid(alpha=0.3)
-            ax.legend(loc="best", fontsize=8)
-        self.acc_ax.set_ylim(0, 100)
-        self.canvas = FigureCanvasQTAgg(figure)
-        self.canvas.setMinimumHeight(220)
-        self._placeholder.hide()
-        self._layout.addWidget(self.canvas)
+        def created(figure: Any) -> None:
+            from tl_desktop.gui.widgets.threaded_canvas import ThreadedCanvas
+
+            self.canvas = ThreadedCanvas(figure)
+            self.canvas.setMinimumHeight(220)
+            self._placeholder.hide()
+            self._layout.addWidget(self.canvas)
+            self._redraw()
+
+        start_worker(lambda ctx: build_figure(), "plots", lambda w: w.succeeded.connect(created))
 
     def add_batch(self, epoch: int, step: int, steps: int, loss: float, accuracy: float) -> None:
         """A running training point within epoch ``epoch`` (1-based)."""
@@ -101,19 +92,61 @@ class LivePlots(QWidget):
         self._redraw()
 
     def _redraw(self) -> None:
-        self._ensure_canvas()
-        self.lines["batch_loss"].set_data(self.batch_x, self.batch_loss)
-        self.lines["batch_acc"].set_data(self.batch_x, self.batch_acc)
-        for key in self.series:
-            self.lines[key].set_data(self.epoch_x, self.series[key])
-        if self.best_epoch is not None:
-            self.best_marker.set_data([self.epoch_x[self.best_epoch]], [self.series["val_acc"][self.best_epoch]])
-        else:
-            self.best_marker.set_data([], [])
-        right = max([1.0, *self.batch_x, *self.epoch_x])
-        for ax in (self.loss_ax, self.acc_ax):
-            ax.set_xlim(0, right + 0.05 * right)
-        self.loss_ax.relim()
-        self.loss_ax.autoscale_view(scalex=False)
-        self.canvas.draw_idle()
+        if self.canvas is None:
+            self._create_canvas()
+            return
+        snapshot = (list(self.batch_x), list(self.batch_loss), list(self.batch_acc), list(self.epoch_x),
+                    {k: list(v) for k, v in self.series.items()}, self.best_epoch)
+        figure = self.canvas.figure
+        self.canvas.request_render(lambda: update_figure(figure, *snapshot))
         self.draw_count += 1
+
+    def rendering(self) -> bool:
+        """Whether the curves are still being built or drawn in the background."""
+        return self._building and self.canvas is None or (self.canvas is not None and self.canvas.rendering())
+
+
+def build_figure() -> Any:
+    """The two empty axes with their lines (worker thread: imports matplotlib)."""
+    import tl_desktop.gui.widgets.threaded_canvas  # noqa: F401  (imports the Qt backend off the GUI thread)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3))
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
+    loss_ax, acc_ax = figure.subplots(1, 2)
+    lines = {
+        "batch_loss": loss_ax.plot([], [], color=TRAIN_COLOR, alpha=0.35, lw=1)[0],
+        "train_loss": loss_ax.plot([], [], "o-", color=TRAIN_COLOR, label="training")[0],
+        "val_loss": loss_ax.plot([], [], "s-", color=VAL_COLOR, label="validation")[0],
+        "batch_acc": acc_ax.plot([], [], color=TRAIN_COLOR, alpha=0.35, lw=1)[0],
+        "train_acc": acc_ax.plot([], [], "o-", color=TRAIN_COLOR, label="training")[0],
+        "val_acc": acc_ax.plot([], [], "s-", color=VAL_COLOR, label="validation")[0],
+        "best": acc_ax.plot([], [], "*", color="#ff9f00", ms=14, label="best")[0],
+    }
+    for ax, title, ylabel in ((loss_ax, "Loss (lower is better)", "loss"),
+                              (acc_ax, "Accuracy (higher is better)", "accuracy (%)")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    acc_ax.set_ylim(0, 100)
+    figure.tl_lines = lines
+    return figure
+
+
+def update_figure(figure: Any, batch_x: list[float], batch_loss: list[float], batch_acc: list[float],
+                  epoch_x: list[float], series: dict[str, list[float]], best: int | None) -> None:
+    """Put the data into the figure's lines and rescale (render thread)."""
+    lines = figure.tl_lines
+    loss_ax, acc_ax = figure.axes
+    lines["batch_loss"].set_data(batch_x, batch_loss)
+    lines["batch_acc"].set_data(batch_x, batch_acc)
+    for key, values in series.items():
+        lines[key].set_data(epoch_x, values)
+    lines["best"].set_data(([epoch_x[best]], [series["val_acc"][best]]) if best is not None else ([], []))
+    right = max([1.0, *batch_x, *epoch_x])
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlim(0, right * 1.05)
+    loss_ax.relim()
+    loss_ax.autoscale_view(scalex=False)
