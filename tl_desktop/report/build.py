@@ -28,9 +28,8 @@ class ReportFiles:
 
 
 def report_title(data: ReportData) -> str:
-    """'Model report: <classes> (<backbone>)'."""
-    shown = ", ".join(data.classes[:4]) + (f" and {len(data.classes) - 4} more" if len(data.classes) > 4 else "")
-    return f"Model report: {shown} ({data.backbone_title})"
+    """'Model report: <n> classes, <backbone>'."""
+    return f"Model report: {len(data.classes)} classes, {data.backbone_title}"
 
 
 def write_report(data: ReportData, out_dir: str | Path) -> ReportFiles:

@@ -43,6 +43,7 @@ class EvaluationSection:
 class MistakeImage:
     """A misclassified image with its saliency overlay (for the predicted class)."""
 
+    source: str
     path: str
     true_class: str
     predicted_class: str
@@ -115,21 +116,24 @@ def _thumbnail(image: Image.Image) -> Image.Image:
     return thumb
 
 
-def mistake_images(loaded: Any, predictions: Predictions, limit: int = MAX_MISTAKES) -> tuple[list[MistakeImage], list[str]]:
-    """The most confidently wrong images with Grad-CAM overlays; unreadable files become notes."""
+def mistake_images(loaded: Any, sections: list[EvaluationSection], limit: int = MAX_MISTAKES
+                   ) -> tuple[list[MistakeImage], list[str]]:
+    """The most confidently wrong images of all ``sections`` with Grad-CAM overlays; unreadable files become notes."""
     from tl_desktop.engine.explain import explain, overlay
     from tl_desktop.engine.images import ImageLoadError, load_rgb
 
+    candidates = [(m, s.title) for s in sections for m in misclassified(s.predictions)]
+    candidates.sort(key=lambda item: -item[0].confidence)
     found, notes = [], []
-    for mistake in misclassified(predictions)[:limit]:
+    for mistake, source in candidates[:limit]:
         try:
             image = load_rgb(mistake.path)
         except ImageLoadError as exc:
             notes.append(f"{mistake.path}: {exc.reason}")
             continue
-        explanation = explain(loaded, image, target=predictions.classes.index(mistake.predicted_class))
-        found.append(MistakeImage(mistake.path, mistake.true_class, mistake.predicted_class, mistake.confidence,
-                                  _thumbnail(image), _thumbnail(overlay(image, explanation.heatmap))))
+        explanation = explain(loaded, image, target=loaded.classes.index(mistake.predicted_class))
+        found.append(MistakeImage(source, mistake.path, mistake.true_class, mistake.predicted_class,
+                                  mistake.confidence, _thumbnail(image), _thumbnail(overlay(image, explanation.heatmap))))
     return found, notes
 
 
@@ -171,12 +175,9 @@ def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstra
         evaluations.append(EvaluationSection(
             folder.name, f"External: {Path(source).name}", f"all {len(predictions)} images of {source}",
             predictions, compute_metrics(predictions, n_bootstrap=n_bootstrap, seed=seed)))
-    primary = next((e for e in evaluations if e.key == "test"), next(iter(evaluations), None))
-    mistakes: list[MistakeImage] = []
-    if primary is not None:
-        say("Computing saliency maps of the most confident mistakes")
-        mistakes, unreadable = mistake_images(loaded, primary.predictions)
-        notes += [f"Could not show {text}" for text in unreadable]
+    say("Computing saliency maps of the most confident mistakes")
+    mistakes, unreadable = mistake_images(loaded, evaluations)
+    notes += [f"Could not show {text}" for text in unreadable]
     try:
         spec = get_backbone_spec(loaded.meta.backbone)
         backbone_title, num_blocks = spec.title, spec.num_blocks
@@ -189,7 +190,7 @@ def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstra
         started=next((e for e in events if isinstance(e, FitStarted)), None),
         ended=next((e for e in reversed(events) if isinstance(e, FitEnded)), None),
         evaluations=evaluations, mistakes=mistakes,
-        mistakes_source=primary.title if primary is not None else "", model_card="",
+        mistakes_source=", ".join(e.title.lower() for e in evaluations), model_card="",
         backbone_title=backbone_title, num_blocks=num_blocks, notes=notes)
     data.model_card = model_card if model_card is not None else default_model_card(data)
     return data

@@ -61,7 +61,8 @@ def _gallery(block: Gallery) -> str:
             f'<div class="tile"><img alt="{name}" src="{_jpeg_data_uri(item.image)}"> '
             f'<img alt="saliency of {name}" src="{_jpeg_data_uri(item.overlay)}">'
             f"<p><b>{name}</b>: true <b>{html.escape(item.true_class)}</b>, model said "
-            f"<b>{html.escape(item.predicted_class)}</b> ({item.confidence:.0%} confident)</p></div>")
+            f"<b>{html.escape(item.predicted_class)}</b> ({item.confidence:.0%} confident) — "
+            f"{html.escape(item.source.lower())}</p></div>")
     return f'<div class="gallery">{"".join(tiles)}</div>'
 
 

@@ -62,8 +62,10 @@ class _Layout:
 
     def heading(self, title: str, size: float = 15) -> None:
         self.ensure(0.6)
-        self.text(MARGIN, self.y, title, size, weight="bold", color="#1f3b57")
-        self.y += size * 1.8 / 72
+        for line in textwrap.wrap(title, _chars_per_line(TEXT_W, size * 1.15)):
+            self.text(MARGIN, self.y, line, size, weight="bold", color="#1f3b57")
+            self.y += size * 1.5 / 72
+        self.y += size * 0.3 / 72
 
     def wrapped(self, text: str, size: float = BODY_PT, indent: float = 0.0, prefix: str = "", **kw: Any) -> None:
         width = _chars_per_line(TEXT_W - indent - (0.18 if prefix else 0), size)
@@ -79,7 +81,7 @@ class _Layout:
     def table(self, block: Table) -> None:
         n = len(block.columns)
         lengths = [max([len(block.columns[c])] + [len(r[c]) for r in block.rows]) for c in range(n)]
-        widths = np.clip(np.array(lengths, float), 6, 40) + 2  # + padding
+        widths = np.clip(np.array(lengths, float), 8, 40) + 2  # + padding
         widths = widths / widths.sum() * TEXT_W
         line = _line_h(TABLE_PT)
 
@@ -144,18 +146,20 @@ class _Layout:
 
     def gallery(self, block: Gallery) -> None:
         tile_w, gap = (TEXT_W - 0.3) / 2, 0.3
+        side = min(tile_w / 2 - 0.05, 1.45)  # four rows of two tiles fit on a page
         for start in range(0, len(block.items), 2):
             row = block.items[start:start + 2]
-            height = tile_w / 2 + 0.55
+            height = side + 0.55
             self.ensure(height)
             for col, item in enumerate(row):
                 x = MARGIN + col * (tile_w + gap)
                 for k, picture in enumerate((item.image, item.overlay)):
                     square = np.asarray(picture.convert("RGB").resize((320, 320)))
-                    self.image(square, x + k * (tile_w / 2), self.y, tile_w / 2 - 0.05)
+                    self.image(square, x + k * (side + 0.05), self.y, side)
                 name = Path(item.path).name
-                self.text(x, self.y + tile_w / 2 + 0.02, textwrap.shorten(name, 60), SMALL_PT, weight="bold")
-                self.text(x, self.y + tile_w / 2 + 0.2, f"true: {item.true_class}   model: {item.predicted_class} "
+                self.text(x, self.y + side + 0.04, f"{textwrap.shorten(name, 40)}   [{item.source.lower()}]",
+                          SMALL_PT, weight="bold")
+                self.text(x, self.y + side + 0.22, f"true: {item.true_class}   model: {item.predicted_class} "
                           f"({item.confidence:.0%})", SMALL_PT)
             self.y += height
 

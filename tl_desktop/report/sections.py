@@ -69,6 +69,9 @@ class Section:
     blocks: list[Any] = field(default_factory=list)
 
 
+SIDE_BY_SIDE_MAX_CLASSES = 5
+
+
 def _ci_cell(metrics: Metrics, value: float | None, interval: Any, percent: bool = True) -> str:
     text = fmt(value, percent)
     if value is not None and interval is not None and interval.low is not None:
@@ -130,11 +133,15 @@ def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
     if m.absent_classes:
         blocks.append(Para(f"No images of {', '.join(m.absent_classes)} in this set: their recall is undefined "
                            "and averages leave them out."))
-    blocks.append(FigRow([figures.confusion_matrix_figure(m.confusion, m.classes),
-                          figures.confusion_matrix_figure(m.confusion, m.classes, normalize=True)],
-                         "Left: counts; rows are the true classes, columns what the model said, the diagonal holds "
-                         "the correct answers. Right: each row divided by its total, so the diagonal is each "
-                         "class's recall."))
+    counts = figures.confusion_matrix_figure(m.confusion, m.classes)
+    shares = figures.confusion_matrix_figure(m.confusion, m.classes, normalize=True)
+    counts_text = "Counts: rows are the true classes, columns what the model said; the diagonal holds the correct answers."
+    shares_text = "Each row divided by its total, so the diagonal is each class's recall."
+    if len(m.classes) <= SIDE_BY_SIDE_MAX_CLASSES:
+        blocks.append(FigRow([counts, shares], f"Left: {counts_text[0].lower()}{counts_text[1:]} Right: "
+                             f"{shares_text[0].lower()}{shares_text[1:]}"))
+    else:
+        blocks += [Fig(counts, counts_text, 0.8), Fig(shares, shares_text, 0.8)]
     blocks += [PageBreak(), per_class_table(m),
                FigRow([figures.roc_figure(m.roc), figures.reliability_figure(m.reliability, m.ece)],
                       "Left: ROC curves; each shows, for one class against all others, the sensitivity reached at "
@@ -185,10 +192,10 @@ def _summary_blocks(data: ReportData) -> list[Any]:
 
 def _mistake_blocks(data: ReportData) -> list[Any]:
     if not data.mistakes:
-        return [Para("There are no misclassified images to show." if data.evaluations else
+        return [Para("The model made no mistakes on the evaluated images." if data.evaluations else
                      "No evaluation was possible, so there are no mistakes to show.")]
-    return [Para(f"The {len(data.mistakes)} images of the {data.mistakes_source.lower()} that the model got wrong "
-                 "with the highest confidence, most confident first. Left: the image; right: the saliency map "
+    return [Para(f"The {len(data.mistakes)} images the model got wrong with the highest confidence, across "
+                 f"{data.mistakes_source}, most confident first. Left: the image; right: the saliency map "
                  "(Grad-CAM; HiResCAM for transformers) for the class the model chose — red marks the regions "
                  "that pushed it towards that answer. Areas outside the centre crop the model sees stay "
                  "uncoloured."), Gallery(data.mistakes)]

@@ -52,6 +52,8 @@ def dataset_blocks(data: ReportData) -> list[Any]:
 def _trainable_text(data: ReportData) -> str:
     blocks = data.config.get("model", {}).get("trainable_blocks")
     total = data.num_blocks
+    if blocks == 0:
+        return "none: the pretrained backbone stays frozen and only the new head trains"
     if blocks == "all":
         return f"all {total} blocks train (nothing frozen)" if total else "all blocks train"
     if total is None:
@@ -108,6 +110,8 @@ def training_blocks(data: ReportData) -> list[Any]:
                    f"{best}. The exported model holds the weights of the best epoch.")
         if ended.error:
             summary += f" Error: {ended.error}"
-    return [Para(summary), Fig(figures.training_curves_figure(data.history), "Left: loss; right: accuracy, on "
-                               "training (blue) and validation (red) images. A widening gap means over-fitting. "
-                               "The dotted line marks where fine-tuning of the backbone blocks began.", 1.0)]
+    caption = ("Left: loss; right: accuracy, on training (blue) and validation (red) images. A widening gap means "
+               "over-fitting.")
+    if any(p.phase == "finetune" for p in data.phases):
+        caption += " The dotted line marks where fine-tuning of the backbone blocks began."
+    return [Para(summary), Fig(figures.training_curves_figure(data.history), caption, 1.0)]
