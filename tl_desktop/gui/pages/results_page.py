@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.widgets.analysis import AnalysisBar
 from tl_desktop.gui.widgets.common import heading, hint, stretch_first_column
 from tl_desktop.gui.widgets.image_grid import ImageGridDialog
 
@@ -94,10 +95,18 @@ class ResultsPage(Page):
         layout.addLayout(top)
         layout.addWidget(self.headline)
         layout.addWidget(splitter, 1)
+        self.analysis = AnalysisBar(session, self.current_split, self._recalibrated)
+        self.split_box.currentIndexChanged.connect(lambda _index: self.analysis.update_buttons())
+        layout.addWidget(self.analysis)
         session.run_changed.connect(self._on_run_changed)
 
     def current_split(self) -> str:
         return str(self.split_box.currentData())
+
+    def _recalibrated(self) -> None:
+        """The model file got a new temperature: drop the old evaluations and evaluate again."""
+        self.session.set_run(self.session.run_dir, self.session.fit_result)
+        self.evaluate_current_run()
 
     def _on_run_changed(self) -> None:
         self._clear()
