@@ -314,3 +314,23 @@ def test_device_choice(monkeypatch):
             configure_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_console_progress_lines():
+    import io
+
+    from tl_desktop.engine.callbacks import ConsoleProgress
+    from tl_desktop.engine.events import CacheProgress, FitEnded
+
+    out = io.StringIO()
+    console = ConsoleProgress(out)
+    for done in range(0, 101, 10):
+        console.on_event(CacheProgress("computing train features", done, 100))
+    console.on_event(EpochEnded(3, 10, "finetune", 0.51, 0.84, 0.43, 0.875, 1e-4, 12.3, 95.0, True))
+    console.on_event(FitEnded("completed", "runs/x", "runs/x/model.tlmodel", 3, 0.875, 0.43, 10, 130.0))
+    lines = out.getvalue().splitlines()
+    assert lines[:5] == [f"computing train features: {d}/100" for d in (0, 30, 50, 80, 100)]
+    assert lines[5] == ("epoch  3/10 [finetune]  train loss 0.5100 acc  84.0%  |  val loss 0.4300 acc  87.5%  |  "
+                        "12 s, ETA 1 min 35 s  *best")
+    assert lines[6].startswith("Training finished in 2 min 10 s; best validation accuracy 87.5% at epoch 3.")
+    assert lines[6].endswith("Model saved to runs/x/model.tlmodel")

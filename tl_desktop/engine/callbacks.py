@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tl_desktop.engine.events import (
+    CacheProgress,
     EpochEnded,
     Event,
     FitEnded,
@@ -136,10 +137,11 @@ def format_seconds(seconds: float) -> str:
 
 
 class ConsoleProgress(Callback):
-    """Prints one line per phase, epoch and message, and a closing line saying where the model is."""
+    """Prints one line per phase, epoch and message, cache progress by quarters, and where the model is."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream
+        self._cache_shown: tuple[str, int] | None = None
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream or sys.stdout, flush=True)
@@ -151,6 +153,8 @@ class ConsoleProgress(Callback):
                 f"{event.num_val} validation / {event.num_test} test images, {event.total_epochs} epochs"
             )
             self._print(f"Run folder: {event.run_dir}")
+        elif isinstance(event, CacheProgress):
+            self._cache_line(event)
         elif isinstance(event, PhaseStarted):
             self._print(
                 f"Phase '{event.phase}' (epochs {event.first_epoch}-{event.last_epoch}): "
@@ -162,6 +166,13 @@ class ConsoleProgress(Callback):
             self._print(f"{event.level}: {event.text}")
         elif isinstance(event, FitEnded):
             self._print(self._end_line(event))
+
+    def _cache_line(self, e: CacheProgress) -> None:
+        quarter = 4 * e.done // e.total if e.total > 0 else 0
+        if self._cache_shown == (e.stage, quarter):
+            return
+        self._cache_shown = (e.stage, quarter)
+        self._print(f"{e.stage}: {e.done}/{e.total}" if e.total > 0 else f"{e.stage} ...")
 
     @staticmethod
     def _epoch_line(e: EpochEnded) -> str:
