@@ -64,7 +64,32 @@ def test_analysis_bar_dialogs_on_a_real_run(qtbot, tiny_run, external_folder, tm
 
     calibration = bar.show_calibration()
     calibration.panel.fit_button.click()
-    qtbot.waitUntil(lambda: refreshed, timeout=60_000)
+    qtbot.waitUntil(lambda: bool(refreshed), timeout=60_000)
     assert "Stored temperature" in calibration.panel.result.text()
     assert load_bundle(tiny_run).meta.temperature != 1.0
     calibration.close()
+
+
+def test_predict_page_shows_saliency_of_the_last_image(qtbot, tiny_run, tmp_path):
+    import json
+
+    from PySide6.QtCore import QSettings
+
+    from tl_desktop.gui.pages.predict_page import PredictPage
+    from tl_desktop.gui.session import Session
+
+    session = Session(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    page = PredictPage(session)
+    qtbot.addWidget(page)
+    session.set_run(tiny_run)
+    qtbot.waitUntil(lambda: page.loaded is not None, timeout=60_000)
+    split = json.loads((tiny_run / "split.json").read_text(encoding="utf-8"))
+    image = tiny_run.parent.parent / "images" / split["val"][0][0]
+    assert not page.saliency_button.isEnabled()
+    page.predict_image(image)
+    qtbot.waitUntil(page.saliency_button.isEnabled, timeout=60_000)
+    dialog = page.show_saliency()
+    qtbot.waitUntil(lambda: dialog.view.overlay_label.pixmap() is not None
+                    and not dialog.view.overlay_label.pixmap().isNull(), timeout=60_000)
+    assert "Map for" in dialog.view.caption.text()
+    dialog.close()

@@ -62,6 +62,11 @@ class PredictPage(Page):
         self.folder_button = QPushButton("Choose folder…")
         self.folder_button.setToolTip("Classify every image in a folder and save the answers as a CSV file")
         self.folder_button.clicked.connect(self.choose_folder)
+        self.saliency_button = QPushButton("Why? (saliency map)…")
+        self.saliency_button.setToolTip("Show which parts of the image led to the answer")
+        self.saliency_button.setEnabled(False)
+        self.saliency_button.clicked.connect(self.show_saliency)
+        self.last_image: Path | None = None
         self.progress = QProgressBar()
         self.progress.hide()
         self.preview = QLabel("Drop an image or a folder here")
@@ -82,6 +87,7 @@ class PredictPage(Page):
         input_row = QHBoxLayout()
         input_row.addWidget(self.image_button)
         input_row.addWidget(self.folder_button)
+        input_row.addWidget(self.saliency_button)
         input_row.addWidget(self.progress, 1)
         input_row.addStretch(0)
         results = QVBoxLayout()
@@ -186,6 +192,8 @@ class PredictPage(Page):
         if result.failures:
             self.show_error(f"Could not read {path.name}: {result.failures[0][1]}", "Choose another image.")
             return
+        self.last_image = path
+        self.saliency_button.setEnabled(True)
         probs, classes = result.probs[0], self.loaded.classes
         order = probs.argsort()[::-1][:TOP_K]
         self.table.setHorizontalHeaderLabels(["Class", "Probability"])
@@ -197,6 +205,14 @@ class PredictPage(Page):
             item = QTableWidgetItem(f"{100 * probs[index]:.1f}%")
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.table.setItem(r, 1, item)
+
+    def show_saliency(self) -> Any:
+        """Open the saliency map of the last classified image."""
+        from tl_desktop.gui.widgets.saliency import open_saliency_dialog
+
+        if self.loaded is not None and self.last_image is not None:
+            return open_saliency_dialog(self, self.loaded, str(self.last_image))
+        return None
 
     def predict_folder(self, folder: Path) -> None:
         """Classify every image under ``folder`` and write the CSV next to it."""

@@ -27,9 +27,9 @@ METHOD_NOTE = ("Red marks the regions that pushed the model towards the class sh
 class ModelHolder:
     """Loads a run's model once, on a worker thread, and keeps it for later saliency requests."""
 
-    def __init__(self, model_path: Path) -> None:
-        self.model_path = Path(model_path)
-        self.loaded: Any = None
+    def __init__(self, model_path: Path | None, loaded: Any = None) -> None:
+        self.model_path = None if model_path is None else Path(model_path)
+        self.loaded: Any = loaded
 
     def get(self) -> Any:
         """The loaded model (call from a worker thread)."""
@@ -152,3 +152,22 @@ class MistakesDialog(QDialog):
                                 f"{Path(m.path).name}: true <b>{m.true_class}</b>, the model said "
                                 f"<b>{m.predicted_class}</b> ({m.confidence:.0%} confident).")
 
+
+
+def open_saliency_dialog(parent: QWidget | None, loaded: Any, path: str) -> QDialog:
+    """A non-modal dialog with the saliency of ``path`` for the class ``loaded`` predicts."""
+    dialog = QDialog(parent)
+    dialog.setWindowTitle(f"Why “{Path(path).name}”?")
+    # A copy of its own (loaded from the same file) so the hooks never meet a prediction running meanwhile.
+    model_path = getattr(loaded, "path", None)
+    view = SaliencyView(ModelHolder(model_path) if model_path is not None else ModelHolder(None, loaded))
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(view)
+    layout.addWidget(buttons)
+    dialog.view = view
+    dialog.finished.connect(lambda _result: view.stop())
+    view.show_path(path, None, f"{Path(path).name}.")
+    dialog.show()
+    return dialog
