@@ -51,11 +51,6 @@ class Predictions:
         """The most probable class of each image."""
         return self.probs.argmax(axis=1)
 
-    def subset(self, indices: Sequence[int]) -> "Predictions":
-        """The predictions of the given images only."""
-        idx = np.asarray(indices, dtype=np.int64)
-        return Predictions([self.paths[i] for i in idx], self.labels[idx], self.probs[idx], list(self.classes))
-
 
 def compute_metrics(predictions: Predictions, positive_class: str | None = None, threshold: float | None = None,
                     n_bootstrap: int = 1000, seed: int = 0) -> Metrics:

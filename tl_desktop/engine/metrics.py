@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 BINARY_METRICS = ("sensitivity", "specificity", "ppv", "npv")
 
 
@@ -111,19 +110,6 @@ def balanced_accuracy_from_confusion(cm: np.ndarray) -> float | None:
     if not present.any():
         return None
     return float(np.mean(np.diag(cm)[present] / support[present]))
-
-
-def macro_f1_from_confusion(cm: np.ndarray) -> float | None:
-    """Macro F1 over classes with samples (never-predicted classes score 0)."""
-    tp = np.diag(cm).astype(float)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    present = support > 0
-    if not present.any():
-        return None
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(np.mean(f1[present]))
 
 
 def roc_curve(scores: np.ndarray, positives: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -239,11 +225,6 @@ class Metrics:
     @property
     def macro_f1(self) -> float | None:
         return self.macro.get("f1")
-
-    def normalized_confusion(self) -> np.ndarray:
-        """Rows divided by their totals (recall on the diagonal); rows without samples stay 0."""
-        totals = self.confusion.sum(axis=1, keepdims=True)
-        return np.divide(self.confusion, totals, out=np.zeros(self.confusion.shape), where=totals > 0)
 
     def headline(self) -> dict[str, float | None]:
         """The few numbers shown first, each with an interval in ``intervals`` when bootstrapped."""
