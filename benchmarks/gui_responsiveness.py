@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 
 from tl_desktop.engine.events import CacheProgress, EpochStarted, FitEnded, FitStarted
 from tl_desktop.gui.screenshots import subset_folder, synthetic_folder, wait_until
@@ -71,7 +71,7 @@ def main() -> int:
     parser.add_argument("--backbone", default="efficientnet_lite0")
     args = parser.parse_args()
 
-    from tl_desktop.gui.app import create_application
+    from tl_desktop.gui.app import create_application, warm_up_imports
     from tl_desktop.gui.main_window import MainWindow
 
     work = Path(tempfile.mkdtemp(prefix="tl-desktop-resp-"))
@@ -84,6 +84,7 @@ def main() -> int:
     window = MainWindow(settings)
     window.resize(1280, 800)
     window.show()
+    warm_up = warm_up_imports()  # what the app does once the window shows
     window.data_page.open_folder(str(images))
     wait_until(lambda: window.session.scan is not None, 600, "the folder scan")
     model = window.model_page
@@ -95,15 +96,17 @@ def main() -> int:
     form.epochs.setValue(args.epochs)
     form.head_epochs.setValue(max(1, args.epochs - 1))
     form._set_combo(form.device_box, "cpu")
-    wait_until(lambda: not model.busy(), 120, "the parameter count")
+    wait_until(lambda: not model.busy() and not warm_up.running, 600, "the parameter count and imports")
 
     window.go_to(2)
     beat = Heartbeat()
+    loop = QEventLoop()  # the real event loop, as in the app: no polling
+    window.train_page.run_finished.connect(lambda _status: loop.quit())
     window.train_page.start_training()
     window.train_page.worker.event.connect(beat.on_event)
     beat.start()
     started = time.perf_counter()
-    wait_until(lambda: not window.session.training, 3600, "training to finish")
+    loop.exec()
     beat.timer.stop()
     print(f"run: {args.backbone}, {len(window.session.scan.split.train)} training images, {args.epochs} epochs, "
           f"status {window.train_page.status_of_run}, {time.perf_counter() - started:.0f} s; "

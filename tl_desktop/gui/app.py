@@ -9,7 +9,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
-from tl_desktop.gui.worker import start_worker, stop_all_workers
+from tl_desktop.gui.worker import Worker, start_worker, stop_all_workers
 from tl_desktop.resources import resource_path
 
 APP_NAME = "tl-desktop"
@@ -29,7 +29,7 @@ def create_application(argv: Sequence[str] | None = None) -> QApplication:
     return app
 
 
-def warm_up_imports() -> None:
+def warm_up_imports() -> Worker:
     """Import the engine (torch, timm) in the background once the window shows, so the first
     click on Model or Train does not wait for it."""
 
@@ -42,7 +42,7 @@ def warm_up_imports() -> None:
         import tl_desktop.engine.trainer  # noqa: F401
         from torchvision.transforms import v2  # noqa: F401
 
-    start_worker(imports, "warm-up")
+    return start_worker(imports, "warm-up")
 
 
 def _quit_when_exposed(app: QApplication, window: QWidget) -> None:
