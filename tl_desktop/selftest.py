@@ -82,7 +82,7 @@ def _environment(state: SelfTestState) -> str:
     )
 
 
-def _draw(kind: str, index: int, size: int) -> PIL.Image.Image:
+def draw_pattern(kind: str, index: int, size: int) -> PIL.Image.Image:
     """One synthetic image of a class: the pattern is the class, colour and position vary."""
     from PIL import Image, ImageDraw
 
@@ -109,7 +109,7 @@ def _make_images(state: SelfTestState) -> str:
         folder = state.data_dir / kind
         folder.mkdir(parents=True)
         for i in range(IMAGES_PER_CLASS):
-            _draw(kind, i, IMAGE_SIZE).save(folder / f"{kind}_{i:02d}.png")
+            draw_pattern(kind, i, IMAGE_SIZE).save(folder / f"{kind}_{i:02d}.png")
     total = len(CLASSES) * IMAGES_PER_CLASS
     return f"{total} images, {len(CLASSES)} classes, {IMAGE_SIZE}x{IMAGE_SIZE} px in {state.data_dir}"
 

