@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,17 +30,20 @@ pytestmark = [pytest.mark.packaging, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> Path:
-    """A fresh build and its archive."""
+def dist(tmp_path_factory) -> Iterator[Path]:
+    """A fresh build and its archive (removed afterwards unless TL_DESKTOP_DIST_DIR names a folder)."""
     pytest.importorskip("PyInstaller", reason='install the packaging extra: pip install -e ".[package]"')
-    dist = Path(os.environ.get("TL_DESKTOP_DIST_DIR") or tmp_path_factory.mktemp("dist"))
+    keep = os.environ.get("TL_DESKTOP_DIST_DIR")
+    dist = Path(keep or tmp_path_factory.mktemp("dist"))
     work = tmp_path_factory.mktemp("pyinstaller-work")
     try:
         subprocess.run([sys.executable, str(ROOT / "packaging" / "build.py"), "--dist-dir", str(dist),
                         "--work-dir", str(work)], check=True, cwd=ROOT, timeout=3000)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return dist
+    yield dist
+    if not keep:
+        shutil.rmtree(dist, ignore_errors=True)
 
 
 def _frozen_env(tmp_path: Path) -> dict[str, str]:
