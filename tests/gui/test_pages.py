@@ -1,0 +1,110 @@
+"""Each page on its own, driven through its real widgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+
+def test_data_page_lists_classes_thumbnails_and_readable_warnings(qtbot, window, make_image_folder, tmp_path,
+                                                                  scan_folder):
+    root = make_image_folder(tmp_path, {"healthy": 6, "sick": 6}, size=40)
+    (root / "sick" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    scan_folder(window, root)
+    page = window.data_page
+    assert [page.table.item(r, 0).text() for r in range(page.table.rowCount())] == ["healthy", "sick"]
+    totals = [int(page.table.item(r, 4).text()) for r in range(2)]
+    assert totals == [6, 6]
+    strips = [page.thumbs_layout.itemAt(i).widget() for i in (1, 3)]
+    assert [s.count() for s in strips] == [6, 6]
+    assert all(not s.item(0).icon().isNull() for s in strips)
+    texts = [page.warnings.item(i).text() for i in range(page.warnings.count())]
+    assert any("could not be read" in t for t in texts), texts
+    assert page.val_pct.isEnabled()
+    assert "split at random" in page.split_info.text()
+
+
+def test_data_page_uses_the_folders_own_split(qtbot, window, make_image_folder, tmp_path, scan_folder):
+    scan_folder(window, make_image_folder(tmp_path, {"a": 6, "b": 6}, size=40, layout="split"))
+    page = window.data_page
+    assert not page.val_pct.isEnabled()
+    assert "own train / val / test" in page.split_info.text()
+
+
+def test_data_page_explains_a_missing_folder(window, tmp_path, dialogs_shown):
+    window.data_page.open_folder(str(tmp_path / "nowhere"))
+    assert dialogs_shown and "does not exist" in dialogs_shown[0]
+
+
+def test_data_page_reports_a_folder_without_classes(qtbot, window, tmp_path, dialogs_shown):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    window.data_page.open_folder(str(empty))
+    qtbot.waitUntil(lambda: bool(dialogs_shown), timeout=20000)
+    assert "Could not read the image folder" in dialogs_shown[0]
+    assert "Traceback" not in dialogs_shown[0].split(" | ")[0]
+
+
+def test_model_page_freezing_control_and_settings(qtbot, window, choose_tiny_model):
+    choose_tiny_model(window, epochs=3, trainable=0)
+    page = window.model_page
+    freeze = page.freeze
+    qtbot.waitUntil(lambda: "will train" in freeze.summary.text(), timeout=20000)
+    head_only = freeze.summary.text()
+    assert "only the new head" in freeze.value_label.text()
+    freeze.slider.setValue(freeze.slider.maximum())
+    assert freeze.value() == "all"
+    qtbot.waitUntil(lambda: "will train" in freeze.summary.text() and freeze.summary.text() != head_only,
+                    timeout=20000)
+    assert "Frozen (kept as pretrained): nothing" in freeze.summary.text()
+    assert not page.settings_form.advanced.body.isVisible()
+    page.settings_form.advanced.toggle.click()
+    assert page.settings_form.advanced.body.isVisible()
+    cfg = page.run_config()
+    assert cfg.model.backbone == "tiny_cnn" and cfg.model.trainable_blocks == "all"
+    assert cfg.train.epochs == 3 and cfg.train.device == "cpu" and cfg.train.augmentation == "none"
+    row = next(r for r in range(page.table.rowCount()) if page.table.item(r, 0).text() == "Tiny CNN (tests)")
+    assert page.table.item(row, 4).text() == "Included"
+    assert page.table.item(row, 2).text() == "32 px"
+
+
+def test_settings_are_remembered(qtbot, window, settings, choose_tiny_model, tmp_path):
+    from tl_desktop.gui.main_window import MainWindow
+
+    choose_tiny_model(window, epochs=7, trainable=0)
+    window.model_page.run_config()
+    window.close()
+    again = MainWindow(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    assert again.model_page.settings_form.epochs.value() == 7
+    assert again.model_page.settings_form.device() == "cpu"
+
+
+def test_model_page_measures_speed(qtbot, window, choose_tiny_model):
+    choose_tiny_model(window)
+    page = window.model_page
+    page.measure_selected_speed()
+    qtbot.waitUntil(lambda: not page.busy("speed"), timeout=20000)
+    row = next(r for r in range(page.table.rowCount()) if page.table.item(r, 0).text() == "Tiny CNN (tests)")
+    assert page.table.item(row, 3).text().endswith("images/s")
+
+
+def test_predict_page_without_a_model_says_what_to_do(window, tmp_path: Path, dialogs_shown):
+    window.go_to(5)
+    window.predict_page.open_paths([str(tmp_path)])
+    assert dialogs_shown and "No model is loaded" in dialogs_shown[0]
+
+
+def test_keyboard_shortcuts_switch_pages(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    qtbot.keyClick(window, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    assert window.stack.currentWidget() is window.results_page
+    qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert window.stack.currentWidget() is window.data_page
+
+
+def test_window_fits_1280_by_800(window):
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1280 and hint.height() <= 800
