@@ -18,9 +18,13 @@ class DiskWriteError(OSError):
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary file object; on success it replaces ``path`` atomically, on failure nothing changes."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise DiskWriteError(exc.errno, f"could not write {path}: {exc.strerror or exc}") from exc
+    try:
+        _chmod_like_new_file(fd)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -43,6 +47,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _chmod_like_new_file(fd: int) -> None:
+    # mkstemp creates 0600 files; give the result the permissions a plain open() would (0666 & ~umask).
+    if os.name != "posix":
+        return
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
 
 
 def _replace_with_retry(src: str, dst: Path, attempts: int = 5) -> None:
