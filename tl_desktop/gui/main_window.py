@@ -26,6 +26,7 @@ from tl_desktop.gui.widgets.common import local_paths
 STEPS_STYLE = """
 QListWidget#steps { font-size: 11pt; }
 QListWidget#steps::item { padding: 8px 6px; border-bottom: 1px solid palette(midlight); }
+QListWidget#steps::item:selected { background: palette(highlight); color: palette(highlighted-text); }
 """
 
 

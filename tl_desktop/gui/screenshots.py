@@ -121,10 +121,15 @@ def run(out_dir: Path, data: Path | None, per_class: int, backbone: str, epochs:
     window.train_page.start_training()
     wait_until(lambda: window.session.training, 10, "training to start")
     wait_until(lambda: not window.session.training, 1800, "training to finish")
+    plots = window.train_page.plots
+    wait_until(lambda: plots.canvas is not None and not plots.rendering(), 120, "the curves")
     shots.append(take(window, "train", out_dir))
 
     wait_until(lambda: "val" in window.session.evaluations, 600, "the evaluation")
     window.go_to(3)
+    results = window.results_page
+    wait_until(lambda: results.matrix_canvas is not None and not results.matrix_canvas.rendering()
+               and results.matrix_canvas.render_count > 0, 120, "the confusion matrix")
     shots.append(take(window, "results", out_dir))
 
     window.go_to(4)

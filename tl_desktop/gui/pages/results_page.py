@@ -55,6 +55,9 @@ class ResultsPage(Page):
         group.addButton(self.normalised_button)
         self.counts_button.toggled.connect(lambda _: self._draw_matrix())
         self.matrix_holder = QVBoxLayout()
+        self.matrix_placeholder = QLabel("The confusion matrix appears here once the model is evaluated.")
+        self.matrix_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.matrix_holder.addWidget(self.matrix_placeholder, 1)
         self.matrix_canvas: Any = None
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
@@ -225,8 +228,9 @@ class ResultsPage(Page):
         canvas.setToolTip("Click a cell to see its images")
         canvas.mpl_connect("button_press_event", self._on_matrix_click)
         self._drop_canvas()
+        self.matrix_placeholder.hide()
         self.matrix_canvas = canvas
-        self.matrix_holder.addWidget(canvas)
+        self.matrix_holder.addWidget(canvas, 1)
 
     def _drop_canvas(self) -> None:
         if self.matrix_canvas is not None:
@@ -234,6 +238,7 @@ class ResultsPage(Page):
             self.matrix_canvas.hide()
             self.matrix_canvas.deleteLater()
             self.matrix_canvas = None
+            self.matrix_placeholder.show()
 
     def _on_matrix_click(self, event: Any) -> None:
         from tl_desktop.report.figures import confusion_cell_at

@@ -19,7 +19,7 @@ import shiboken6
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from PySide6.QtGui import QPaintEvent, QResizeEvent
+from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from tl_desktop.gui.worker import Worker, start_worker
@@ -95,17 +95,23 @@ class ThreadedCanvas(FigureCanvasQTAgg):
         self.request_render(resize)
 
     def paintEvent(self, event: QPaintEvent) -> None:
-        # Copy the last finished render; never draw here. Skip while a render writes the buffer
-        # (it calls update() when done) or while the buffer does not match the widget's size yet.
+        # Copy the last finished render; never draw here. While a render writes the buffer (it
+        # calls update() when done) or before the buffer matches the widget's size, show a plain
+        # background instead of stale pixels.
         if not self._lock.acquire(blocking=False):
+            self._erase(event)
             return
         try:
             renderer = getattr(self, "renderer", None)
-            if renderer is None:
-                return
-            expected = (int(self.width() * self.device_pixel_ratio), int(self.height() * self.device_pixel_ratio))
-            if (int(renderer.width), int(renderer.height)) != expected:
+            expected = (self.width() * self.device_pixel_ratio, self.height() * self.device_pixel_ratio)
+            if renderer is None or abs(renderer.width - expected[0]) > 2 or abs(renderer.height - expected[1]) > 2:
+                self._erase(event)
                 return
             super().paintEvent(event)
         finally:
             self._lock.release()
+
+    def _erase(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(event.rect(), self.palette().window())
+        painter.end()
