@@ -108,3 +108,15 @@ def test_keyboard_shortcuts_switch_pages(qtbot, window):
 def test_window_fits_1280_by_800(window):
     hint = window.minimumSizeHint()
     assert hint.width() <= 1280 and hint.height() <= 800
+
+
+def test_load_weights_from_file_checks_the_file(qtbot, window, choose_tiny_model, tiny_backbone, tmp_path,
+                                                 dialogs_shown):
+    choose_tiny_model(window)
+    page = window.model_page
+    bad = tmp_path / "not_weights.safetensors"
+    bad.write_bytes(b"definitely not a safetensors file")
+    page.use_weights_file(tiny_backbone, str(bad))
+    qtbot.waitUntil(lambda: not page.busy("weights-file"), timeout=20000)
+    assert dialogs_shown and "cannot be used as weights" in dialogs_shown[0]
+    assert page.run_config().model.weights_file is None

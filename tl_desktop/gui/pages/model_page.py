@@ -206,10 +206,10 @@ class ModelPage(Page):
     def use_weights_file(self, spec: Any, path: str) -> None:
         """Check ``path`` holds weights for ``spec`` and remember it for training."""
 
-        def check(ctx: Any) -> Any:
-            from tl_desktop.engine.weights import resolve_weights
+        def check(ctx: Any) -> None:
+            from tl_desktop.engine.backbones import check_weights_file
 
-            return resolve_weights(spec, weights_file=path, allow_download=False, stop=ctx.stop)
+            check_weights_file(spec.name, path)
 
         self.session.remember("folders/weights", path)
         self._set_busy(True, "Checking the file…")
