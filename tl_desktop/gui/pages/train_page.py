@@ -107,6 +107,7 @@ class TrainPage(Page):
             return
         blocks = cfg.model.trainable_blocks
         what = ("only the new head" if blocks == 0 else "all blocks" if blocks == "all"
+                else "the last block and the new head" if blocks == 1
                 else f"the last {blocks} blocks and the new head")
         self.plan.setText(f"Ready: {cfg.model.backbone}, training {what}, {cfg.train.epochs} epochs on "
                           f"{len(scan.split.train)} images ({len(scan.split.classes)} classes), "
