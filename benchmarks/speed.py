@@ -17,7 +17,8 @@ size and epochs:
 
 Usage::
 
-    python benchmarks/speed.py [--datasets flowers12 potato_leaf] [--max-per-class 40] [--repeats 1]
+    python benchmarks/speed.py [--datasets flowers12 potato_leaf] [--max-per-class 40 | --max-per-split 48]
+        [--repeats 1]
         [--epochs 10] [--batch-size 32] [--finetune-images 160] [--predict-images 320]
 
 Each measure is repeated ``--repeats`` times; the tables show medians.
@@ -138,6 +139,8 @@ class StepTimer(Callback):
 
 def throughput(times: list[float], sizes: list[int]) -> float:
     """Images per second over all batches but the first."""
+    if len(sizes) < 2:
+        raise ValueError("throughput needs at least two batches: raise --finetune-images or lower --batch-size")
     return sum(sizes[1:]) / (times[-1] - times[1])
 
 
@@ -310,8 +313,11 @@ def ours_predict_throughput(model_path: Path, samples: list[Sample], batch_size:
 # ----- main -------------------------------------------------------------------------------------------
 def measure(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
     full = scan_dataset(DataConfig(root=str(args.data_root / name)))
-    scan = with_split(full, train=limit(full.split.train, args.max_per_class),
-                      val=limit(full.split.val, args.max_per_class), test=limit(full.split.test, args.max_per_class))
+    per_class = args.max_per_class
+    if args.max_per_split is not None:
+        per_class = max(1, args.max_per_split // len(full.split.classes))
+    scan = with_split(full, train=limit(full.split.train, per_class), val=limit(full.split.val, per_class),
+                      test=limit(full.split.test, per_class))
     split = scan.split
     print(f"== {name}: {len(split.classes)} classes; train {len(split.train)}, val {len(split.val)}, "
           f"test {len(split.test)}; batch {args.batch_size}; {torch.get_num_threads()} threads", flush=True)
@@ -320,16 +326,18 @@ def measure(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
     plain_s, plain_acc = plain_head_only(scan, args.epochs, args.batch_size)
     log("plain head-only s", plain_s)
     log("plain head-only test acc", plain_acc)
+    # The forward pass is timed right before and right after our run (the machine may be shared).
+    forward_before = forward_pass_seconds(scan, args.batch_size)
     with fresh_cache():
         ours_s, ours_acc, head_rss, model_path = ours_head_only(scan, args.epochs, args.batch_size, out)
         log("ours head-only s (cold cache)", ours_s)
         log("ours head-only test acc", ours_acc)
+        forward_after = forward_pass_seconds(scan, args.batch_size)
         warm_s, _acc, _rss, _path = ours_head_only(scan, args.epochs, args.batch_size, out)
         log("ours head-only s (warm cache)", warm_s)
-    forward_s = forward_pass_seconds(scan, args.batch_size)
-    log("one forward pass s", forward_s)
-    ft_scan = with_split(scan, train=first_n(split.train, args.finetune_images),
-                         val=first_n(split.val, args.batch_size))
+    log("one forward pass s", (forward_before + forward_after) / 2)
+    ft_scan = with_split(scan, train=first_n(full.split.train, args.finetune_images),
+                         val=first_n(full.split.val, args.batch_size))
     plain_ft = plain_finetune_throughput(ft_scan, args.batch_size)
     log("plain fine-tune img/s", plain_ft)
     with fresh_cache():
@@ -338,7 +346,7 @@ def measure(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
     steps = max(2, args.finetune_images // args.batch_size)
     compute_ft = compute_only_throughput(len(split.classes), args.batch_size, steps)
     log("compute-only train img/s", compute_ft)
-    ours_pred, forward_pred = ours_predict_throughput(model_path, first_n(split.test + split.val,
+    ours_pred, forward_pred = ours_predict_throughput(model_path, first_n(full.split.test + full.split.val,
                                                       args.predict_images), args.batch_size)
     log("ours predict img/s", ours_pred)
     log("forward-only img/s", forward_pred)
@@ -386,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=["flowers12", "potato_leaf"])
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--max-per-class", type=int, default=None, help="subsample each split to this many per class")
+    parser.add_argument("--max-per-split", type=int, default=None,
+                        help="subsample each split to about this many images (per class: this / classes)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
