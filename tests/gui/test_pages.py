@@ -84,7 +84,7 @@ def test_settings_are_remembered(qtbot, window, settings, choose_tiny_model, tmp
 def test_model_page_measures_speed(qtbot, window, choose_tiny_model):
     choose_tiny_model(window)
     page = window.model_page
-    page.measure_selected_speed()
+    page.measure_speeds(["tiny_cnn"])
     qtbot.waitUntil(lambda: not page.busy("speed"), timeout=20000)
     row = next(r for r in range(page.table.rowCount()) if page.table.item(r, 0).text() == "Tiny CNN (tests)")
     assert page.table.item(row, 3).text().endswith("images/s")

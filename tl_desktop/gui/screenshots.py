@@ -113,7 +113,7 @@ def run(out_dir: Path, data: Path | None, per_class: int, backbone: str, epochs:
     form.epochs.setValue(epochs)
     form.head_epochs.setValue(max(1, epochs - 1))
     form._set_combo(form.device_box, "cpu")
-    model.measure_selected_speed()
+    model.measure_speeds([backbone])
     wait_until(lambda: not model.busy(), 300, "the speed measurement")
     shots.append(take(window, "model", out_dir))
 

@@ -44,11 +44,18 @@ def measure_speed(name: str, device: str, ctx: Any, batch: int = 8, repeats: int
         model(x)
         ctx.stop.raise_if_requested()
         start = time.perf_counter()
-        for i in range(repeats):
+        for _ in range(repeats):
             model(x)
-            ctx.progress(i + 1, repeats)
             ctx.stop.raise_if_requested()
     return batch * repeats / (time.perf_counter() - start)
+
+
+def measure_speeds(names: list[str], device: str, ctx: Any) -> None:
+    """Measure each backbone in turn, sending ``(name, images per second)`` as it finishes."""
+    ctx.progress(0, len(names))
+    for index, name in enumerate(names, start=1):
+        ctx.emit((name, measure_speed(name, device, ctx)))
+        ctx.progress(index, len(names))
 
 
 class ModelPage(Page):
@@ -70,8 +77,9 @@ class ModelPage(Page):
         self.file_button.setToolTip("For computers without internet: use a weights file copied from elsewhere")
         self.file_button.clicked.connect(self.load_weights_file)
         self.speed_button = QPushButton("Measure speed")
-        self.speed_button.setToolTip("Time the selected model on this computer (a few seconds)")
-        self.speed_button.clicked.connect(self.measure_selected_speed)
+        self.speed_button.setToolTip("Time every model on this computer, the selected one first "
+                                     "(a few seconds each; Cancel keeps what is measured)")
+        self.speed_button.clicked.connect(lambda: self.measure_speeds())
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: self.stop_tasks())
         self.cancel_button.hide()
@@ -230,17 +238,26 @@ class ModelPage(Page):
         self.download_button.hide()
         self.status.emit(f"Weights ready for {name}.")
 
-    def measure_selected_speed(self) -> None:
-        """Time the selected backbone on the chosen device and show images per second."""
-        name, device = self.current_backbone(), self.settings_form.device()
+    def measure_speeds(self, names: list[str] | None = None) -> None:
+        """Time backbones (all by default, the selected one first) on the chosen device."""
+        selected = self.current_backbone()
+        if names is None:
+            names = [selected] + [spec.name for spec in self.table.specs if spec.name != selected]
+        device = self.settings_form.device()
+
+        def progress(done: int, total: int) -> None:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"Measured {done} of {total}")
+
         self._set_busy(True, "Measuring…")
-        self.run_task(lambda ctx: measure_speed(name, device, ctx), "speed",
-                      on_success=lambda speed: self._speed_measured(name, device, speed),
-                      on_done=lambda: self._set_busy(False),
+        self.run_task(lambda ctx: measure_speeds(names, device, ctx), "speed",
+                      on_event=lambda result: self._speed_measured(*result, device=device),
+                      on_progress=progress, on_done=lambda: self._set_busy(False),
                       error_title="Could not measure the speed.",
                       error_hint="Try the CPU device in the training settings.")
 
-    def _speed_measured(self, name: str, device: str, speed: float) -> None:
+    def _speed_measured(self, name: str, speed: float, device: str) -> None:
         self.session.remember(f"speed/{device}/{name}", speed)
         self.table.update_cell(name, SPEED_COLUMN, speed_text(speed))
 
