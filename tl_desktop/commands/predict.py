@@ -11,7 +11,10 @@ import argparse
 import csv
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.bundle import PredictionResult
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.paths else EXIT_FAILED
 
 
-def print_top_k(classes: list[str], result, k: int) -> None:
+def print_top_k(classes: list[str], result: PredictionResult, k: int) -> None:
     """One block per image: its path, then the k most probable classes."""
     k = min(k, len(classes))
     for path, row in zip(result.paths, result.probs):
@@ -85,7 +88,7 @@ def print_top_k(classes: list[str], result, k: int) -> None:
             print(f"  {row[index]:7.2%}  {classes[index]}")
 
 
-def write_csv(path: Path, classes: list[str], result) -> None:
+def write_csv(path: Path, classes: list[str], result: PredictionResult) -> None:
     """Write path, top label, probability, one column per class and an error column."""
     from tl_desktop.engine.fileio import atomic_writer
 

@@ -10,9 +10,14 @@ import argparse
 import dataclasses
 import signal
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tl_desktop.config import AUGMENTATION_PRESETS, CLASS_BALANCE_MODES, DEVICES
+
+if TYPE_CHECKING:
+    from tl_desktop.config import RunConfig
+    from tl_desktop.engine.control import StopToken
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -86,7 +91,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace) -> RunConfig:
     """Map the flags onto a RunConfig (starting from ``--config`` if given); raises ConfigError."""
     from tl_desktop.config import ConfigError, RunConfig
 
@@ -146,14 +151,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _on_interrupt(stop) -> None:
+def _on_interrupt(stop: StopToken) -> None:
     if stop.requested:
         raise KeyboardInterrupt
     print("\nStopping after the current batch (Ctrl-C again to abort at once) ...", file=sys.stderr, flush=True)
     stop.request()
 
 
-def _download_progress():
+def _download_progress() -> Callable[[int, int | None], None]:
     """A console progress printer for weight downloads (prints at each 10%)."""
     shown = {"last": -1}
 
