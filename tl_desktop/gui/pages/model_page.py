@@ -192,6 +192,9 @@ class ModelPage(Page):
                 self.progress.setRange(0, 1000)
                 self.progress.setValue(int(1000 * done / total))
                 self.progress.setFormat(f"{done / 1e6:.1f} of {total / 1e6:.1f} MB")
+            else:  # the server did not say how large the file is
+                self.progress.setRange(0, 0)
+                self.progress.setFormat(f"{done / 1e6:.1f} MB")
 
         self._set_busy(True, "Connecting…")
         self.status.emit(f"Downloading weights for {spec.title}…")
