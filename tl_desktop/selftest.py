@@ -193,7 +193,7 @@ def _evaluate(state: SelfTestState) -> str:
     expected = len(state.scan.split.test)
     if len(predictions.paths) != expected:
         raise SelfTestFailure(f"evaluation predicted {len(predictions.paths)} of {expected} test images")
-    if not np.allclose(predictions.probs.sum(axis=1), 1.0, atol=1e-4):
+    if not np.allclose(predictions.probs.sum(axis=1), 1.0, atol=PROB_TOLERANCE):
         raise SelfTestFailure("evaluation probabilities do not sum to 1")
     state.predictions = predictions
     accuracy = metrics.to_dict()["accuracy"]
