@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 
@@ -35,6 +36,7 @@ def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder,
     qtbot.waitUntil(lambda: train.plots.canvas is not None and not train.plots.rendering(), timeout=20000)
     assert train.plots.canvas.render_count >= 1
     assert "Training finished" in train.log.toPlainText()
+    assert train.plan.text().startswith("Finished: 2 epoch(s)") and "Results page" in train.plan.text()
     assert window.session.model_path() is not None
 
     results = window.results_page
@@ -143,3 +145,51 @@ def test_results_page_refuses_a_folder_that_is_not_a_run(window, tmp_path: Path,
     window.go_to(3)
     window.results_page.open_run(tmp_path)
     assert dialogs_shown and "not a finished training run" in dialogs_shown[0]
+
+
+def test_train_page_shows_cache_progress(window):
+    from tl_desktop.engine.events import CacheProgress
+
+    train = window.train_page
+    window.go_to(2)
+    train.on_event(CacheProgress("decoding train images", 3, 12))
+    assert train.progress.maximum() == 1000 and train.progress.value() == 250
+    assert "Decoding train images — 3 of 12" in train.progress.format()
+    train.on_event(CacheProgress("downloading weights", 2_500_000, -1))
+    assert train.progress.maximum() == 0 and "2.5 MB" in train.progress.format()
+    train.on_event(CacheProgress("computing train features", 0, 8))
+    assert train.progress.maximum() == 1000 and train.progress.value() == 0
+    assert train.log.toPlainText().count("Preparing:") == 3
+
+
+def test_stop_while_caches_are_built(qtbot, window, make_image_folder, tmp_path, choose_tiny_model, scan_folder,
+                                     monkeypatch):
+    from tl_desktop.engine.events import CacheProgress
+    from tl_desktop.gui.worker import TaskContext
+
+    relay = TaskContext.emit
+
+    def hold_on_first_cache_event(ctx: TaskContext, event) -> None:  # noqa: ANN001
+        relay(ctx, event)
+        if isinstance(event, CacheProgress):
+            deadline = time.monotonic() + 20
+            while not ctx.stop.requested and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    monkeypatch.setattr(TaskContext, "emit", hold_on_first_cache_event)
+    scan_folder(window, make_image_folder(tmp_path, {"a": 6, "b": 6}, size=40))
+    choose_tiny_model(window, epochs=3, trainable=0)
+    train = window.train_page
+    window.go_to(2)
+    assert train.plan.text().startswith("Ready:")
+    train.start_button.click()
+    qtbot.waitUntil(lambda: train.progress.format().startswith("Preparing:"), timeout=30000)
+    assert train.stop_button.isEnabled()
+    statuses: list[str] = []
+    train.run_finished.connect(statuses.append)
+    with qtbot.waitSignal(train.run_finished, timeout=30000):
+        train.stop_button.click()
+    assert statuses == ["stopped"]
+    assert train.plan.text().startswith("Stopped before the first epoch finished")
+    assert "Next:" in train.plan.text() and "Next run:" in train.plan.text()
+    assert window.session.model_path() is None

@@ -120,3 +120,76 @@ def test_load_weights_from_file_checks_the_file(qtbot, window, choose_tiny_model
     qtbot.waitUntil(lambda: not page.busy("weights-file"), timeout=20000)
     assert dialogs_shown and "cannot be used as weights" in dialogs_shown[0]
     assert page.run_config().model.weights_file is None
+
+
+def test_cached_copies_setting_maps_to_the_config_and_is_remembered(qtbot, window, settings, choose_tiny_model):
+    from tl_desktop.gui.main_window import MainWindow
+
+    choose_tiny_model(window, trainable=0)
+    form = window.model_page.settings_form
+    assert not form.views.isEnabled() and "augmentation is off" in form.views_hint.text()
+    assert window.model_page.run_config().train.cached_views == 1
+    form._set_combo(form.augmentation, "light")
+    assert form.views.isEnabled() and form.views.isVisible()
+    form.views.setValue(6)
+    assert "balanced" in form.views_hint.text() and "1 = fastest" in form.views_hint.text()
+    assert "once per copy" in form.views.toolTip()
+    assert window.model_page.run_config().train.cached_views == 6
+    window.close()
+    again = MainWindow(QSettings(settings.fileName(), QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    assert again.model_page.settings_form.views.value() == 6
+    assert again.model_page.settings_form.views.isEnabled()
+
+
+def _fill_cache(root: Path) -> tuple[Path, Path]:
+    entry = root / "features" / "0123abcd"
+    entry.mkdir(parents=True)
+    (entry / "entry.json").write_text('{"key": "0123abcd", "description": "test entry"}')
+    (entry / "features.npy").write_bytes(b"\0" * 50_000)
+    weights = root / "weights" / "tiny.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"\0" * 20_000)
+    return entry, weights
+
+
+def _answer_clear_dialog(monkeypatch, shown: list[str], confirm: bool, tick_weights: bool) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    def answer(box: QMessageBox) -> int:
+        shown.append(f"{box.text()} | {box.informativeText()} | {box.checkBox().text()}")
+        box.checkBox().setChecked(tick_weights)
+        wanted = "Clear cache" if confirm else "Cancel"
+        next(b for b in box.buttons() if b.text() == wanted).click()
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", answer)
+
+
+def test_clear_cache_shows_what_it_holds_and_keeps_weights_unless_asked(qtbot, window, monkeypatch):
+    from tl_desktop.engine.cache import CacheStore, human_size, user_cache_dir
+
+    page = window.model_page
+    window.go_to(1)
+    entry, weights = _fill_cache(user_cache_dir())
+    features_size = human_size(CacheStore().info().evictable_bytes)
+    shown: list[str] = []
+    _answer_clear_dialog(monkeypatch, shown, confirm=False, tick_weights=False)
+    page.clear_button.click()
+    qtbot.waitUntil(lambda: bool(shown) and not page.busy(), timeout=10000)
+    assert entry.exists() and weights.exists()
+    assert str(user_cache_dir()) in shown[0] and f"time): {features_size}" in shown[0]
+    assert "weights (19.5 KB;" in shown[0]
+    assert "Size limit" in shown[0]
+
+    _answer_clear_dialog(monkeypatch, shown, confirm=True, tick_weights=False)
+    page.clear_button.click()
+    qtbot.waitUntil(lambda: "Cache cleared" in window.status_label.text(), timeout=10000)
+    assert not entry.exists() and weights.exists()
+    assert f"{features_size} freed" in window.status_label.text()
+    qtbot.waitUntil(lambda: page.clear_button.isEnabled(), timeout=5000)
+
+    _answer_clear_dialog(monkeypatch, shown, confirm=True, tick_weights=True)
+    page.clear_button.click()
+    qtbot.waitUntil(lambda: not weights.exists(), timeout=10000)
+    qtbot.waitUntil(lambda: page._loaded and not page.busy(), timeout=20000)

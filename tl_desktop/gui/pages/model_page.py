@@ -9,7 +9,9 @@ from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
 )
 
+from tl_desktop.engine.cache import human_size
 from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.widgets import cache_dialog
 from tl_desktop.gui.widgets.backbone_table import BackboneTable, speed_text, weights_text
 from tl_desktop.gui.widgets.common import heading, hint
 from tl_desktop.gui.widgets.freeze_view import FreezeControl
@@ -85,11 +87,16 @@ class ModelPage(Page):
         self.cancel_button.hide()
         self.progress = QProgressBar()
         self.progress.hide()
+        self.clear_button = QPushButton("Clear cache…")
+        self.clear_button.setToolTip("See how much disk space prepared training data and downloaded "
+                                     "weights use, and free it")
+        self.clear_button.clicked.connect(self.clear_cache)
         buttons = QHBoxLayout()
         for widget in (self.download_button, self.file_button, self.speed_button, self.progress,
                        self.cancel_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
+        buttons.addWidget(self.clear_button)
 
         self.freeze = FreezeControl()
         self.freeze.changed.connect(self._count_params)
@@ -240,6 +247,36 @@ class ModelPage(Page):
         self.table.update_cell(name, WEIGHTS_COLUMN, text)
         self.download_button.hide()
         self.status.emit(f"Weights ready for {name}.")
+
+    def clear_cache(self) -> None:
+        """Show what the cache holds (read in the background), then clear it if the user confirms."""
+        if self.session.training:
+            self.show_error("The cache is in use by the training that is running.",
+                            "Wait for it to finish or stop it on the Train page, then clear the cache.")
+            return
+        self.clear_button.setEnabled(False)
+        self.run_task(cache_dialog.read_cache_info, "cache-info", on_success=self._confirm_clear,
+                      on_done=lambda: self.clear_button.setEnabled(not self.busy("cache-clear")),
+                      error_title="Could not read the cache folder.",
+                      error_hint="Check that the folder exists and that you may read it.")
+
+    def _confirm_clear(self, info: Any) -> None:
+        confirmed, include_weights = cache_dialog.confirm_clear(self, info)
+        if not confirmed or self.session.training:
+            return
+        self.clear_button.setEnabled(False)
+        self.status.emit("Clearing the cache…")
+        self.run_task(lambda ctx: cache_dialog.clear_cache(include_weights, ctx), "cache-clear",
+                      on_success=lambda freed: self._cache_cleared(freed, include_weights),
+                      on_done=lambda: self.clear_button.setEnabled(True),
+                      error_title="The cache could not be cleared completely.",
+                      error_hint="Close other copies of tl-desktop that may be using it, then try again.")
+
+    def _cache_cleared(self, freed: int, include_weights: bool) -> None:
+        self.status.emit(f"Cache cleared: {human_size(freed)} freed.")
+        if include_weights and self._loaded:
+            self._loaded = False
+            self.on_shown()
 
     def measure_speeds(self, names: list[str] | None = None) -> None:
         """Time backbones (all by default, the selected one first) on the chosen device."""

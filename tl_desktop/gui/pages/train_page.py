@@ -27,6 +27,24 @@ STATUS_TEXT = {"completed": "Training finished.", "stopped": "Training stopped."
                "failed": "Training failed."}
 
 
+def outcome_text(e: FitEnded) -> str:
+    """What happened in a finished run and what to do next, for the plan line."""
+    best = (f"the best model (epoch {e.best_epoch}, {100 * e.best_val_accuracy:.1f}% validation accuracy) "
+            if e.model_path and e.best_epoch is not None and e.best_val_accuracy is not None
+            else "the best model ")
+    if e.status == "completed":
+        return (f"Finished: {e.epochs_completed} epoch(s) in {human_duration(e.seconds)}; {best}is saved. "
+                "Next: check it on the Results page, or change the settings and train again.")
+    if e.status == "stopped" and e.model_path:
+        return (f"Stopped after {e.epochs_completed} epoch(s); {best}is kept. Next: check it on the Results "
+                "page, or start a new training run.")
+    if e.status == "stopped":
+        return ("Stopped before the first epoch finished, so no model was saved. Next: start training again "
+                "and let at least one epoch finish.")
+    return (f"Failed: {e.error or 'unknown error'}. Next: change the settings on the Model page or the images "
+            "on the Data page, then start again.")
+
+
 def default_runs_folder() -> str:
     """Documents/tl-desktop runs (or the home folder when there is no Documents folder)."""
     docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
@@ -90,8 +108,11 @@ class TrainPage(Page):
         layout.addWidget(self.best)
         layout.addWidget(splitter, 1)
         self.status_of_run = ""
+        self.outcome = ""
         self._fit_started_at = 0.0
         self._epochs_total = 1
+        self._stopping = False
+        self._cache_stage = ""
 
     def on_shown(self) -> None:
         self.model_page.ensure_loaded()
@@ -109,9 +130,9 @@ class TrainPage(Page):
         what = ("only the new head" if blocks == 0 else "all blocks" if blocks == "all"
                 else "the last block and the new head" if blocks == 1
                 else f"the last {blocks} blocks and the new head")
-        self.plan.setText(f"Ready: {cfg.model.backbone}, training {what}, {cfg.train.epochs} epochs on "
-                          f"{len(scan.split.train)} images ({len(scan.split.classes)} classes), "
-                          f"device: {cfg.train.device}.")
+        plan = (f"{cfg.model.backbone}, training {what}, {cfg.train.epochs} epochs on "
+                f"{len(scan.split.train)} images ({len(scan.split.classes)} classes), device: {cfg.train.device}.")
+        self.plan.setText(f"{self.outcome}\nNext run: {plan}" if self.outcome else f"Ready: {plan}")
 
     # ----- start / stop -------------------------------------------------------------------------
     def start_training(self) -> None:
@@ -155,6 +176,7 @@ class TrainPage(Page):
         """Ask the trainer to stop at its next step (sets the stop token from this thread)."""
         if self.worker is not None and self.worker.running:
             self.worker.stop()
+            self._stopping = True
             self.stop_button.setEnabled(False)
             self.progress.setFormat("Stopping…")
             self._log("Stop requested: finishing the current step and keeping the best model.")
@@ -163,9 +185,12 @@ class TrainPage(Page):
         self.plots.reset()
         self.log.clear()
         self.best.setText("Best so far: —")
-        self.progress.setValue(0)
-        self.progress.setFormat("Preparing…")
+        self._set_bar(0, "Preparing…")
         self.status_of_run = ""
+        self.outcome = ""
+        self._stopping = False
+        self._cache_stage = ""
+        self.plan.setText("Training… the plan and the outcome appear here.")
 
     # ----- events -------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -179,9 +204,7 @@ class TrainPage(Page):
         elif isinstance(event, EpochStarted):
             self._show_progress(event.epoch - 1, f"Epoch {event.epoch} of {event.total_epochs}")
         elif isinstance(event, CacheProgress):
-            share = event.done / max(1, event.total)
-            self.progress.setValue(int(1000 * share * 0.999 / max(1, self._epochs_total)))
-            self.progress.setFormat(f"Preparing images ({event.stage}): {event.done} of {event.total}")
+            self._cache_progress(event)
         elif isinstance(event, FitStarted):
             self._fit_started(event)
         elif isinstance(event, PhaseStarted):
@@ -201,13 +224,37 @@ class TrainPage(Page):
         self._log(f"Training on {event.device}: {event.num_train} training and {event.num_val} validation "
                   f"images, {len(event.classes)} classes. Run folder: {event.run_dir}")
 
+    def _set_bar(self, value: int | None, text: str) -> None:
+        """Show ``value`` of 1000 (None: busy, size unknown); while stopping the text says so."""
+        if value is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(value)
+        self.progress.setFormat("Stopping…" if self._stopping else text)
+
+    def _cache_progress(self, e: CacheProgress) -> None:
+        """Preparing data before the first epoch: one stage at a time, determinate when its size is known."""
+        stage = e.stage[:1].upper() + e.stage[1:]
+        if e.stage != self._cache_stage:
+            self._cache_stage = e.stage
+            self._log(f"Preparing: {e.stage}" + (" (done once, then reused)" if "weights" not in e.stage else "")
+                      + ".")
+        if e.total <= 0:
+            amount = f" — {e.done / 1e6:.1f} MB" if "weights" in e.stage else ""
+            self._set_bar(None, f"Preparing: {stage}{amount}…")
+        elif "weights" in e.stage:
+            self._set_bar(int(1000 * e.done / e.total),
+                          f"Preparing: {stage} — {e.done / 1e6:.1f} of {e.total / 1e6:.1f} MB")
+        else:
+            self._set_bar(int(1000 * min(e.done, e.total) / e.total), f"Preparing: {stage} — {e.done} of {e.total}")
+
     def _show_progress(self, epochs_done: float, text: str) -> None:
         share = epochs_done / self._epochs_total
-        self.progress.setValue(int(1000 * share))
         elapsed = time.monotonic() - self._fit_started_at
         if share > 0.02 and elapsed > 2:
             text += f" — about {human_duration(elapsed * (1 - share) / share)} left"
-        self.progress.setFormat(text)
+        self._set_bar(int(1000 * share), text)
 
     def _epoch_ended(self, e: EpochEnded) -> None:
         self.plots.add_epoch(e.epoch, e.train_loss, e.val_loss, e.train_accuracy, e.val_accuracy, e.is_best)
@@ -217,17 +264,17 @@ class TrainPage(Page):
                   f"(loss {e.val_loss:.3f}){best}. {e.seconds:.0f} s.")
         if e.is_best:
             self.best.setText(f"Best so far: {100 * e.val_accuracy:.1f}% validation accuracy (epoch {e.epoch})")
-        self.progress.setValue(int(1000 * e.epoch / max(1, e.total_epochs)))
-        self.progress.setFormat(f"Epoch {e.epoch} of {e.total_epochs} done — about "
-                                f"{human_duration(e.eta_seconds)} left")
+        self._set_bar(int(1000 * e.epoch / max(1, e.total_epochs)),
+                      f"Epoch {e.epoch} of {e.total_epochs} done — about {human_duration(e.eta_seconds)} left")
 
     def _fit_ended(self, e: FitEnded) -> None:
         self.status_of_run = e.status
         self.plots.flush()
         done = f"{e.epochs_completed} epoch(s) in {human_duration(e.seconds)}"
-        self.progress.setFormat(f"{STATUS_TEXT.get(e.status, e.status)} {done}")
-        if e.status == "completed":
-            self.progress.setValue(1000)
+        self._stopping = False
+        self._set_bar(1000 if e.status == "completed" else self.progress.value() if self.progress.maximum() else 0,
+                      f"{STATUS_TEXT.get(e.status, e.status)} {done}")
+        self.outcome = outcome_text(e)
         self._log(f"{STATUS_TEXT.get(e.status, e.status)} {done}.")
         if e.model_path:
             self._log(f"Best model (epoch {e.best_epoch}) saved as {e.model_path}")
@@ -246,6 +293,10 @@ class TrainPage(Page):
         self.start_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         status = self.status_of_run or "failed"
+        if not self.outcome:
+            self.outcome = ("Training failed before it could start. Next: read the message, change the settings "
+                            "or the images, and start again.")
+        self._describe_plan()
         self.status.emit(STATUS_TEXT.get(status, status))
         self.run_finished.emit(status)
 

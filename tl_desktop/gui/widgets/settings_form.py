@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from tl_desktop.config import TrainConfig
@@ -18,6 +18,11 @@ AUGMENTATION_CHOICES = (("light", "Light (flips, small crops) — recommended"),
 DEVICE_CHOICES = (("auto", "Automatic (graphics card if available)"), ("cpu", "Processor (CPU)"),
                   ("cuda", "NVIDIA graphics card (CUDA)"), ("mps", "Apple graphics (MPS)"))
 BALANCE_CHOICES = (("auto", "Automatic"), ("on", "On"), ("off", "Off"))
+MAX_VIEWS = 16
+VIEWS_TIP = ("How many randomly changed copies of each training image are prepared before training.\n"
+             "While pretrained layers are frozen, they run once per copy instead of once per epoch,\n"
+             "which makes training much faster. More copies = more variety = a more robust model,\n"
+             "but preparing takes longer (8 copies take about 8× as long as 1). 4 is a good default.")
 
 
 def _combo(choices: tuple[tuple[str, str], ...], tip: str) -> QComboBox:
@@ -63,7 +68,13 @@ class SettingsForm(QWidget):
                               "are clearly unbalanced)")
         self.smoothing = _real(0.0, 0.5, 2, 0.05, "Label smoothing: makes the model less over-confident")
         self.seed = _spin(0, 2**31 - 1, "Same seed and settings give the same result")
-        self.views = _spin(1, 32, "Augmented copies prepared per image: more is more robust, fewer is faster")
+        self.views = _spin(1, MAX_VIEWS, VIEWS_TIP)
+        self.views.setAccessibleName("Augmented copies prepared per image")
+        self.views_hint = QLabel()
+        self.views_hint.setStyleSheet("color: #555;")
+        views_row = QHBoxLayout()
+        views_row.addWidget(self.views)
+        views_row.addWidget(self.views_hint, 1)
         self.dropout_box = _real(0.0, 0.9, 2, 0.05, "Dropout before the new head")
         self.weight_decay = _real(0.0, 1.0, 4, 1e-3, "Weight decay (regularisation)")
 
@@ -71,6 +82,7 @@ class SettingsForm(QWidget):
         front.addRow("&Epochs", self.epochs)
         front.addRow("&Augmentation", self.augmentation)
         front.addRow("&Device", self.device_box)
+        front.addRow("Augmented &copies per image", views_row)
         advanced_body = QWidget()
         left, right = QFormLayout(), QFormLayout()
         for form, rows in ((left, (("Batch size", self.batch_size), ("Learning rate (head)", self.lr),
@@ -78,7 +90,7 @@ class SettingsForm(QWidget):
                                    ("Head-only epochs first", self.head_epochs),
                                    ("Early stopping patience", self.patience))),
                            (right, (("Class balancing", self.balance), ("Label smoothing", self.smoothing),
-                                    ("Seed", self.seed), ("Augmented views cached", self.views),
+                                    ("Seed", self.seed),
                                     ("Dropout", self.dropout_box), ("Weight decay", self.weight_decay)))):
             for text, widget in rows:
                 form.addRow(text, widget)
@@ -91,7 +103,22 @@ class SettingsForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(front)
         layout.addWidget(self.advanced)
+        self.augmentation.currentIndexChanged.connect(self._update_views_hint)
+        self.views.valueChanged.connect(self._update_views_hint)
         self.load(self._remembered())
+        self._update_views_hint()
+
+    def _update_views_hint(self) -> None:
+        """Explain the copies setting in words; it does nothing when augmentation is off."""
+        augmenting = self.augmentation.currentData() != "none"
+        self.views.setEnabled(augmenting)
+        if not augmenting:
+            self.views_hint.setText("not used: augmentation is off, so each image is prepared once")
+            return
+        count = self.views.value()
+        word = ("fastest, least varied" if count == 1 else "faster" if count < 4
+                else "balanced" if count < 8 else "most robust, slowest to prepare")
+        self.views_hint.setText(f"{word}   (1 = fastest … 8 = most robust)")
 
     def _remembered(self) -> TrainConfig:
         default = TrainConfig()
