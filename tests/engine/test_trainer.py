@@ -334,3 +334,21 @@ def test_console_progress_lines():
                         "12 s, ETA 1 min 35 s  *best")
     assert lines[6].startswith("Training finished in 2 min 10 s; best validation accuracy 87.5% at epoch 3.")
     assert lines[6].endswith("Model saved to runs/x/model.tlmodel")
+
+
+def test_error_descriptions_are_one_line():
+    from tl_desktop.engine.fileio import DiskWriteError
+    from tl_desktop.engine.images import ImageLoadError
+    from tl_desktop.engine.trainer import describe_error
+
+    assert describe_error(ImageLoadError("/d/a.jpg", "truncated or corrupt JPEG")) == (
+        "could not read image /d/a.jpg: truncated or corrupt JPEG")
+    assert "smaller batch size" in describe_error(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert describe_error(DiskWriteError(28, "could not write runs/x/best.safetensors: No space left on device")) == (
+        "could not write runs/x/best.safetensors: No space left on device")
+    from_worker = RuntimeError(
+        "Caught ImageLoadError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "data.py", line 1, in __getitem__\n'
+        "tl_desktop.engine.images.ImageLoadError: /d/b.png: file not found\n")
+    assert describe_error(from_worker) == "could not read image /d/b.png: file not found"
+    assert describe_error(ValueError("bad\nsecond line")) == "unexpected error (ValueError): bad"
