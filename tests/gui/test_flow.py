@@ -154,7 +154,7 @@ def test_train_page_shows_cache_progress(window):
     window.go_to(2)
     train.on_event(CacheProgress("decoding train images", 3, 12))
     assert train.progress.maximum() == 1000 and train.progress.value() == 250
-    assert "Decoding train images — 3 of 12" in train.progress.format()
+    assert "Preparing: reading the training images — 3 of 12" in train.progress.format()
     train.on_event(CacheProgress("downloading weights", 2_500_000, -1))
     assert train.progress.maximum() == 0 and "2.5 MB" in train.progress.format()
     train.on_event(CacheProgress("computing train features", 0, 8))
@@ -183,6 +183,7 @@ def test_stop_while_caches_are_built(qtbot, window, make_image_folder, tmp_path,
     window.go_to(2)
     assert train.plan.text().startswith("Ready:")
     train.start_button.click()
+    assert train.plan.text().startswith("Training: Tiny CNN (tests), training only the new head, 3 epochs")
     qtbot.waitUntil(lambda: train.progress.format().startswith("Preparing:"), timeout=30000)
     assert train.stop_button.isEnabled()
     statuses: list[str] = []
@@ -193,3 +194,11 @@ def test_stop_while_caches_are_built(qtbot, window, make_image_folder, tmp_path,
     assert train.plan.text().startswith("Stopped before the first epoch finished")
     assert "Next:" in train.plan.text() and "Next run:" in train.plan.text()
     assert window.session.model_path() is None
+
+
+def test_cache_stages_read_as_plain_words():
+    from tl_desktop.gui.pages.train_page import stage_text
+
+    assert stage_text("decoding val images") == "reading the validation images"
+    assert stage_text("computing train activations") == "running the frozen layers on the training images"
+    assert stage_text("downloading weights") == "downloading weights"

@@ -199,6 +199,7 @@ class PredictPage(Page):
         self.table.setHorizontalHeaderLabels(["Class", "Probability"])
         self.answer.setText(f"<span style='font-size:15pt'><b>{classes[order[0]]}</b></span> "
                             f"({100 * probs[order[0]]:.1f}%) — {path.name}")
+        self.status.emit(f"{path.name}: {classes[order[0]]} ({100 * probs[order[0]]:.1f}%).")
         self.table.setRowCount(len(order))
         for r, index in enumerate(order):
             self.table.setItem(r, 0, QTableWidgetItem(classes[index]))

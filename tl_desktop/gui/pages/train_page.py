@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,21 @@ from tl_desktop.gui.widgets.live_plots import LivePlots
 from tl_desktop.gui.worker import fit_in_context
 
 PHASE_TEXT = {"head": "training only the new head", "finetune": "fine-tuning the unfrozen blocks"}
+STAGE_PATTERN = re.compile(r"(decoding|computing) (train|val) (images|features|activations)")
 STATUS_TEXT = {"completed": "Training finished.", "stopped": "Training stopped.",
                "failed": "Training failed."}
+
+
+def stage_text(stage: str) -> str:
+    """An engine cache stage ("computing val activations") in plain words."""
+    match = STAGE_PATTERN.fullmatch(stage)
+    if match is None:
+        return stage
+    verb, split, _what = match.groups()
+    images = "training" if split == "train" else "validation"
+    if verb == "decoding":
+        return f"reading the {images} images"
+    return f"running the frozen layers on the {images} images"
 
 
 def outcome_text(e: FitEnded) -> str:
@@ -118,7 +132,8 @@ class TrainPage(Page):
         self.model_page.ensure_loaded()
         self._describe_plan()
 
-    def _describe_plan(self) -> None:
+    def _describe_plan(self, starting: bool = False) -> None:
+        """The plan line: what the next (or, when ``starting``, this) run does, after the last outcome."""
         if self.session.training:
             return
         scan = self.session.scan
@@ -130,9 +145,15 @@ class TrainPage(Page):
         what = ("only the new head" if blocks == 0 else "all blocks" if blocks == "all"
                 else "the last block and the new head" if blocks == 1
                 else f"the last {blocks} blocks and the new head")
-        plan = (f"{cfg.model.backbone}, training {what}, {cfg.train.epochs} epochs on "
-                f"{len(scan.split.train)} images ({len(scan.split.classes)} classes), device: {cfg.train.device}.")
-        self.plan.setText(f"{self.outcome}\nNext run: {plan}" if self.outcome else f"Ready: {plan}")
+        spec = self.model_page.table.current_spec()
+        model = spec.title if spec is not None and spec.name == cfg.model.backbone else cfg.model.backbone
+        device = self.model_page.settings_form.device_box.currentText()
+        plan = (f"{model}, training {what}, {cfg.train.epochs} epochs on {len(scan.split.train)} images "
+                f"({len(scan.split.classes)} classes), device: {device}.")
+        if starting:
+            self.plan.setText(f"Training: {plan}")
+        else:
+            self.plan.setText(f"{self.outcome}\nNext run: {plan}" if self.outcome else f"Ready: {plan}")
 
     # ----- start / stop -------------------------------------------------------------------------
     def start_training(self) -> None:
@@ -190,7 +211,7 @@ class TrainPage(Page):
         self.outcome = ""
         self._stopping = False
         self._cache_stage = ""
-        self.plan.setText("Training… the plan and the outcome appear here.")
+        self._describe_plan(starting=True)
 
     # ----- events -------------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -235,19 +256,19 @@ class TrainPage(Page):
 
     def _cache_progress(self, e: CacheProgress) -> None:
         """Preparing data before the first epoch: one stage at a time, determinate when its size is known."""
-        stage = e.stage[:1].upper() + e.stage[1:]
+        words = stage_text(e.stage)
         if e.stage != self._cache_stage:
             self._cache_stage = e.stage
-            self._log(f"Preparing: {e.stage}" + (" (done once, then reused)" if "weights" not in e.stage else "")
+            self._log(f"Preparing: {words}" + (" (done once, then reused)" if "weights" not in e.stage else "")
                       + ".")
         if e.total <= 0:
             amount = f" — {e.done / 1e6:.1f} MB" if "weights" in e.stage else ""
-            self._set_bar(None, f"Preparing: {stage}{amount}…")
+            self._set_bar(None, f"Preparing: {words}{amount}…")
         elif "weights" in e.stage:
             self._set_bar(int(1000 * e.done / e.total),
-                          f"Preparing: {stage} — {e.done / 1e6:.1f} of {e.total / 1e6:.1f} MB")
+                          f"Preparing: {words} — {e.done / 1e6:.1f} of {e.total / 1e6:.1f} MB")
         else:
-            self._set_bar(int(1000 * min(e.done, e.total) / e.total), f"Preparing: {stage} — {e.done} of {e.total}")
+            self._set_bar(int(1000 * min(e.done, e.total) / e.total), f"Preparing: {words} — {e.done} of {e.total}")
 
     def _show_progress(self, epochs_done: float, text: str) -> None:
         share = epochs_done / self._epochs_total

@@ -82,7 +82,9 @@ class SettingsForm(QWidget):
         front.addRow("&Epochs", self.epochs)
         front.addRow("&Augmentation", self.augmentation)
         front.addRow("&Device", self.device_box)
-        front.addRow("Augmented &copies per image", views_row)
+        views_label = QLabel("Augmented &copies per image")
+        views_label.setBuddy(self.views)
+        front.addRow(views_label, views_row)
         advanced_body = QWidget()
         left, right = QFormLayout(), QFormLayout()
         for form, rows in ((left, (("Batch size", self.batch_size), ("Learning rate (head)", self.lr),
