@@ -201,4 +201,5 @@ def test_cache_stages_read_as_plain_words():
 
     assert stage_text("decoding val images") == "reading the validation images"
     assert stage_text("computing train activations") == "running the frozen layers on the training images"
+    assert stage_text("computing val features") == "summarising the validation images for the new head"
     assert stage_text("downloading weights") == "downloading weights"

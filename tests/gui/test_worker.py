@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tl_desktop.engine.control import StopRequested
-from tl_desktop.gui.worker import Worker, start_worker
+from tl_desktop.gui.worker import Worker
 
 
 def _record(worker: Worker) -> list[str]:
@@ -65,11 +65,12 @@ def test_progress_is_throttled_but_keeps_the_final_step(qtbot):
         for i in range(1, 10001):
             ctx.progress(i, 10000)
 
-    worker = start_worker(task)
     values: list[tuple[int, int]] = []
+    worker = Worker(task)
     worker.progress.connect(lambda d, t: values.append((d, t)))
-    qtbot.waitSignal(worker.finished, timeout=5000).wait()
-    worker.wait(5000)
+    with qtbot.waitSignal(worker.finished, timeout=20000):
+        worker.start()
+    assert worker.wait(5000)
     assert values[-1] == (10000, 10000)
     assert len(values) < 100
 

@@ -34,10 +34,12 @@ def stage_text(stage: str) -> str:
     match = STAGE_PATTERN.fullmatch(stage)
     if match is None:
         return stage
-    verb, split, _what = match.groups()
+    verb, split, what = match.groups()
     images = "training" if split == "train" else "validation"
     if verb == "decoding":
         return f"reading the {images} images"
+    if what == "features":
+        return f"summarising the {images} images for the new head"
     return f"running the frozen layers on the {images} images"
 
 

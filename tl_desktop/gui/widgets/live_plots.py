@@ -127,6 +127,7 @@ def build_figure() -> Any:
                               (acc_ax, "Accuracy (higher is better)", "accuracy (%)")):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
