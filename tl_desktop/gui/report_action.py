@@ -84,7 +84,7 @@ class ReportDialog(QDialog):
             worker.finished.connect(self.busy.hide)
 
         self.busy.show()
-        self.worker = start_worker(fn, "report", connect)
+        self.worker = start_worker(fn, "report", connect, owner=self)
 
     def _gather(self) -> None:
         run_dir = self.run_dir

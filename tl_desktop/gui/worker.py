@@ -1,4 +1,4 @@
-"""Background work for the window: a QThread per task, a fixed signal lifecycle, one-way events.
+"""Background work for the window: a thread per task, a fixed signal lifecycle, one-way events.
 
 Every task is a plain function ``fn(ctx: TaskContext) -> result`` that runs on a worker thread.
 Its :class:`Worker` emits, in this order::
@@ -12,12 +12,14 @@ per-batch training events are throttled so the worker never floods the GUI threa
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from tl_desktop.engine.callbacks import Callback
 from tl_desktop.engine.control import StopRequested, StopToken
@@ -25,6 +27,7 @@ from tl_desktop.engine.events import BatchEnded, Event
 
 PROGRESS_INTERVAL_S = 0.1
 BATCH_EVENT_INTERVAL_S = 0.2
+DRAIN_INTERVAL_MS = 15
 
 
 class TaskContext:
@@ -42,11 +45,11 @@ class TaskContext:
         final = total_i >= 0 and done >= total_i
         if final or done == 0 or now - self._last_progress >= PROGRESS_INTERVAL_S:
             self._last_progress = now
-            self._worker.progress.emit(int(done), total_i)
+            self._worker.post("progress", int(done), total_i)
 
     def emit(self, event: Event) -> None:
         """Relay one engine event to the GUI thread."""
-        self._worker.event.emit(event)
+        self._worker.post("event", event)
 
 
 class QtRelay(Callback):
@@ -66,34 +69,10 @@ class QtRelay(Callback):
         self._ctx.emit(event)
 
 
-class _Thread(QThread):
-    """Runs the task function; all signals go out through the owning Worker, in order."""
-
-    def __init__(self, worker: "Worker", fn: Callable[[TaskContext], Any]) -> None:
-        super().__init__()
-        self._worker = worker
-        self._fn = fn
-
-    def run(self) -> None:
-        worker = self._worker
-        worker.started.emit()
-        try:
-            result = self._fn(TaskContext(worker))
-        except StopRequested:
-            worker.stopped.emit()
-        except Exception as exc:  # every failure becomes a readable dialog, never a traceback
-            worker.failed.emit(describe_error(exc), traceback.format_exc())
-        else:
-            if worker.stop_token.requested and result is None:
-                worker.stopped.emit()
-            else:
-                worker.succeeded.emit(result)
-        finally:
-            worker.finished.emit()
-
-
 class Worker(QObject):
-    """Owns one background task; lives in the GUI thread, its thread emits the signals."""
+    """Owns one background task. Its thread never touches Qt: it queues what happened, and a timer
+    in the GUI thread drains the queue and emits the signals (cross-thread signal emission from
+    Python threads has crashed PySide6 here)."""
 
     started = Signal()
     progress = Signal(int, int)
@@ -108,13 +87,18 @@ class Worker(QObject):
         super().__init__(parent)
         self.name = name
         self.stop_token = StopToken()
-        self._thread = _Thread(self, fn)
-        self._thread.finished.connect(self._on_thread_finished)
+        self._fn = fn
+        self._outbox: queue.SimpleQueue[tuple[str, tuple[Any, ...]]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"tl-desktop-{name}", daemon=True)
+        self._timer = QTimer(self)
+        self._timer.setInterval(DRAIN_INTERVAL_MS)
+        self._timer.timeout.connect(self._drain)
         self._running = False
 
     def start(self) -> None:
         """Start the task on its own thread (connect the signals first)."""
         self._running = True
+        self._timer.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -126,24 +110,56 @@ class Worker(QObject):
         return self._running
 
     def wait(self, timeout_ms: int = 30000) -> bool:
-        """Block until the thread ended (for shutdown and tests)."""
-        return self._thread.wait(timeout_ms)
+        """Block until the thread ended (for shutdown and tests); True when it has."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout_ms / 1000)
+        return not self._thread.is_alive()
 
-    def _on_thread_finished(self) -> None:
-        # QThread.finished is emitted from the thread just before it ends: join it before the
-        # last reference goes, or Qt aborts with "QThread: Destroyed while thread is still running".
-        self._thread.wait()
-        self._running = False
-        _ACTIVE.discard(self)
+    def post(self, signal_name: str, *args: Any) -> None:
+        """Queue a signal for the GUI thread (called from the worker thread)."""
+        self._outbox.put((signal_name, args))
+
+    def _run(self) -> None:
+        self.post("started")
+        try:
+            result = self._fn(TaskContext(self))
+        except StopRequested:
+            self.post("stopped")
+        except Exception as exc:  # every failure becomes a readable dialog, never a traceback
+            self.post("failed", describe_error(exc), traceback.format_exc())
+        else:
+            if self.stop_token.requested and result is None:
+                self.post("stopped")
+            else:
+                self.post("succeeded", result)
+        finally:
+            self.post("finished")
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                signal_name, args = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if signal_name == "finished":
+                self._timer.stop()
+                self._thread.join()
+                self._running = False
+                _ACTIVE.discard(self)
+            getattr(self, signal_name).emit(*args)
 
 
 _ACTIVE: set[Worker] = set()
 
 
 def start_worker(fn: Callable[[TaskContext], Any], name: str = "task",
-                 connect: Callable[[Worker], None] | None = None) -> Worker:
-    """Create a worker, let ``connect`` wire its signals, start it; it stays alive until its thread ends."""
-    worker = Worker(fn, name)
+                 connect: Callable[[Worker], None] | None = None, owner: QObject | None = None) -> Worker:
+    """Create a worker, let ``connect`` wire its signals, start it; it stays alive until its thread ends.
+
+    With an ``owner`` (the widget whose slots receive the signals), the worker's signals die with the
+    owner: a task that ends after its widget was closed reports to no one instead of a deleted widget.
+    """
+    worker = Worker(fn, name, parent=owner)
     if connect is not None:
         connect(worker)
     _ACTIVE.add(worker)

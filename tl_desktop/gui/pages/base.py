@@ -52,7 +52,7 @@ class Page(QWidget):
             if on_done is not None:
                 worker.finished.connect(on_done)
 
-        worker = start_worker(fn, name, connect)
+        worker = start_worker(fn, name, connect, owner=self)
         self.workers.append(worker)
         return worker
 

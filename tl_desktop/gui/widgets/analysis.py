@@ -124,7 +124,7 @@ class CalibrationPanel(QWidget):
             worker.failed.connect(lambda message, _details: self.result.setText(f"Calibration failed: {message}"))
             worker.finished.connect(lambda: self.fit_button.setEnabled(True))
 
-        self.worker = start_worker(fit_temperature, "calibrate", connect)
+        self.worker = start_worker(fit_temperature, "calibrate", connect, owner=self)
 
     def _fitted(self, summary: dict) -> None:
         self.result.setText(
@@ -202,7 +202,7 @@ class ExternalPanel(QWidget):
             worker.failed.connect(lambda message, _details: self.message.setText(f"Could not evaluate: {message}"))
             worker.finished.connect(lambda: (self.button.setEnabled(True), self.progress.hide()))
 
-        self.worker = start_worker(evaluate, "external", connect)
+        self.worker = start_worker(evaluate, "external", connect, owner=self)
 
     def _done(self, folder: str, predictions: Any, metrics: Any) -> None:
         self.columns.append((f"external: {Path(folder).name}", metrics))

@@ -44,7 +44,7 @@ class ImageGridDialog(QDialog):
         paths_copy = list(self.paths)
         self.worker = start_worker(
             lambda ctx: load_thumbnails(paths_copy, GRID_THUMB_PX, lambda: ctx.stop.requested), "thumbs",
-            lambda w: w.succeeded.connect(self._show))
+            lambda w: w.succeeded.connect(self._show), owner=self)
         self.finished.connect(lambda _result: self.worker.stop())
 
     def _show(self, items: list) -> None:

@@ -62,7 +62,7 @@ class LivePlots(QWidget):
             self._layout.addWidget(self.canvas)
             self._redraw()
 
-        start_worker(lambda ctx: build_figure(), "plots", lambda w: w.succeeded.connect(created))
+        start_worker(lambda ctx: build_figure(), "plots", lambda w: w.succeeded.connect(created), owner=self)
 
     def add_batch(self, epoch: int, step: int, steps: int, loss: float, accuracy: float) -> None:
         """A running training point within epoch ``epoch`` (1-based)."""

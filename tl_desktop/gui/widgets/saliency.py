@@ -89,7 +89,8 @@ class SaliencyView(QWidget):
             worker.failed.connect(lambda message, _details: self.caption.setText(
                 f"No saliency map for {Path(path).name}: {message}"))
 
-        self.worker = start_worker(lambda _ctx: compute_overlay(holder, path, target), "saliency", connect)
+        self.worker = start_worker(lambda _ctx: compute_overlay(holder, path, target), "saliency", connect,
+                                   owner=self)
 
     def _show(self, result: tuple[QImage, QImage, str], caption: str) -> None:
         image, blended, explained = result

@@ -61,7 +61,7 @@ class ThreadedCanvas(FigureCanvasQTAgg):
             worker.succeeded.connect(self._rendered)
             worker.finished.connect(self._render_done)
 
-        self._worker = start_worker(lambda ctx: self._render(prepares), "render", connect)
+        self._worker = start_worker(lambda ctx: self._render(prepares), "render", connect, owner=self)
 
     def _render(self, prepares: list[Prepare]) -> bool:
         with self._lock:
