@@ -219,7 +219,7 @@ def _predict(state: SelfTestState) -> str:
     import numpy as np
     import torch
 
-    from tl_desktop.engine.images import load_rgb
+    from tl_desktop.engine.preprocess import load_for_model
 
     loaded = state.loaded
     paths = [sample.path for sample in state.scan.split.test]
@@ -228,7 +228,7 @@ def _predict(state: SelfTestState) -> str:
         raise SelfTestFailure(f"prediction failed for {result.failures[0][0]}: {result.failures[0][1]}")
     model = state.model.eval().cpu()
     with torch.inference_mode():
-        batch = torch.stack([loaded.transform(load_rgb(p)) for p in paths])
+        batch = torch.stack([loaded.transform(load_for_model(p, loaded.preprocessing)) for p in paths])
         expected = torch.softmax(model(batch) / loaded.meta.temperature, dim=1).numpy()
     difference = float(np.abs(result.probs - expected).max())
     if difference > PROB_TOLERANCE:

@@ -172,3 +172,25 @@ def test_missing_model_and_empty_run_folder(tmp_path):
         load_bundle(tmp_path / "nothing.tlmodel")
     with pytest.raises(BundleError, match="has no model.tlmodel"):
         load_bundle(Path(tmp_path))
+
+
+def test_prediction_decodes_large_photos_exactly_like_validation(tmp_path):
+    """A large JPEG goes through the same draft decode in the validation cache and in prediction."""
+    from PIL import Image
+
+    from tl_desktop.engine.image_cache import DecodedImages
+    from tl_desktop.engine.preprocess import Preprocessing, eval_transform, load_for_model
+
+    pre = Preprocessing(input_size=32, resize_size=36, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    photo = tmp_path / "photo.jpg"
+    gradient = Image.linear_gradient("L").resize((1200, 900)).convert("RGB")
+    gradient.save(photo, quality=90)
+    transform = eval_transform(pre)
+    cached = DecodedImages([str(photo)], pre)
+    try:
+        from_cache = transform(cached[0])
+    finally:
+        cached.close()
+    from_prediction = transform(load_for_model(photo, pre))
+    assert load_for_model(photo, pre).size[0] < 1200  # the draft decode really reduced it
+    assert torch.equal(from_cache, from_prediction)

@@ -28,7 +28,7 @@ from tl_desktop import __version__
 from tl_desktop.engine.control import StopToken
 from tl_desktop.engine.features import prepare_model, to_model_input
 from tl_desktop.engine.fileio import atomic_writer
-from tl_desktop.engine.preprocess import Preprocessing
+from tl_desktop.engine.preprocess import Preprocessing, decode_size
 
 MODEL_SUFFIX = ".tlmodel"
 FORMAT_VERSION = 1
@@ -205,7 +205,9 @@ class LoadedModel:
         failures: list[tuple[str, str]] = []
         total = len(paths)
         # The next batch decodes in a background thread while this one runs through the model.
-        for ok_paths, batch, failed in prefetch_batches([str(p) for p in paths], self.transform, batch_size, stop):
+        batches = prefetch_batches([str(p) for p in paths], self.transform, batch_size, stop,
+                                   draft_size=decode_size(self.preprocessing))
+        for ok_paths, batch, failed in batches:
             failures.extend(failed)
             if batch is not None:
                 rows.append(self.predict_batch(batch))

@@ -135,9 +135,9 @@ def _to_image_size(cam: np.ndarray, image_size: tuple[int, int], pre: "Preproces
 
 def explain(loaded: "LoadedModel", image: Image.Image | str | Path, target: int | None = None) -> Explanation:
     """Grad-CAM for one image (a PIL image or a file) with the model's own preprocessing."""
-    from tl_desktop.engine.images import load_rgb
+    from tl_desktop.engine.preprocess import load_for_model
 
-    picture = load_rgb(image) if isinstance(image, (str, Path)) else image.convert("RGB")
+    picture = load_for_model(image, loaded.preprocessing) if isinstance(image, (str, Path)) else image.convert("RGB")
     batch = loaded.transform(picture).unsqueeze(0).to(loaded.device)
     cam, chosen, probs = gradcam(loaded.model, batch, target)
     heatmap = _to_image_size(cam, picture.size, loaded.preprocessing)

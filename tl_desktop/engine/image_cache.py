@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from tl_desktop.engine.cache import CacheStore
 from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.preprocess import Preprocessing
+from tl_desktop.engine.preprocess import Preprocessing, decode_size
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1024**3
 _CHUNK = 32
@@ -112,7 +112,7 @@ class DecodedImages:
         spill_handle = None
         # Decoder threads plus the main thread (which resizes with torch's threads) fill the cores.
         workers = workers or max(1, min(4, (os.cpu_count() or 2) - 1))
-        draft = (self.pre.resize_size, self.pre.resize_size)
+        draft = decode_size(self.pre)
 
         def decode(index: int) -> tuple[int, Image.Image | None, str | None]:
             try:

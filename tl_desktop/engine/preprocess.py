@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import torch
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,18 @@ class Preprocessing:
             std=tuple(float(v) for v in raw["std"]),
             interpolation=str(raw.get("interpolation", "bilinear")),
         )
+
+
+def decode_size(pre: Preprocessing) -> tuple[int, int]:
+    """The JPEG draft size every consumer decodes at, so training, validation and prediction see the same pixels."""
+    return (pre.resize_size, pre.resize_size)
+
+
+def load_for_model(path: str | Path, pre: Preprocessing) -> Image.Image:
+    """Decode an image file exactly as training and validation did (RGB, draft-decoded to the resize size)."""
+    from tl_desktop.engine.images import load_rgb
+
+    return load_rgb(path, draft_size=decode_size(pre))
 
 
 TRAIN_PRESETS = ("none", "light", "strong")

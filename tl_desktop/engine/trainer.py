@@ -260,10 +260,11 @@ class Trainer:
         if self.caches is not None:
             return self.caches.train_source(phase)
         from tl_desktop.engine.data import ImageDataset
-        from tl_desktop.engine.preprocess import train_transform
+        from tl_desktop.engine.preprocess import decode_size, train_transform
 
         samples = self.scan.split.train
-        dataset = ImageDataset(samples, train_transform(self.spec.preprocessing, self.config.train.augmentation))
+        pre = self.spec.preprocessing
+        dataset = ImageDataset(samples, train_transform(pre, self.config.train.augmentation), decode_size(pre))
         loader = self._loader(dataset, shuffle=True, drop_last=drop_last_for(len(samples), self.config.train.batch_size))
         return BatchSource(loader, len(loader), start_block=0)
 
@@ -272,9 +273,10 @@ class Trainer:
         if self.caches is not None:
             return self.caches.val_source(phase)
         from tl_desktop.engine.data import ImageDataset
-        from tl_desktop.engine.preprocess import eval_transform
+        from tl_desktop.engine.preprocess import decode_size, eval_transform
 
-        dataset = ImageDataset(self.scan.split.val, eval_transform(self.spec.preprocessing))
+        pre = self.spec.preprocessing
+        dataset = ImageDataset(self.scan.split.val, eval_transform(pre), decode_size(pre))
         loader = self._loader(dataset, shuffle=False, drop_last=False)
         return BatchSource(loader, len(loader), start_block=0)
 

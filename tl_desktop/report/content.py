@@ -120,14 +120,15 @@ def mistake_images(loaded: Any, sections: list[EvaluationSection], limit: int = 
                    ) -> tuple[list[MistakeImage], list[str]]:
     """The most confidently wrong images of all ``sections`` with Grad-CAM overlays; unreadable files become notes."""
     from tl_desktop.engine.explain import explain, overlay
-    from tl_desktop.engine.images import ImageLoadError, load_rgb
+    from tl_desktop.engine.images import ImageLoadError
+    from tl_desktop.engine.preprocess import load_for_model
 
     candidates = [(m, s.title) for s in sections for m in misclassified(s.predictions)]
     candidates.sort(key=lambda item: -item[0].confidence)
     found, notes = [], []
     for mistake, source in candidates[:limit]:
         try:
-            image = load_rgb(mistake.path)
+            image = load_for_model(mistake.path, loaded.preprocessing)
         except ImageLoadError as exc:
             notes.append(f"{mistake.path}: {exc.reason}")
             continue

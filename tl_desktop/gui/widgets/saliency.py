@@ -43,10 +43,10 @@ class ModelHolder:
 def compute_overlay(holder: ModelHolder, path: str, target: int | None) -> tuple[QImage, QImage, str]:
     """(image, overlay, explained class) as QImages; runs on a worker thread."""
     from tl_desktop.engine.explain import explain, overlay
-    from tl_desktop.engine.images import load_rgb
+    from tl_desktop.engine.preprocess import load_for_model
 
     loaded = holder.get()
-    image = load_rgb(path)
+    image = load_for_model(path, loaded.preprocessing)
     explanation = explain(loaded, image, target)
     picture = image.copy()
     picture.thumbnail((VIEW_PX, VIEW_PX))
