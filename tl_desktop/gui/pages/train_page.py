@@ -13,13 +13,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QVBoxLayout,
 )
 
+from tl_desktop.engine.callbacks import format_seconds
 from tl_desktop.engine.events import (
     BatchEnded, CacheProgress, CheckpointSaved, EpochEnded, EpochStarted, Event, FitEnded, FitStarted,
     Message, PhaseStarted,
 )
 from tl_desktop.gui.pages.base import Page
 from tl_desktop.gui.widgets import dialogs
-from tl_desktop.gui.widgets.common import PathPicker, heading, hint, human_count, human_duration
+from tl_desktop.gui.widgets.common import PathPicker, heading, hint, human_count
 from tl_desktop.gui.widgets.live_plots import LivePlots
 from tl_desktop.gui.worker import fit_in_context
 
@@ -49,7 +50,7 @@ def outcome_text(e: FitEnded) -> str:
             if e.model_path and e.best_epoch is not None and e.best_val_accuracy is not None
             else "the best model ")
     if e.status == "completed":
-        return (f"Finished: {e.epochs_completed} epoch(s) in {human_duration(e.seconds)}; {best}is saved. "
+        return (f"Finished: {e.epochs_completed} epoch(s) in {format_seconds(e.seconds)}; {best}is saved. "
                 "Next: check it on the Results page, or change the settings and train again.")
     if e.status == "stopped" and e.model_path:
         return (f"Stopped after {e.epochs_completed} epoch(s); {best}is kept. Next: check it on the Results "
@@ -276,7 +277,7 @@ class TrainPage(Page):
         share = epochs_done / self._epochs_total
         elapsed = time.monotonic() - self._fit_started_at
         if share > 0.02 and elapsed > 2:
-            text += f" — about {human_duration(elapsed * (1 - share) / share)} left"
+            text += f" — about {format_seconds(elapsed * (1 - share) / share)} left"
         self._set_bar(int(1000 * share), text)
 
     def _epoch_ended(self, e: EpochEnded) -> None:
@@ -288,12 +289,12 @@ class TrainPage(Page):
         if e.is_best:
             self.best.setText(f"Best so far: {100 * e.val_accuracy:.1f}% validation accuracy (epoch {e.epoch})")
         self._set_bar(int(1000 * e.epoch / max(1, e.total_epochs)),
-                      f"Epoch {e.epoch} of {e.total_epochs} done — about {human_duration(e.eta_seconds)} left")
+                      f"Epoch {e.epoch} of {e.total_epochs} done — about {format_seconds(e.eta_seconds)} left")
 
     def _fit_ended(self, e: FitEnded) -> None:
         self.status_of_run = e.status
         self.plots.flush()
-        done = f"{e.epochs_completed} epoch(s) in {human_duration(e.seconds)}"
+        done = f"{e.epochs_completed} epoch(s) in {format_seconds(e.seconds)}"
         self._stopping = False
         self._set_bar(1000 if e.status == "completed" else self.progress.value() if self.progress.maximum() else 0,
                       f"{STATUS_TEXT.get(e.status, e.status)} {done}")

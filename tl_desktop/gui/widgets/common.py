@@ -26,18 +26,6 @@ def human_count(n: float) -> str:
     return f"{int(n)}"
 
 
-def human_duration(seconds: float) -> str:
-    """75 → '1 min 15 s'."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
 def heading(text: str) -> QLabel:
     """A bold section heading."""
     label = QLabel(f"<b>{text}</b>")
