@@ -1,9 +1,10 @@
 """Small immutable records the trainer emits, in this order::
 
     FitStarted
-      (CacheProgress)*                         while features/images are being cached
+      (CacheProgress)*                         weights download, images decoded, features cached
       PhaseStarted                             "head" then, if blocks unfreeze, "finetune"
         EpochStarted (BatchEnded)* EpochEnded (CheckpointSaved)?   per epoch
+      (CacheProgress)*                         before a later phase whose cache is not built yet
       Message*                                 anywhere after FitStarted (early stop, warnings)
     FitEnded                                   always last: status completed | stopped | failed
 
