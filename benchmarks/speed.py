@@ -13,13 +13,18 @@ size and epochs:
 - full fine-tuning throughput (img/s, first batch excluded as warm-up): ours / plain, and ours / a
   compute-only train step on random tensors (channels_last, AdamW).
 - predicting a folder (``LoadedModel.predict_paths``) img/s / forward-only on random tensors.
-- peak resident memory during our training runs on each dataset (sampled from /proc every 20 ms).
+- peak resident memory of each training run, with the default recipe (head, then the last blocks)
+  as well.
+
+Every measure runs in a fresh Python process, as a user's run would, so no measure inherits another's
+allocator state, warmed-up kernels or memory peak; the processes run one after another, side by side
+in one invocation. Throughputs skip the first ``WARMUP_BATCHES`` batches of each process.
 
 Usage::
 
     python benchmarks/speed.py [--datasets flowers12 potato_leaf] [--max-per-class 40 | --max-per-split 48]
         [--repeats 1]
-        [--epochs 10] [--batch-size 32] [--finetune-images 160] [--predict-images 320]
+        [--epochs 10] [--batch-size 32] [--finetune-images 512] [--predict-images 320]
 
 Each measure is repeated ``--repeats`` times; the tables show medians.
 """
@@ -30,15 +35,17 @@ import argparse
 import copy
 import dataclasses
 import os
+import json
+import pickle
 import random
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -87,40 +94,10 @@ def with_split(scan: ScanResult, **parts: list[Sample]) -> ScanResult:
     return dataclasses.replace(scan, split=dataclasses.replace(scan.split, **parts))
 
 
-class PeakRSS:
-    """Samples this process's resident memory (Linux /proc) in a thread; ``peak`` in bytes."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def current() -> int:
-        try:
-            with open("/proc/self/status", encoding="ascii") as handle:
-                for line in handle:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> "PeakRSS":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.current())
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far (ru_maxrss is in KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 class StepTimer(Callback):
@@ -137,26 +114,14 @@ class StepTimer(Callback):
             self.times.append(time.perf_counter())
 
 
-def throughput(times: list[float], sizes: list[int]) -> float:
-    """Images per second over all batches but the first."""
-    if len(sizes) < 2:
-        raise ValueError("throughput needs at least two batches: raise --finetune-images or lower --batch-size")
-    return sum(sizes[1:]) / (times[-1] - times[1])
+WARMUP_BATCHES = 4  # the first training steps of a process run slower (allocator and oneDNN warm-up)
 
 
-@contextmanager
-def fresh_cache() -> Iterator[Path]:
-    """A new, empty cache folder for tl_desktop (a cold cache), removed afterwards."""
-    old = os.environ.get("TL_DESKTOP_CACHE_DIR")
-    with tempfile.TemporaryDirectory(prefix="tl-speed-cache-") as folder:
-        os.environ["TL_DESKTOP_CACHE_DIR"] = folder
-        try:
-            yield Path(folder)
-        finally:
-            if old is None:
-                os.environ.pop("TL_DESKTOP_CACHE_DIR", None)
-            else:
-                os.environ["TL_DESKTOP_CACHE_DIR"] = old
+def throughput(times: list[float], sizes: list[int], warmup: int = WARMUP_BATCHES) -> float:
+    """Images per second over the batches after the first ``warmup`` ones (the steady state)."""
+    if len(sizes) <= warmup:
+        raise ValueError(f"throughput needs more than {warmup} batches: raise --finetune-images or lower --batch-size")
+    return sum(sizes[warmup:]) / (times[-1] - times[warmup])
 
 
 def accuracy(model: torch.nn.Module, samples: list[Sample], batch_size: int) -> float:
@@ -270,29 +235,39 @@ def ours_config(scan: ScanResult, out: Path, **train: object) -> RunConfig:
                      trainable_blocks=trainable), train=TrainConfig(**train), out_dir=str(out))
 
 
-def ours_head_only(scan: ScanResult, epochs: int, batch_size: int, out: Path) -> tuple[float, float, int, Path]:
+def ours_fit(config: RunConfig, scan: ScanResult, batch_size: int) -> tuple[float, float, Path]:
+    """``Trainer.fit()``: wall seconds, test accuracy of the exported model, and the model file."""
+    started = time.perf_counter()
+    result = Trainer(config, scan=scan).fit()
+    seconds = time.perf_counter() - started
+    if result.status != "completed" or result.model_path is None:
+        raise RuntimeError(f"run ended {result.status}; see {result.run_dir}/events.jsonl")
+    return seconds, accuracy(load_bundle(result.model_path).model, scan.split.test, batch_size), result.model_path
+
+
+def ours_head_only(scan: ScanResult, epochs: int, batch_size: int, out: Path) -> tuple[float, float, Path]:
     config = ours_config(scan, out, trainable_blocks=0, epochs=epochs, head_epochs=epochs, batch_size=batch_size,
                          augmentation="none", early_stopping_patience=0)
-    with PeakRSS() as rss:
-        started = time.perf_counter()
-        result = Trainer(config, scan=scan).fit()
-        seconds = time.perf_counter() - started
-    if result.status != "completed" or result.model_path is None:
-        raise RuntimeError(f"head-only run ended {result.status}; see {result.run_dir}/events.jsonl")
-    loaded = load_bundle(result.model_path)
-    return seconds, accuracy(loaded.model, scan.split.test, batch_size), rss.peak, result.model_path
+    return ours_fit(config, scan, batch_size)
 
 
-def ours_finetune_throughput(scan: ScanResult, batch_size: int, out: Path) -> tuple[float, int]:
+def ours_default_recipe(scan: ScanResult, epochs: int, batch_size: int, out: Path) -> tuple[float, float, Path]:
+    """The window's and the command line's defaults: the head first, then the last blocks, augmented."""
+    config = RunConfig(data=DataConfig(root=scan.split.root), model=ModelConfig(backbone=BACKBONE),
+                       train=TrainConfig(epochs=epochs, head_epochs=min(epochs, TrainConfig.head_epochs),
+                                         batch_size=batch_size), out_dir=str(out))
+    return ours_fit(config, scan, batch_size)
+
+
+def ours_finetune_throughput(scan: ScanResult, batch_size: int, out: Path) -> float:
     config = ours_config(scan, out, trainable_blocks="all", epochs=1, head_epochs=0, batch_size=batch_size,
                          augmentation="light", early_stopping_patience=0)
     timer = StepTimer()
     sizes = _batch_sizes(len(scan.split.train), batch_size)
-    with PeakRSS() as rss:
-        result = Trainer(config, scan=scan, callbacks=[timer]).fit()
+    result = Trainer(config, scan=scan, callbacks=[timer]).fit()
     if result.status != "completed":
         raise RuntimeError(f"fine-tuning run ended {result.status}; see {result.run_dir}/events.jsonl")
-    return throughput(timer.times, sizes), rss.peak
+    return throughput(timer.times, sizes)
 
 
 def _batch_sizes(count: int, batch_size: int) -> list[int]:
@@ -300,7 +275,7 @@ def _batch_sizes(count: int, batch_size: int) -> list[int]:
     return sizes[:-1] if sizes and sizes[-1] == 1 and count > batch_size else sizes
 
 
-def ours_predict_throughput(model_path: Path, samples: list[Sample], batch_size: int) -> tuple[float, float]:
+def ours_predict_throughput(model_path: str, samples: list[Sample], batch_size: int) -> tuple[float, float]:
     loaded = load_bundle(model_path)
     paths = [s.path for s in samples]
     loaded.predict_paths(paths[:batch_size], batch_size=batch_size)  # warm-up, like the reference
@@ -310,48 +285,92 @@ def ours_predict_throughput(model_path: Path, samples: list[Sample], batch_size:
     return ours, forward_only_throughput(loaded.model, batch_size, len(paths))
 
 
-# ----- main -------------------------------------------------------------------------------------------
-def measure(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
+# ----- one measure per process -------------------------------------------------------------------
+def run_measure(name: str, state: dict, args: argparse.Namespace) -> dict[str, float | str]:
+    """Run measure ``name`` in this process (a child of the benchmark) and return its numbers."""
+    scan, ft_scan, batch, epochs, out = state["scan"], state["ft_scan"], args.batch_size, args.epochs, args.out
+    if name == "plain-head":
+        seconds, acc = plain_head_only(scan, epochs, batch)
+        return {"seconds": seconds, "test_acc": acc}
+    if name == "forward-pass":
+        return {"seconds": forward_pass_seconds(scan, batch)}
+    if name in ("ours-head", "ours-default"):
+        run = ours_head_only if name == "ours-head" else ours_default_recipe
+        seconds, acc, model_path = run(scan, epochs, batch, out)
+        return {"seconds": seconds, "test_acc": acc, "model_path": str(model_path)}
+    if name == "plain-finetune":
+        return {"img_s": plain_finetune_throughput(ft_scan, batch)}
+    if name == "ours-finetune":
+        return {"img_s": ours_finetune_throughput(ft_scan, batch, out)}
+    if name == "compute-finetune":
+        steps = max(WARMUP_BATCHES + 2, len(ft_scan.split.train) // batch)
+        return {"img_s": compute_only_throughput(len(scan.split.classes), batch, steps)}
+    if name == "predict":
+        ours, forward = ours_predict_throughput(args.model_path, state["predict"], batch)
+        return {"img_s": ours, "forward_img_s": forward}
+    raise ValueError(f"unknown measure {name!r}")
+
+
+def child(name: str, state_file: Path, args: argparse.Namespace, cache_dir: Path, **extra: str) -> dict:
+    """Run one measure in a fresh Python process with its own (or a shared, warm) cache folder."""
+    command = [sys.executable, __file__, "--measure", name, "--state", str(state_file), "--out", str(args.out),
+               "--batch-size", str(args.batch_size), "--epochs", str(args.epochs)]
+    for key, value in extra.items():
+        command += [f"--{key.replace('_', '-')}", value]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    env = dict(os.environ, TL_DESKTOP_CACHE_DIR=str(cache_dir))
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"measure {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     full = scan_dataset(DataConfig(root=str(args.data_root / name)))
     per_class = args.max_per_class
     if args.max_per_split is not None:
         per_class = max(1, args.max_per_split // len(full.split.classes))
     scan = with_split(full, train=limit(full.split.train, per_class), val=limit(full.split.val, per_class),
                       test=limit(full.split.test, per_class))
-    split = scan.split
-    print(f"== {name}: {len(split.classes)} classes; train {len(split.train)}, val {len(split.val)}, "
-          f"test {len(split.test)}; batch {args.batch_size}; {torch.get_num_threads()} threads", flush=True)
-    row: dict[str, float] = {}
-    log = _printer(row)
-    plain_s, plain_acc = plain_head_only(scan, args.epochs, args.batch_size)
-    log("plain head-only s", plain_s)
-    log("plain head-only test acc", plain_acc)
-    # The forward pass is timed right before and right after our run (the machine may be shared).
-    forward_before = forward_pass_seconds(scan, args.batch_size)
-    with fresh_cache():
-        ours_s, ours_acc, head_rss, model_path = ours_head_only(scan, args.epochs, args.batch_size, out)
-        log("ours head-only s (cold cache)", ours_s)
-        log("ours head-only test acc", ours_acc)
-        forward_after = forward_pass_seconds(scan, args.batch_size)
-        warm_s, _acc, _rss, _path = ours_head_only(scan, args.epochs, args.batch_size, out)
-        log("ours head-only s (warm cache)", warm_s)
-    log("one forward pass s", (forward_before + forward_after) / 2)
     ft_scan = with_split(scan, train=first_n(full.split.train, args.finetune_images),
                          val=first_n(full.split.val, args.batch_size))
-    plain_ft = plain_finetune_throughput(ft_scan, args.batch_size)
-    log("plain fine-tune img/s", plain_ft)
-    with fresh_cache():
-        ours_ft, ft_rss = ours_finetune_throughput(ft_scan, args.batch_size, out)
-    log("ours fine-tune img/s", ours_ft)
-    steps = max(2, args.finetune_images // args.batch_size)
-    compute_ft = compute_only_throughput(len(split.classes), args.batch_size, steps)
-    log("compute-only train img/s", compute_ft)
-    ours_pred, forward_pred = ours_predict_throughput(model_path, first_n(full.split.test + full.split.val,
-                                                      args.predict_images), args.batch_size)
-    log("ours predict img/s", ours_pred)
-    log("forward-only img/s", forward_pred)
-    log("peak RSS, ours head-only training (GB)", head_rss / 1024**3)
-    log("peak RSS, ours full fine-tuning (GB)", ft_rss / 1024**3)
+    split = scan.split
+    print(f"== {name}: {len(split.classes)} classes; train {len(split.train)}, val {len(split.val)}, "
+          f"test {len(split.test)}; fine-tuning on {len(ft_scan.split.train)}; batch {args.batch_size}", flush=True)
+    state_file = work / f"{name}-state.pickle"
+    state_file.write_bytes(pickle.dumps({"scan": scan, "ft_scan": ft_scan, "predict": first_n(
+        full.split.test + full.split.val, args.predict_images)}))
+    caches = [work / f"cache-{index}" for index in range(4)]
+    row: dict[str, float] = {}
+    log = _printer(row)
+    plain = child("plain-head", state_file, args, caches[0])
+    log("plain head-only s", plain["seconds"])
+    log("plain head-only test acc", plain["test_acc"])
+    log("peak RSS, plain head-only training (GB)", plain["peak_rss"] / 1024**3)
+    # The forward pass is timed right before and right after our run (the machine may be shared).
+    forward_before = child("forward-pass", state_file, args, caches[0])["seconds"]
+    ours = child("ours-head", state_file, args, caches[1])  # cold cache
+    log("ours head-only s (cold cache)", ours["seconds"])
+    log("ours head-only test acc", ours["test_acc"])
+    log("peak RSS, ours head-only training (GB)", ours["peak_rss"] / 1024**3)
+    forward_after = child("forward-pass", state_file, args, caches[0])["seconds"]
+    log("one forward pass s", (forward_before + forward_after) / 2)
+    log("ours head-only s (warm cache)", child("ours-head", state_file, args, caches[1])["seconds"])
+    default = child("ours-default", state_file, args, caches[2])
+    log("ours default recipe s (cold cache)", default["seconds"])
+    log("ours default recipe test acc", default["test_acc"])
+    log("peak RSS, ours default recipe training (GB)", default["peak_rss"] / 1024**3)
+    plain_ft = child("plain-finetune", state_file, args, caches[0])
+    log("plain fine-tune img/s", plain_ft["img_s"])
+    log("peak RSS, plain full fine-tuning (GB)", plain_ft["peak_rss"] / 1024**3)
+    ours_ft = child("ours-finetune", state_file, args, caches[3])
+    log("ours fine-tune img/s", ours_ft["img_s"])
+    log("peak RSS, ours full fine-tuning (GB)", ours_ft["peak_rss"] / 1024**3)
+    log("compute-only train img/s", child("compute-finetune", state_file, args, caches[0])["img_s"])
+    predicted = child("predict", state_file, args, caches[0], model_path=str(ours["model_path"]))
+    log("ours predict img/s", predicted["img_s"])
+    log("forward-only img/s", predicted["forward_img_s"])
     return row
 
 
@@ -375,8 +394,11 @@ def report(name: str, runs: list[dict[str, float]]) -> None:
         ("full fine-tuning img/s: ours / plain", med["ours fine-tune img/s"] / med["plain fine-tune img/s"], ">= 1.8x"),
         ("full fine-tuning img/s: ours / compute-only", med["ours fine-tune img/s"] / med["compute-only train img/s"],
          ">= 0.9x"),
+        ("full fine-tuning img/s: plain / compute-only", med["plain fine-tune img/s"]
+         / med["compute-only train img/s"], "(context)"),
         ("predict a folder img/s: ours / forward-only", med["ours predict img/s"] / med["forward-only img/s"],
          ">= 0.9x"),
+        ("peak RSS, default recipe training (GB)", med["peak RSS, ours default recipe training (GB)"], "< 3"),
         ("peak RSS, head-only training (GB)", med["peak RSS, ours head-only training (GB)"], "< 3"),
         ("peak RSS, full fine-tuning (GB)", med["peak RSS, ours full fine-tuning (GB)"], "< 3"),
     ]
@@ -399,16 +421,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--finetune-images", type=int, default=160)
+    parser.add_argument("--finetune-images", type=int, default=512)
     parser.add_argument("--predict-images", type=int, default=320)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # in a child process: run this one measure
+    parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model-path", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.measure:
+        state = pickle.loads(args.state.read_bytes())
+        result = run_measure(args.measure, state, args)
+        print(json.dumps({**result, "peak_rss": peak_rss_bytes()}))
+        return 0
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs", flush=True)
-    with tempfile.TemporaryDirectory(prefix="tl-speed-runs-") as out:
+    with tempfile.TemporaryDirectory(prefix="tl-speed-") as work:
+        args.out = Path(work) / "runs"
         for name in args.datasets:
-            runs = [measure(name, args, Path(out)) for _ in range(args.repeats)]
+            runs = [measure(name, args, Path(work)) for _ in range(args.repeats)]
             report(name, runs)
     return 0
 

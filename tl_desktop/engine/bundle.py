@@ -26,6 +26,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop import __version__
 from tl_desktop.engine.control import StopToken
+from tl_desktop.engine.allocator import release_freed_memory
 from tl_desktop.engine.features import prepare_model, to_model_input
 from tl_desktop.engine.fileio import atomic_writer
 from tl_desktop.engine.preprocess import Preprocessing, decode_size
@@ -214,6 +215,7 @@ class LoadedModel:
                 done_paths.extend(ok_paths)
             if progress is not None:
                 progress(len(done_paths) + len(failures), total)
+        release_freed_memory()
         probs = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
         return PredictionResult(paths=done_paths, probs=probs, failures=failures)
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tl_desktop.engine.allocator import reuse_freed_memory
 from tl_desktop.engine.cache import CacheStore, cache_key, files_fingerprint
 from tl_desktop.engine.control import StopToken
 from tl_desktop.engine.image_cache import DecodedImages
@@ -51,7 +52,9 @@ def uses_channels_last(model: nn.Module, device: torch.device) -> bool:
 
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move ``model`` to ``device`` in the memory format that runs fastest there."""
+    """Move ``model`` to ``device`` in the memory format that runs fastest there, and let the process
+    reuse freed activation memory between batches."""
+    reuse_freed_memory()
     model.to(device)
     if uses_channels_last(model, device):
         model.to(memory_format=torch.channels_last)

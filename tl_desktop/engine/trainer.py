@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from tl_desktop.config import ConfigError, RunConfig
 from tl_desktop.engine import recipe
+from tl_desktop.engine.allocator import release_freed_memory
 from tl_desktop.engine.cached_sources import CachedSources, drop_last_for, make_loader
 from tl_desktop.engine.callbacks import Callback, EarlyStopping, History, JsonlLogger, is_better
 from tl_desktop.engine.control import StopRequested, StopToken
@@ -169,6 +170,7 @@ class Trainer:
             status, error, details = "failed", describe_error(exc), traceback.format_exc()
         if self.caches is not None:
             self.caches.close()
+        release_freed_memory()
         if status != "failed" and self._best is not None:
             try:
                 model_path = self._export()
