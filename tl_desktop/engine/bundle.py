@@ -2,8 +2,8 @@
 
 Loading never unpickles anything: weights are safetensors, metadata is JSON, and the network is
 rebuilt from the backbone registry (``pretrained=False``) before the weights are loaded strictly.
-Prediction uses exactly :func:`preprocess.eval_transform` of the stored preprocessing — the same
-transform validation used during training.
+Prediction uses exactly the stored preprocessing's eval transform (:mod:`preprocess`: the same
+pixels and normalisation validation used during training, whether an image comes alone or in a batch).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tl_desktop.engine.control import StopToken
 from tl_desktop.engine.allocator import release_freed_memory
 from tl_desktop.engine.features import prepare_model, to_model_input
 from tl_desktop.engine.fileio import atomic_writer
-from tl_desktop.engine.preprocess import Preprocessing, decode_size
+from tl_desktop.engine.preprocess import Preprocessing
 
 MODEL_SUFFIX = ".tlmodel"
 FORMAT_VERSION = 1
@@ -199,19 +199,17 @@ class LoadedModel:
         stop: StopToken | None = None,
     ) -> PredictionResult:
         """Predict image files; unreadable ones go to ``failures`` as (path, reason)."""
-        from tl_desktop.engine.image_cache import prefetch_batches
+        from tl_desktop.engine.image_cache import pixel_batches
+        from tl_desktop.engine.preprocess import normalise
 
         done_paths: list[str] = []
         rows: list[np.ndarray] = []
         failures: list[tuple[str, str]] = []
         total = len(paths)
-        # The next batch decodes in a background thread while this one runs through the model.
-        batches = prefetch_batches([str(p) for p in paths], self.transform, batch_size, stop,
-                                   draft_size=decode_size(self.preprocessing))
-        for ok_paths, batch, failed in batches:
+        for ok_paths, pixels, failed in pixel_batches([str(p) for p in paths], self.preprocessing, batch_size, stop):
             failures.extend(failed)
-            if batch is not None:
-                rows.append(self.predict_batch(batch))
+            if pixels is not None:
+                rows.append(self.predict_batch(normalise(pixels, self.preprocessing)))
                 done_paths.extend(ok_paths)
             if progress is not None:
                 progress(len(done_paths) + len(failures), total)

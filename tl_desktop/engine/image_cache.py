@@ -3,9 +3,8 @@
 A 4000×3000 field photo costs ~200 ms to decode and resize and ~3 ms to augment from a small copy,
 so each image is decoded (JPEG draft mode) and resized once, kept in memory as a uint8 CHW tensor up
 to a memory budget, and spilled beyond it to a memory-mapped file under the cache folder. The short
-side is resized exactly as the eval transform would, so centre-cropping a cached image gives the same
-pixels as the eval transform on the original (torchvision's resize leaves an image of the target size
-untouched).
+side is resized by the eval transform's own :func:`preprocess.resized_pixels`, so centre-cropping a
+cached image gives the same pixels as the eval transform on the original.
 """
 
 from __future__ import annotations
@@ -17,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from tl_desktop.engine.cache import CacheStore
 from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.preprocess import Preprocessing, decode_size
+from tl_desktop.engine.preprocess import Preprocessing, decode_size, resized_pixels
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1024**3
 _CHUNK = 32
@@ -31,52 +29,50 @@ ImageTransform = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
 
 
-def resize_short_side(image: Image.Image, resize_size: int, interpolation: str = "bilinear") -> torch.Tensor:
-    """uint8 CHW tensor of ``image`` with its short side resized to ``resize_size``."""
-    from torchvision.transforms.v2 import InterpolationMode
-    from torchvision.transforms.v2 import functional as F
-
-    # The same tensor resize the eval transform makes, so the cached copy matches it pixel for pixel.
-    resized = F.resize(F.to_image(image), [resize_size], interpolation=InterpolationMode(interpolation),
-                       antialias=True)
-    return resized.as_subclass(torch.Tensor).contiguous()
+def decode_workers() -> int:
+    """Decoder threads: one per core (Pillow decodes and resizes without holding the GIL)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
-def _decode_chunk(paths: Sequence[str], transform: ImageTransform, draft: tuple[int, int] | None
-                  ) -> tuple[list[str], torch.Tensor | None, list[tuple[str, str]]]:
-    from tl_desktop.engine.images import ImageLoadError, load_rgb
+def _pixels_or_failures(paths: Sequence[str], pre: Preprocessing) -> list[tuple[str, torch.Tensor | None, str]]:
+    """(path, uint8 HWC model pixels or None, failure reason) for each path, in order."""
+    from tl_desktop.engine.images import ImageLoadError
+    from tl_desktop.engine.preprocess import load_for_model, model_pixels
 
-    ok: list[str] = []
-    tensors: list[torch.Tensor] = []
-    failures: list[tuple[str, str]] = []
+    done: list[tuple[str, torch.Tensor | None, str]] = []
     for path in paths:
         try:
-            tensors.append(transform(load_rgb(path, draft_size=draft)))
-            ok.append(path)
+            done.append((path, model_pixels(load_for_model(path, pre), pre).permute(1, 2, 0), ""))
         except ImageLoadError as exc:
-            failures.append((path, exc.reason))
-    return ok, (torch.stack(tensors) if tensors else None), failures
+            done.append((path, None, exc.reason or "cannot decode"))
+    return done
 
 
-def prefetch_batches(
-    paths: Sequence[str], transform: ImageTransform, batch_size: int, stop: StopToken | None = None,
-    draft_size: tuple[int, int] | None = None,
+def pixel_batches(
+    paths: Sequence[str], pre: Preprocessing, batch_size: int, stop: StopToken | None = None,
 ) -> Iterator[tuple[list[str], torch.Tensor | None, list[tuple[str, str]]]]:
-    """(decoded paths, batch, failures) per ``batch_size`` paths; the next batch decodes in a background
-    thread while the caller runs the model on this one. Unreadable files go to failures."""
-    chunks = [list(paths[i:i + batch_size]) for i in range(0, len(paths), batch_size)]
-    if not chunks:
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_decode_chunk, chunks[0], transform, draft_size)
-        for index in range(len(chunks)):
-            if stop is not None and stop.requested:
-                pending.cancel()
+    """(decoded paths, uint8 NCHW batch, failures) per ``batch_size`` paths, for :func:`preprocess.normalise`.
+
+    Each batch decodes on every core (each decoder thread takes an equal share; Pillow works without the
+    GIL and without a thread team), then the caller runs the model on all cores: on a small machine that
+    beats decoding the next batch beside the model, whose thread team would wait for the core the
+    decoder took. The batch is a channels_last view of the stacked HWC pixels. Unreadable files go to
+    failures.
+    """
+    workers = decode_workers()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(paths), batch_size):
+            if stop is not None:
                 stop.raise_if_requested()
-            current = pending.result()
-            if index + 1 < len(chunks):
-                pending = pool.submit(_decode_chunk, chunks[index + 1], transform, draft_size)
-            yield current
+            chunk = [str(p) for p in paths[start:start + batch_size]]
+            share = -(-len(chunk) // workers)
+            parts = pool.map(lambda first: _pixels_or_failures(chunk[first:first + share], pre),
+                             range(0, len(chunk), share))
+            done = [item for part in parts for item in part]
+            pixels = [hwc for _, hwc, _ in done if hwc is not None]
+            batch = torch.stack(pixels).permute(0, 3, 1, 2) if pixels else None
+            yield ([path for path, hwc, _ in done if hwc is not None], batch,
+                   [(path, reason) for path, hwc, reason in done if hwc is None])
 
 
 class DecodedImages:
@@ -110,13 +106,13 @@ class DecodedImages:
 
         total = len(self.paths)
         spill_handle = None
-        # Decoder threads plus the main thread (which resizes with torch's threads) fill the cores.
-        workers = workers or max(1, min(4, (os.cpu_count() or 2) - 1))
+        workers = workers or decode_workers()
         draft = decode_size(self.pre)
 
-        def decode(index: int) -> tuple[int, Image.Image | None, str | None]:
+        def decode(index: int) -> tuple[int, torch.Tensor | None, str | None]:
             try:
-                return index, load_rgb(self.paths[index], draft_size=draft), None
+                image = load_rgb(self.paths[index], draft_size=draft)
+                return index, resized_pixels(image, self.pre).contiguous(), None
             except ImageLoadError as exc:
                 return index, None, exc.reason
             except (OSError, ValueError) as exc:
@@ -128,11 +124,10 @@ class DecodedImages:
                 for start in range(0, total, _CHUNK):
                     if stop is not None:
                         stop.raise_if_requested()
-                    for index, image, reason in pool.map(decode, range(start, min(total, start + _CHUNK))):
-                        if image is None:
+                    for index, tensor, reason in pool.map(decode, range(start, min(total, start + _CHUNK))):
+                        if tensor is None:
                             self.failures.append((self.paths[index], reason or "cannot decode"))
                             continue
-                        tensor = resize_short_side(image, self.pre.resize_size, self.pre.interpolation)
                         size = tensor.numel()
                         if self.memory_bytes + size <= self.memory_budget_bytes:
                             self._memory[index] = tensor

@@ -51,23 +51,74 @@ TRAIN_PRESETS = ("none", "light", "strong")
 _INTERPOLATIONS = ("bilinear", "bicubic")
 
 
-def eval_transform(pre: Preprocessing) -> Callable[[Any], torch.Tensor]:
-    """Resize the short side, centre-crop, scale to [0, 1], normalise: THE transform for val, test and predict.
+def resized_pixels(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """uint8 CHW pixels of a PIL image or a uint8 CHW tensor, short side resized to ``pre.resize_size``.
 
-    Accepts a PIL image or a uint8 CHW tensor and returns a float32 CHW tensor; both inputs go through
-    the same tensor resize, so a cache of decoded uint8 images gives exactly the same numbers.
+    Pillow resizes (antialiased), without the GIL and without a thread team of its own, so decoder
+    threads can prepare images while the cores are free. An image whose short side already fits is
+    returned as it is; the long side follows torchvision's rule.
     """
-    from torchvision.transforms import v2
+    import numpy as np
+    import torch
+    from PIL import Image
 
-    interpolation = _interpolation(pre)
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            v2.Resize(pre.resize_size, interpolation=interpolation, antialias=True),
-            v2.CenterCrop(pre.input_size),
-            *_to_normalised_tensor(pre),
-        ]
-    )
+    if isinstance(image, torch.Tensor):
+        if min(image.shape[-2:]) == pre.resize_size:
+            return image
+        image = Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
+    width, height = image.size
+    if min(width, height) != pre.resize_size:
+        new_long = int(pre.resize_size * max(width, height) / min(width, height))
+        size = (pre.resize_size, new_long) if width <= height else (new_long, pre.resize_size)
+        bicubic = _interpolation(pre) == "bicubic"
+        image = image.resize(size, resample=Image.Resampling.BICUBIC if bicubic else Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+
+
+def model_pixels(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """uint8 CHW model input pixels (resized, centre-cropped) of a PIL image or a uint8 CHW tensor."""
+    pixels = resized_pixels(image, pre)
+    height, width = pixels.shape[-2:]
+    top, left = int(round((height - pre.input_size) / 2.0)), int(round((width - pre.input_size) / 2.0))
+    return pixels[:, top:top + pre.input_size, left:left + pre.input_size]
+
+
+def normalise(pixels: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """float32 model input from uint8 pixels, CHW or NCHW: the same numbers for an image alone or in a batch."""
+    import torch
+
+    shape = (1,) * (pixels.dim() - 3) + (3, 1, 1)  # broadcast without adding a dimension to one image
+    std = torch.tensor(pre.std, dtype=torch.float32).view(shape)
+    scale = 1.0 / (255.0 * std)
+    shift = -torch.tensor(pre.mean, dtype=torch.float32).view(shape) / std
+    # Two elementwise kernels, each exactly rounded: the same numbers alone or in a batch, vectorised or not.
+    return torch.mul(pixels, scale).add_(shift)
+
+
+class Normalise:
+    """:func:`normalise` as a picklable transform step (DataLoader workers may be spawned)."""
+
+    def __init__(self, pre: Preprocessing) -> None:
+        self.pre = pre
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return normalise(pixels, self.pre)
+
+
+class EvalTransform(Normalise):
+    """Resize the short side, centre-crop, scale to [0, 1], normalise (PIL image or uint8 CHW tensor in)."""
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        return normalise(model_pixels(image, self.pre), self.pre)
+
+
+def eval_transform(pre: Preprocessing) -> Callable[[Any], torch.Tensor]:
+    """THE transform for validation, test and prediction: a float32 CHW tensor from a PIL image or a
+    uint8 CHW tensor; a cached uint8 image (resized by :func:`resized_pixels`) gives exactly the
+    numbers of its original, and a batch normalised at once the numbers of its images one by one.
+    """
+    _interpolation(pre)
+    return EvalTransform(pre)
 
 
 def train_transform(pre: Preprocessing, preset: str) -> Callable[[Any], torch.Tensor]:
@@ -78,7 +129,7 @@ def train_transform(pre: Preprocessing, preset: str) -> Callable[[Any], torch.Te
         return eval_transform(pre)
     from torchvision.transforms import InterpolationMode, v2
 
-    interpolation = _interpolation(pre)
+    interpolation = _torchvision_interpolation(pre)
     # Rotation comes before the crop so the crop rarely shows the filled corners; tensor rotation
     # supports bilinear at most, which is invisible after the following resize.
     rotation = [v2.RandomRotation(15, interpolation=InterpolationMode.BILINEAR)] if preset == "strong" else []
@@ -90,21 +141,19 @@ def train_transform(pre: Preprocessing, preset: str) -> Callable[[Any], torch.Te
             v2.RandomResizedCrop(pre.input_size, scale=(0.35, 1.0), interpolation=interpolation, antialias=True),
             v2.RandomHorizontalFlip(),
             *colour,
-            *_to_normalised_tensor(pre),
+            v2.ToPureTensor(),
+            Normalise(pre),
         ]
     )
 
 
-def _to_normalised_tensor(pre: Preprocessing) -> list[Any]:
-    import torch
-    from torchvision.transforms import v2
-
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std)), v2.ToPureTensor()]
-
-
-def _interpolation(pre: Preprocessing) -> Any:
-    from torchvision.transforms import InterpolationMode
-
+def _interpolation(pre: Preprocessing) -> str:
     if pre.interpolation not in _INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {pre.interpolation!r}")
-    return InterpolationMode.BILINEAR if pre.interpolation == "bilinear" else InterpolationMode.BICUBIC
+    return pre.interpolation
+
+
+def _torchvision_interpolation(pre: Preprocessing) -> Any:
+    from torchvision.transforms import InterpolationMode
+
+    return InterpolationMode.BILINEAR if _interpolation(pre) == "bilinear" else InterpolationMode.BICUBIC
