@@ -12,7 +12,8 @@ size and epochs:
   mode and channels_last.
 - full fine-tuning throughput (img/s, first batch excluded as warm-up): ours / plain, and ours / a
   compute-only train step on random tensors (channels_last, AdamW).
-- predicting a folder (``LoadedModel.predict_paths``) img/s / forward-only on random tensors.
+- predicting a folder (``LoadedModel.predict_paths``) img/s / forward-only on random tensors,
+  alternated in one process after a warm-up.
 - peak resident memory of each training run, with the default recipe (head, then the last blocks)
   as well.
 
@@ -275,14 +276,20 @@ def _batch_sizes(count: int, batch_size: int) -> list[int]:
     return sizes[:-1] if sizes and sizes[-1] == 1 and count > batch_size else sizes
 
 
-def ours_predict_throughput(model_path: str, samples: list[Sample], batch_size: int) -> tuple[float, float]:
+def ours_predict_throughput(model_path: str, samples: list[Sample], batch_size: int,
+                            rounds: int = 3) -> tuple[float, float]:
+    """``predict_paths`` img/s and forward-only img/s, alternated ``rounds`` times after a warm-up of both
+    (medians), so neither profits from running later in the process."""
     loaded = load_bundle(model_path)
     paths = [s.path for s in samples]
-    loaded.predict_paths(paths[:batch_size], batch_size=batch_size)  # warm-up, like the reference
-    started = time.perf_counter()
-    loaded.predict_paths(paths, batch_size=batch_size)
-    ours = len(paths) / (time.perf_counter() - started)
-    return ours, forward_only_throughput(loaded.model, batch_size, len(paths))
+    loaded.predict_paths(paths[:2 * batch_size], batch_size=batch_size)
+    ours, forward = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        loaded.predict_paths(paths, batch_size=batch_size)
+        ours.append(len(paths) / (time.perf_counter() - started))
+        forward.append(forward_only_throughput(loaded.model, batch_size, len(paths)))
+    return statistics.median(ours), statistics.median(forward)
 
 
 # ----- one measure per process -------------------------------------------------------------------

@@ -35,6 +35,9 @@ def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder,
     assert train.plots.epoch_x == [1.0, 2.0]
     qtbot.waitUntil(lambda: train.plots.canvas is not None and not train.plots.rendering(), timeout=20000)
     assert train.plots.canvas.render_count >= 1
+    assert train.plots.finetune_x == 1.0  # the head-only epoch 1, then fine-tuning from epoch 2
+    finetune_line = train.plots.canvas.figure.tl_lines["finetune"][0]
+    assert list(finetune_line.get_xdata()) == [1.0, 1.0]
     assert "Training finished" in train.log.toPlainText()
     assert train.plan.text().startswith("Finished: 2 epoch(s)") and "Results page" in train.plan.text()
     assert window.session.model_path() is not None

@@ -142,6 +142,18 @@ def test_cached_copies_setting_maps_to_the_config_and_is_remembered(qtbot, windo
     assert again.model_page.settings_form.views.isEnabled()
 
 
+def test_cached_copies_are_unused_only_when_every_block_trains_from_the_start(qtbot, window, choose_tiny_model):
+    choose_tiny_model(window, trainable="all")
+    form = window.model_page.settings_form
+    form._set_combo(form.augmentation, "light")
+    form.head_epochs.setValue(2)
+    assert form.views.isEnabled()  # the head-first epochs still train on cached copies
+    form.head_epochs.setValue(0)
+    assert not form.views.isEnabled() and "every block trains" in form.views_hint.text()
+    window.model_page.freeze.set_value(1)
+    assert form.views.isEnabled() and "1 = fastest" in form.views_hint.text()
+
+
 def _fill_cache(root: Path) -> tuple[Path, Path]:
     entry = root / "features" / "0123abcd"
     entry.mkdir(parents=True)

@@ -112,7 +112,8 @@ class DecodedImages:
         def decode(index: int) -> tuple[int, torch.Tensor | None, str | None]:
             try:
                 image = load_rgb(self.paths[index], draft_size=draft)
-                return index, resized_pixels(image, self.pre).contiguous(), None
+                # numpy copies to CHW order without starting a torch thread team in this decoder thread
+                return index, torch.from_numpy(np.ascontiguousarray(resized_pixels(image, self.pre).numpy())), None
             except ImageLoadError as exc:
                 return index, None, exc.reason
             except (OSError, ValueError) as exc:

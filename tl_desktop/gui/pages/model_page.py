@@ -101,6 +101,7 @@ class ModelPage(Page):
         self.freeze = FreezeControl()
         self.freeze.changed.connect(self._count_params)
         self.settings_form = SettingsForm(session)
+        self.freeze.changed.connect(self.settings_form.set_trainable_blocks)
 
         layout = QVBoxLayout(self)
         layout.addWidget(heading("2. Choose a pretrained model"))

@@ -232,6 +232,8 @@ class TrainPage(Page):
         elif isinstance(event, FitStarted):
             self._fit_started(event)
         elif isinstance(event, PhaseStarted):
+            if event.phase == "finetune" and event.first_epoch > 1:
+                self.plots.mark_finetune(event.first_epoch)
             self._log(f"Epochs {event.first_epoch}–{event.last_epoch}: {PHASE_TEXT.get(event.phase, event.phase)}, "
                       f"{human_count(event.trainable_params)} of {human_count(event.total_params)} parameters "
                       f"train (learning rate {event.lr:g}).")

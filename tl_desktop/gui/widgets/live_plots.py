@@ -44,6 +44,7 @@ class LivePlots(QWidget):
         self.epoch_x: list[float] = []
         self.series: dict[str, list[float]] = {k: [] for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
         self.best_epoch: int | None = None
+        self.finetune_x: float | None = None
         if self.canvas is not None:
             self._schedule()
 
@@ -82,6 +83,11 @@ class LivePlots(QWidget):
             self.best_epoch = len(self.epoch_x) - 1
         self._schedule()
 
+    def mark_finetune(self, first_epoch: int) -> None:
+        """Draw a dotted line where fine-tuning of the unfrozen blocks begins (after the head-only epochs)."""
+        self.finetune_x = float(first_epoch - 1)
+        self._schedule()
+
     def _schedule(self) -> None:
         if not self._timer.isActive():
             self._timer.start()
@@ -96,7 +102,7 @@ class LivePlots(QWidget):
             self._create_canvas()
             return
         snapshot = (list(self.batch_x), list(self.batch_loss), list(self.batch_acc), list(self.epoch_x),
-                    {k: list(v) for k, v in self.series.items()}, self.best_epoch)
+                    {k: list(v) for k, v in self.series.items()}, self.best_epoch, self.finetune_x)
         figure = self.canvas.figure
         self.canvas.request_render(lambda: update_figure(figure, *snapshot))
         self.draw_count += 1
@@ -122,6 +128,9 @@ def build_figure() -> Any:
         "train_acc": acc_ax.plot([], [], "o-", color=TRAIN_COLOR, label="training")[0],
         "val_acc": acc_ax.plot([], [], "s-", color=VAL_COLOR, label="validation")[0],
         "best": acc_ax.plot([], [], "*", color="#ff9f00", ms=14, label="best")[0],
+        "finetune": [ax.plot([], [], ":", color="black", lw=1, transform=ax.get_xaxis_transform())[0]
+                     for ax in (loss_ax, acc_ax)],
+        "finetune_text": loss_ax.text(0, 0.98, "", transform=loss_ax.get_xaxis_transform(), va="top", fontsize=8),
     }
     for ax, title, ylabel in ((loss_ax, "Loss (lower is better)", "loss"),
                               (acc_ax, "Accuracy (higher is better)", "accuracy (%)")):
@@ -137,7 +146,8 @@ def build_figure() -> Any:
 
 
 def update_figure(figure: Any, batch_x: list[float], batch_loss: list[float], batch_acc: list[float],
-                  epoch_x: list[float], series: dict[str, list[float]], best: int | None) -> None:
+                  epoch_x: list[float], series: dict[str, list[float]], best: int | None,
+                  finetune_x: float | None) -> None:
     """Put the data into the figure's lines and rescale (render thread)."""
     lines = figure.tl_lines
     loss_ax, acc_ax = figure.axes
@@ -146,6 +156,10 @@ def update_figure(figure: Any, batch_x: list[float], batch_loss: list[float], ba
     for key, values in series.items():
         lines[key].set_data(epoch_x, values)
     lines["best"].set_data(([epoch_x[best]], [series["val_acc"][best]]) if best is not None else ([], []))
+    for line in lines["finetune"]:
+        line.set_data(([finetune_x] * 2, [0, 1]) if finetune_x is not None else ([], []))
+    lines["finetune_text"].set_text(" fine-tuning →" if finetune_x is not None else "")
+    lines["finetune_text"].set_x(finetune_x or 0)
     right = max([1.0, *batch_x, *epoch_x])
     for ax in (loss_ax, acc_ax):
         ax.set_xlim(0, right * 1.05)

@@ -105,17 +105,30 @@ class SettingsForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(front)
         layout.addWidget(self.advanced)
+        self._trainable_blocks: int | str = 0
         self.augmentation.currentIndexChanged.connect(self._update_views_hint)
         self.views.valueChanged.connect(self._update_views_hint)
+        self.head_epochs.valueChanged.connect(self._update_views_hint)
         self.load(self._remembered())
         self._update_views_hint()
 
+    def set_trainable_blocks(self, value: int | str) -> None:
+        """Follow the model page's choice: copies only matter while some pretrained blocks are frozen."""
+        self._trainable_blocks = value
+        self._update_views_hint()
+
     def _update_views_hint(self) -> None:
-        """Explain the copies setting in words; it does nothing when augmentation is off."""
+        """Explain the copies setting in words; it does nothing when augmentation is off or when every
+        block trains from the first epoch."""
         augmenting = self.augmentation.currentData() != "none"
-        self.views.setEnabled(augmenting)
+        frozen_part = self._trainable_blocks != "all" or self.head_epochs.value() > 0
+        self.views.setEnabled(augmenting and frozen_part)
         if not augmenting:
             self.views_hint.setText("not used: augmentation is off, so each image is prepared once")
+            return
+        if not frozen_part:
+            self.views_hint.setText("not used: every block trains from the first epoch, so each epoch "
+                                    "augments the images afresh")
             return
         count = self.views.value()
         word = ("fastest, least varied" if count == 1 else "faster" if count < 4
