@@ -348,7 +348,8 @@ def measure(name: str, args: argparse.Namespace, work: Path) -> dict[str, float]
     state_file = work / f"{name}-state.pickle"
     state_file.write_bytes(pickle.dumps({"scan": scan, "ft_scan": ft_scan, "predict": first_n(
         full.split.test + full.split.val, args.predict_images)}))
-    caches = [work / f"cache-{index}" for index in range(4)]
+    fresh = Path(tempfile.mkdtemp(prefix="caches-", dir=work))  # cold caches for every repeat
+    caches = [fresh / f"cache-{index}" for index in range(4)]
     row: dict[str, float] = {}
     log = _printer(row)
     plain = child("plain-head", state_file, args, caches[0])

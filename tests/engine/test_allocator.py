@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
 import sys
 import threading
 
@@ -47,3 +49,18 @@ def test_released_memory_can_be_used_again():
     reuse_freed_memory()
     release_freed_memory()
     assert float(torch.ones(ACTIVATION_BYTES // 4).sum()) == ACTIVATION_BYTES // 4
+
+
+def test_the_command_line_tunes_the_allocator_before_any_work():
+    code = ("from tl_desktop.cli import main\n"
+            "from tl_desktop.engine import allocator\n"
+            "assert main(['cache', 'info']) == 0\n"
+            "assert allocator._state.get('tuned') is True\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_the_tuning_can_be_switched_off():
+    code = ("from tl_desktop.engine.allocator import reuse_freed_memory\n"
+            "assert reuse_freed_memory() is False\n")
+    env = dict(os.environ, TL_DESKTOP_REUSE_FREED_MEMORY="0")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
