@@ -7,11 +7,13 @@ import resource
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import torch
 
-from tl_desktop.engine.allocator import release_freed_memory, reuse_freed_memory
+from tl_desktop.engine import allocator
+from tl_desktop.engine.allocator import heavy_work, release_freed_memory, reuse_freed_memory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the tuning applies to glibc only")
 
@@ -49,6 +51,26 @@ def test_released_memory_can_be_used_again():
     reuse_freed_memory()
     release_freed_memory()
     assert float(torch.ones(ACTIVATION_BYTES // 4).sum()) == ACTIVATION_BYTES // 4
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def test_freed_memory_goes_back_once_no_job_has_run_for_a_while(monkeypatch):
+    assert reuse_freed_memory()
+    monkeypatch.setattr(allocator, "IDLE_SECONDS", 0.3)
+    with heavy_work():
+        torch.ones(ACTIVATION_BYTES // 4)  # freed at once; the heap keeps it
+    with heavy_work():  # the next job, such as the next folder to predict, finds the memory in place
+        kept = resident_bytes()
+        time.sleep(1.0)
+        assert resident_bytes() > kept - ACTIVATION_BYTES // 4
+    deadline = time.monotonic() + 10
+    while resident_bytes() > kept - ACTIVATION_BYTES // 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert resident_bytes() <= kept - ACTIVATION_BYTES // 2
 
 
 def test_the_command_line_tunes_the_allocator_before_any_work():

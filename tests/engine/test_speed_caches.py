@@ -113,28 +113,28 @@ def test_decoded_images_match_eval_transform_and_spill(tmp_path: Path, store: Ca
     assert not spill.exists()
 
 
-def test_pixel_batches_keep_order_report_failures_match_eval_transform_and_stop(tmp_path: Path) -> None:
-    from tl_desktop.engine.image_cache import pixel_batches
-    from tl_desktop.engine.preprocess import normalise
+def test_input_batches_keep_order_report_failures_match_eval_transform_and_stop(tmp_path: Path) -> None:
+    from tl_desktop.engine.image_cache import input_batches
 
     paths = _write_images(tmp_path / "imgs", 5)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"broken")
     paths.insert(2, str(tmp_path / "imgs" / "bad.png"))
     transform = eval_transform(PRE)
-    chunks = list(pixel_batches(paths, PRE, 4))
+    chunks = list(input_batches(paths, PRE, 4))
     assert [len(ok) for ok, _, _ in chunks] == [3, 2]
     assert [path for _, _, failed in chunks for path, _ in failed] == [paths[2]]
     ok_paths = [p for ok, _, _ in chunks for p in ok]
     assert ok_paths == [p for p in paths if not p.endswith("bad.png")]
     from tl_desktop.engine.images import load_rgb
 
-    batch = normalise(chunks[1][1], PRE)
-    assert chunks[1][1].dtype == torch.uint8 and batch.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(batch[1], transform(load_rgb(ok_paths[4])))
+    for ok, batch, _ in chunks:
+        assert batch.dtype == torch.float32 and batch.is_contiguous(memory_format=torch.channels_last)
+        for row, path in zip(batch, ok):
+            assert torch.equal(row, transform(load_rgb(path)))
     token = StopToken()
     token.request()
     with pytest.raises(StopRequested):
-        list(pixel_batches(paths, PRE, 2, stop=token))
+        list(input_batches(paths, PRE, 2, stop=token))
 
 
 def test_decoding_honours_stop(tmp_path: Path, store: CacheStore) -> None:

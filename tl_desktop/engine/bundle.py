@@ -26,7 +26,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop import __version__
 from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.allocator import release_freed_memory
+from tl_desktop.engine.allocator import heavy_work
 from tl_desktop.engine.features import prepare_model, to_model_input
 from tl_desktop.engine.fileio import atomic_writer
 from tl_desktop.engine.preprocess import Preprocessing
@@ -199,21 +199,21 @@ class LoadedModel:
         stop: StopToken | None = None,
     ) -> PredictionResult:
         """Predict image files; unreadable ones go to ``failures`` as (path, reason)."""
-        from tl_desktop.engine.image_cache import pixel_batches
-        from tl_desktop.engine.preprocess import normalise
+        from tl_desktop.engine.image_cache import input_batches
 
         done_paths: list[str] = []
         rows: list[np.ndarray] = []
         failures: list[tuple[str, str]] = []
         total = len(paths)
-        for ok_paths, pixels, failed in pixel_batches([str(p) for p in paths], self.preprocessing, batch_size, stop):
-            failures.extend(failed)
-            if pixels is not None:
-                rows.append(self.predict_batch(normalise(pixels, self.preprocessing)))
-                done_paths.extend(ok_paths)
-            if progress is not None:
-                progress(len(done_paths) + len(failures), total)
-        release_freed_memory()
+        with heavy_work():
+            for ok_paths, batch, failed in input_batches([str(p) for p in paths], self.preprocessing, batch_size,
+                                                         stop):
+                failures.extend(failed)
+                if batch is not None:
+                    rows.append(self.predict_batch(batch))
+                    done_paths.extend(ok_paths)
+                if progress is not None:
+                    progress(len(done_paths) + len(failures), total)
         probs = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
         return PredictionResult(paths=done_paths, probs=probs, failures=failures)
 

@@ -34,30 +34,32 @@ def decode_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _pixels_or_failures(paths: Sequence[str], pre: Preprocessing) -> list[tuple[str, torch.Tensor | None, str]]:
-    """(path, uint8 HWC model pixels or None, failure reason) for each path, in order."""
+def _decode_into(batch: torch.Tensor, paths: Sequence[str], first: int, count: int, pre: Preprocessing) -> list[str]:
+    """Decode ``paths[first:first + count]`` into rows of ``batch`` as model input; the failure reason
+    (empty when it decoded) of each."""
     from tl_desktop.engine.images import ImageLoadError
-    from tl_desktop.engine.preprocess import load_for_model, model_pixels
+    from tl_desktop.engine.preprocess import load_for_model, model_pixels, normalise
 
-    done: list[tuple[str, torch.Tensor | None, str]] = []
-    for path in paths:
+    reasons = []
+    for index in range(first, min(len(paths), first + count)):
         try:
-            done.append((path, model_pixels(load_for_model(path, pre), pre).permute(1, 2, 0), ""))
+            normalise(model_pixels(load_for_model(paths[index], pre), pre), pre, out=batch[index])
+            reasons.append("")
         except ImageLoadError as exc:
-            done.append((path, None, exc.reason or "cannot decode"))
-    return done
+            reasons.append(exc.reason or "cannot decode")
+    return reasons
 
 
-def pixel_batches(
+def input_batches(
     paths: Sequence[str], pre: Preprocessing, batch_size: int, stop: StopToken | None = None,
 ) -> Iterator[tuple[list[str], torch.Tensor | None, list[tuple[str, str]]]]:
-    """(decoded paths, uint8 NCHW batch, failures) per ``batch_size`` paths, for :func:`preprocess.normalise`.
+    """(decoded paths, float32 NCHW channels_last model input, failures) per ``batch_size`` paths.
 
-    Each batch decodes on every core (each decoder thread takes an equal share; Pillow works without the
-    GIL and without a thread team), then the caller runs the model on all cores: on a small machine that
-    beats decoding the next batch beside the model, whose thread team would wait for the core the
-    decoder took. The batch is a channels_last view of the stacked HWC pixels. Unreadable files go to
-    failures.
+    Each batch is decoded, resized and normalised on every core (each decoder thread takes an equal
+    share and writes its images straight into the batch, without the GIL and without a thread team),
+    then the caller runs the model on all cores: on a small machine that beats preparing the next batch
+    beside the model, whose thread team would wait for the core the decoder took. Unreadable files go
+    to failures.
     """
     workers = decode_workers()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -65,14 +67,15 @@ def pixel_batches(
             if stop is not None:
                 stop.raise_if_requested()
             chunk = [str(p) for p in paths[start:start + batch_size]]
+            batch = torch.empty(len(chunk), pre.input_size, pre.input_size, 3).permute(0, 3, 1, 2)
             share = -(-len(chunk) // workers)
-            parts = pool.map(lambda first: _pixels_or_failures(chunk[first:first + share], pre),
-                             range(0, len(chunk), share))
-            done = [item for part in parts for item in part]
-            pixels = [hwc for _, hwc, _ in done if hwc is not None]
-            batch = torch.stack(pixels).permute(0, 3, 1, 2) if pixels else None
-            yield ([path for path, hwc, _ in done if hwc is not None], batch,
-                   [(path, reason) for path, hwc, reason in done if hwc is None])
+            parts = pool.map(lambda first: _decode_into(batch, chunk, first, share, pre), range(0, len(chunk), share))
+            reasons = [reason for part in parts for reason in part]
+            ok = [index for index, reason in enumerate(reasons) if not reason]
+            if len(ok) < len(chunk):
+                batch = batch[ok].contiguous(memory_format=torch.channels_last)
+            yield ([chunk[index] for index in ok], batch if ok else None,
+                   [(path, reason) for path, reason in zip(chunk, reasons) if reason])
 
 
 class DecodedImages:

@@ -52,27 +52,27 @@ _INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 def resized_pixels(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
-    """uint8 CHW pixels of a PIL image or a uint8 CHW tensor, short side resized to ``pre.resize_size``.
+    """uint8 CHW pixels (stored channels last) of a PIL image or a uint8 CHW tensor, short side resized to
+    ``pre.resize_size``.
 
-    Pillow resizes (antialiased), without the GIL and without a thread team of its own, so decoder
-    threads can prepare images while the cores are free. An image whose short side already fits is
-    returned as it is; the long side follows torchvision's rule.
+    torch's antialiased uint8 resize (SIMD, Pillow's filters, within a few grey levels of Pillow's result)
+    runs without the GIL and without a thread team in a decoder thread, about twice as fast as Pillow's. An image whose short side already fits is returned as it is; the long side follows
+    torchvision's rule.
     """
     import numpy as np
     import torch
-    from PIL import Image
 
     if isinstance(image, torch.Tensor):
-        if min(image.shape[-2:]) == pre.resize_size:
-            return image
-        image = Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
-    width, height = image.size
-    if min(width, height) != pre.resize_size:
-        new_long = int(pre.resize_size * max(width, height) / min(width, height))
-        size = (pre.resize_size, new_long) if width <= height else (new_long, pre.resize_size)
-        bicubic = _interpolation(pre) == "bicubic"
-        image = image.resize(size, resample=Image.Resampling.BICUBIC if bicubic else Image.Resampling.BILINEAR)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+        pixels = image.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # one layout, one result
+    else:
+        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)
+    height, width = pixels.shape[-2:]
+    if min(width, height) == pre.resize_size:
+        return pixels
+    new_long = int(pre.resize_size * max(width, height) / min(width, height))
+    size = (new_long, pre.resize_size) if width <= height else (pre.resize_size, new_long)
+    resized = torch.nn.functional.interpolate(pixels[None], size=size, mode=_interpolation(pre), antialias=True)
+    return resized[0]
 
 
 def model_pixels(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
@@ -83,16 +83,34 @@ def model_pixels(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch
     return pixels[:, top:top + pre.input_size, left:left + pre.input_size]
 
 
-def normalise(pixels: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
-    """float32 model input from uint8 pixels, CHW or NCHW: the same numbers for an image alone or in a batch."""
+def normalise(pixels: torch.Tensor, pre: Preprocessing, out: torch.Tensor | None = None) -> torch.Tensor:
+    """float32 model input from uint8 pixels, CHW or NCHW, stored channels last (written into ``out``,
+    a tensor this function returned, when given).
+
+    Each value is one exactly rounded multiply and one exactly rounded add, so an image gives the same
+    numbers alone or in a batch. numpy runs it one image row at a time without the GIL and without a
+    thread team, so decoder threads normalise their own images while they are still in the CPU cache.
+    """
+    import numpy as np
     import torch
 
-    shape = (1,) * (pixels.dim() - 3) + (3, 1, 1)  # broadcast without adding a dimension to one image
-    std = torch.tensor(pre.std, dtype=torch.float32).view(shape)
-    scale = 1.0 / (255.0 * std)
-    shift = -torch.tensor(pre.mean, dtype=torch.float32).view(shape) / std
-    # Two elementwise kernels, each exactly rounded: the same numbers alone or in a batch, vectorised or not.
-    return torch.mul(pixels, scale).add_(shift)
+    source = np.moveaxis(pixels.numpy(), -3, -1)  # (..., H, W, 3)
+    if out is None:
+        target = np.empty(source.shape, dtype=np.float32)
+        out = torch.from_numpy(target).movedim(-1, -3)
+    else:
+        target = np.moveaxis(out.numpy(), -3, -1)
+        if not target.flags.c_contiguous or target.shape != source.shape:
+            raise ValueError("normalise writes only into a tensor it returned, of the same shape")
+    std = np.asarray(pre.std, dtype=np.float32)
+    scale = np.float32(1.0) / (np.float32(255.0) * std)
+    shift = -np.asarray(pre.mean, dtype=np.float32) / std
+    width = source.shape[-2]
+    rows = (*source.shape[:-2], width * 3)
+    target_rows = target.reshape(rows)  # a view: the target is contiguous
+    np.multiply(source.reshape(rows), np.tile(scale, width), out=target_rows)
+    np.add(target_rows, np.tile(shift, width), out=target_rows)
+    return out
 
 
 class Normalise:

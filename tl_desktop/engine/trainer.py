@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from tl_desktop.config import ConfigError, RunConfig
 from tl_desktop.engine import recipe
-from tl_desktop.engine.allocator import release_freed_memory
+from tl_desktop.engine.allocator import heavy_work
 from tl_desktop.engine.cached_sources import CachedSources, drop_last_for, make_loader
 from tl_desktop.engine.callbacks import Callback, EarlyStopping, History, JsonlLogger, is_better
 from tl_desktop.engine.control import StopRequested, StopToken
@@ -152,25 +152,25 @@ class Trainer:
         self._epochs_done = 0
         self._epoch_seconds: list[float] = []
         status, error, details, model_path = "completed", None, None, None
-        try:
-            self.run_dir = self.run_dir or new_run_dir(cfg.out_dir, cfg.model.backbone)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._callbacks = [JsonlLogger(self.run_dir / EVENTS_NAME), self._history, self._early]
-            self._callbacks += self.user_callbacks
-            self._prepare()
-            self._emit_started()
-            self._build_model()
-            self._announce_loss()
-            for phase in recipe.plan_phases(cfg.train, cfg.model.trainable_blocks):
-                if not self._run_phase(phase):
-                    break
-        except StopRequested:
-            status = "stopped"
-        except Exception as exc:  # noqa: BLE001 - fit reports every failure as an event, never raises
-            status, error, details = "failed", describe_error(exc), traceback.format_exc()
-        if self.caches is not None:
-            self.caches.close()
-        release_freed_memory()
+        with heavy_work():
+            try:
+                self.run_dir = self.run_dir or new_run_dir(cfg.out_dir, cfg.model.backbone)
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self._callbacks = [JsonlLogger(self.run_dir / EVENTS_NAME), self._history, self._early]
+                self._callbacks += self.user_callbacks
+                self._prepare()
+                self._emit_started()
+                self._build_model()
+                self._announce_loss()
+                for phase in recipe.plan_phases(cfg.train, cfg.model.trainable_blocks):
+                    if not self._run_phase(phase):
+                        break
+            except StopRequested:
+                status = "stopped"
+            except Exception as exc:  # noqa: BLE001 - fit reports every failure as an event, never raises
+                status, error, details = "failed", describe_error(exc), traceback.format_exc()
+            if self.caches is not None:
+                self.caches.close()
         if status != "failed" and self._best is not None:
             try:
                 model_path = self._export()
