@@ -13,7 +13,11 @@ import pytest
 import torch
 
 from tl_desktop.engine import allocator
-from tl_desktop.engine.allocator import heavy_work, release_freed_memory, reuse_freed_memory
+from tl_desktop.engine.allocator import (
+    heavy_work,
+    release_freed_memory,
+    reuse_freed_memory,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the tuning applies to glibc only")
 

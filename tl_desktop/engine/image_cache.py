@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def input_batches(
             chunk = [str(p) for p in paths[start:start + batch_size]]
             batch = torch.empty(len(chunk), pre.input_size, pre.input_size, 3).permute(0, 3, 1, 2)
             share = -(-len(chunk) // workers)
-            parts = pool.map(lambda first: _decode_into(batch, chunk, first, share, pre), range(0, len(chunk), share))
+            parts = pool.map(partial(_decode_into, batch, chunk, count=share, pre=pre), range(0, len(chunk), share))
             reasons = [reason for part in parts for reason in part]
             ok = [index for index, reason in enumerate(reasons) if not reason]
             if len(ok) < len(chunk):
