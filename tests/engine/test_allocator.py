@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 ACTIVATION_BYTES = 96 * 1024**2  # larger than glibc's default mmap threshold and a thread arena's heap
 PAGES = ACTIVATION_BYTES // resource.getpagesize()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def faults_while_reallocating(batches: int = 8, warmup: int = 8) -> int:
@@ -42,13 +44,18 @@ def test_freed_memory_is_reused_on_the_main_thread():
 
 
 def test_freed_memory_is_reused_on_a_worker_thread():
-    # Training in the window runs on a worker thread, which glibc would give an arena of its own.
-    assert reuse_freed_memory()
-    counted: list[int] = []
-    worker = threading.Thread(target=lambda: counted.append(faults_while_reallocating()))
-    worker.start()
-    worker.join()
-    assert counted[0] < 8 * PAGES // 2
+    # Training in the window runs on a worker thread, which glibc would give an arena of its own. The
+    # tuning comes before any thread starts, as in the command line: a fresh process, not this one.
+    code = ("import threading\n"
+            "from tl_desktop.engine.allocator import reuse_freed_memory\n"
+            "assert reuse_freed_memory()\n"
+            "from tests.engine.test_allocator import PAGES, faults_while_reallocating\n"
+            "counted = []\n"
+            "worker = threading.Thread(target=lambda: counted.append(faults_while_reallocating()))\n"
+            "worker.start()\n"
+            "worker.join()\n"
+            "assert counted[0] < 8 * PAGES // 2, counted\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT)
 
 
 def test_released_memory_can_be_used_again():
