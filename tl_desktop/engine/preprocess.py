@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -87,9 +88,10 @@ def normalise(pixels: torch.Tensor, pre: Preprocessing, out: torch.Tensor | None
     """float32 model input from uint8 pixels, CHW or NCHW, stored channels last (written into ``out``,
     a tensor this function returned, when given).
 
-    Each value is one exactly rounded multiply and one exactly rounded add, so an image gives the same
-    numbers alone or in a batch. numpy runs it one image row at a time without the GIL and without a
-    thread team, so decoder threads normalise their own images while they are still in the CPU cache.
+    Each value is an exact conversion, one exactly rounded multiply and one exactly rounded add, so an
+    image gives the same numbers alone or in a batch. numpy runs it one image row at a time, in place,
+    without the GIL, without a thread team and without allocating, so decoder threads normalise their
+    own images while they are still in the CPU cache.
     """
     import numpy as np
     import torch
@@ -102,15 +104,26 @@ def normalise(pixels: torch.Tensor, pre: Preprocessing, out: torch.Tensor | None
         target = np.moveaxis(out.numpy(), -3, -1)
         if not target.flags.c_contiguous or target.shape != source.shape:
             raise ValueError("normalise writes only into a tensor it returned, of the same shape")
-    std = np.asarray(pre.std, dtype=np.float32)
-    scale = np.float32(1.0) / (np.float32(255.0) * std)
-    shift = -np.asarray(pre.mean, dtype=np.float32) / std
-    width = source.shape[-2]
-    rows = (*source.shape[:-2], width * 3)
+    rows = (*source.shape[:-2], source.shape[-2] * 3)
     target_rows = target.reshape(rows)  # a view: the target is contiguous
-    np.multiply(source.reshape(rows), np.tile(scale, width), out=target_rows)
-    np.add(target_rows, np.tile(shift, width), out=target_rows)
+    scale, shift = _row_constants(pre.mean, pre.std, source.shape[-2])
+    np.copyto(target_rows, source.reshape(rows))
+    np.multiply(target_rows, scale, out=target_rows)
+    np.add(target_rows, shift, out=target_rows)
     return out
+
+
+@lru_cache(maxsize=16)
+def _row_constants(mean: tuple[float, ...], std: tuple[float, ...], width: int) -> tuple[Any, Any]:
+    """Read-only float32 rows of 1 / (255 std) and -mean / std for ``width`` RGB pixels."""
+    import numpy as np
+
+    std32 = np.asarray(std, dtype=np.float32)
+    rows = (np.tile(np.float32(1.0) / (np.float32(255.0) * std32), width),
+            np.tile(-np.asarray(mean, dtype=np.float32) / std32, width))
+    for row in rows:
+        row.flags.writeable = False
+    return rows
 
 
 class Normalise:
