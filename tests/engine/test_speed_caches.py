@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tl_desktop.engine import cache
 from tl_desktop.engine.cache import CacheStore, cache_key, cache_limit_bytes, files_fingerprint, user_cache_dir
 from tl_desktop.engine.control import StopRequested, StopToken
 from tl_desktop.engine.image_cache import CachedImageDataset, DecodedImages
@@ -47,7 +48,7 @@ def test_cache_dir_env_override_and_limit(monkeypatch: pytest.MonkeyPatch, tmp_p
         cache_limit_bytes()
 
 
-def test_fingerprint_follows_size_and_mtime(tmp_path: Path) -> None:
+def test_fingerprint_follows_size_and_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = _write_images(tmp_path, 2)
     before = files_fingerprint(paths)
     assert files_fingerprint(paths) == before
@@ -57,6 +58,9 @@ def test_fingerprint_follows_size_and_mtime(tmp_path: Path) -> None:
     assert files_fingerprint(paths[:1]) != files_fingerprint(paths)
     assert cache_key({"a": 1, "b": [1, 2]}) == cache_key({"b": [1, 2], "a": 1})
     assert cache_key({"a": 1}) != cache_key({"a": 2})
+    key = cache_key({"a": 1})
+    monkeypatch.setattr(cache, "KEY_FORMAT_VERSION", cache.KEY_FORMAT_VERSION + 1)  # the pixel pipeline changed
+    assert cache_key({"a": 1}) != key
 
 
 def test_store_lru_eviction_and_clear(tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ CACHE_LIMIT_ENV = "TL_DESKTOP_CACHE_LIMIT_MB"
 DEFAULT_LIMIT_BYTES = 4 * 1024**3
 ENTRY_FILE = "entry.json"
 EVICTABLE_KINDS = ("features", "images")
-KEY_FORMAT_VERSION = 1
+# Raised whenever the pixels or features computed for the same inputs change (2: torch's uint8 resize).
+KEY_FORMAT_VERSION = 2
 
 
 class CacheError(OSError):

@@ -31,7 +31,7 @@ Progress = Callable[[int, int], None]
 
 
 def decode_workers() -> int:
-    """Decoder threads: one per core (Pillow decodes and resizes without holding the GIL)."""
+    """Decoder threads: one per core (Pillow decodes and torch resizes without holding the GIL)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
