@@ -53,27 +53,24 @@ _INTERPOLATIONS = ("bilinear", "bicubic")
 
 
 def resized_pixels(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
-    """uint8 CHW pixels (stored channels last) of a PIL image or a uint8 CHW tensor, short side resized to
-    ``pre.resize_size``.
+    """uint8 CHW pixels of a PIL image or a uint8 CHW tensor, short side resized to ``pre.resize_size``.
 
-    torch's antialiased uint8 resize (SIMD, Pillow's filters, within a few grey levels of Pillow's result)
-    runs without the GIL and without a thread team in a decoder thread, about twice as fast as Pillow's. An image whose short side already fits is returned as it is; the long side follows
-    torchvision's rule.
+    torch's antialiased uint8 resize (SIMD, Pillow's filters, within a few grey levels of Pillow's
+    result) runs without the GIL and without a thread team in a decoder thread, about twice as fast as
+    Pillow's; it gets channels-last pixels, so every input layout gives the same result. An image whose
+    short side already fits is returned as it is; the long side follows torchvision's rule.
     """
     import numpy as np
     import torch
 
-    if isinstance(image, torch.Tensor):
-        pixels = image.permute(1, 2, 0).contiguous().permute(2, 0, 1)  # one layout, one result
-    else:
-        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)
+    pixels = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.array(image)).permute(2, 0, 1)
     height, width = pixels.shape[-2:]
     if min(width, height) == pre.resize_size:
         return pixels
     new_long = int(pre.resize_size * max(width, height) / min(width, height))
     size = (new_long, pre.resize_size) if width <= height else (pre.resize_size, new_long)
-    resized = torch.nn.functional.interpolate(pixels[None], size=size, mode=_interpolation(pre), antialias=True)
-    return resized[0]
+    channels_last = pixels.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    return torch.nn.functional.interpolate(channels_last[None], size=size, mode=_interpolation(pre), antialias=True)[0]
 
 
 def model_pixels(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
@@ -85,8 +82,8 @@ def model_pixels(image: Image.Image | torch.Tensor, pre: Preprocessing) -> torch
 
 
 def normalise(pixels: torch.Tensor, pre: Preprocessing, out: torch.Tensor | None = None) -> torch.Tensor:
-    """float32 model input from uint8 pixels, CHW or NCHW, stored channels last (written into ``out``,
-    a tensor this function returned, when given).
+    """float32 model input from uint8 pixels, CHW or NCHW, stored channels last (written into ``out``
+    when given: a float32 tensor of the same shape, stored channels last).
 
     Each value is an exact conversion, one exactly rounded multiply and one exactly rounded add, so an
     image gives the same numbers alone or in a batch. numpy runs it one image row at a time, in place,
@@ -102,11 +99,11 @@ def normalise(pixels: torch.Tensor, pre: Preprocessing, out: torch.Tensor | None
         out = torch.from_numpy(target).movedim(-1, -3)
     else:
         target = np.moveaxis(out.numpy(), -3, -1)
-        if not target.flags.c_contiguous or target.shape != source.shape:
-            raise ValueError("normalise writes only into a tensor it returned, of the same shape")
+        if target.dtype != np.float32 or not target.flags.c_contiguous or target.shape != source.shape:
+            raise ValueError("normalise writes only into a float32 tensor of the same shape, stored channels last")
     rows = (*source.shape[:-2], source.shape[-2] * 3)
     target_rows = target.reshape(rows)  # a view: the target is contiguous
-    scale, shift = _row_constants(pre.mean, pre.std, source.shape[-2])
+    scale, shift = _row_constants(pre, source.shape[-2])
     np.copyto(target_rows, source.reshape(rows))
     np.multiply(target_rows, scale, out=target_rows)
     np.add(target_rows, shift, out=target_rows)
@@ -114,13 +111,13 @@ def normalise(pixels: torch.Tensor, pre: Preprocessing, out: torch.Tensor | None
 
 
 @lru_cache(maxsize=16)
-def _row_constants(mean: tuple[float, ...], std: tuple[float, ...], width: int) -> tuple[Any, Any]:
+def _row_constants(pre: Preprocessing, width: int) -> tuple[Any, Any]:
     """Read-only float32 rows of 1 / (255 std) and -mean / std for ``width`` RGB pixels."""
     import numpy as np
 
-    std32 = np.asarray(std, dtype=np.float32)
-    rows = (np.tile(np.float32(1.0) / (np.float32(255.0) * std32), width),
-            np.tile(-np.asarray(mean, dtype=np.float32) / std32, width))
+    std = np.asarray(pre.std, dtype=np.float32)
+    rows = (np.tile(np.float32(1.0) / (np.float32(255.0) * std), width),
+            np.tile(-np.asarray(pre.mean, dtype=np.float32) / std, width))
     for row in rows:
         row.flags.writeable = False
     return rows
