@@ -28,14 +28,14 @@ from safetensors.torch import save_file
 spec = importlib.util.spec_from_file_location("tiny_backbone_conftest", {conftest!r})
 tiny = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tiny)
-from tl_desktop.engine.backbones import register_backbone
+from tl_desktop.engine.models.backbones import register_backbone
 
 torch.manual_seed(1234)
 save_file({{k: v.contiguous() for k, v in tiny.build_tiny_cnn().source.state_dict().items()}}, {weights!r})
 register_backbone(tiny.TINY_SPEC, tiny.build_tiny_cnn, bundled=lambda: {weights!r})
 
 if os.environ.get("TL_TEST_CTRL_C_AT_FIRST_BATCH"):
-    from tl_desktop.engine.callbacks import ConsoleProgress
+    from tl_desktop.engine.training.callbacks import ConsoleProgress
     original = ConsoleProgress.on_event
 
     def interrupting(self, event):
@@ -58,7 +58,7 @@ def tiny_in_process(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from tl_desktop.engine.backbones import register_backbone, unregister_backbone
+    from tl_desktop.engine.models.backbones import register_backbone, unregister_backbone
 
     spec = importlib.util.spec_from_file_location("tiny_backbone_conftest", ENGINE_CONFTEST)
     tiny = importlib.util.module_from_spec(spec)
@@ -112,8 +112,8 @@ def test_train_then_predict_end_to_end(launcher, tmp_path, make_image_folder):
 
 
 def test_predict_one_image_prints_top_k(tiny_in_process, tmp_path, capsys, make_image_folder):
-    from tl_desktop.engine.backbones import create_model
-    from tl_desktop.engine.bundle import BundleMeta, save_bundle
+    from tl_desktop.engine.models.backbones import create_model
+    from tl_desktop.engine.models.bundle import BundleMeta, save_bundle
 
     root = make_image_folder(tmp_path, classes={"x": 2, "y": 2, "z": 2})
     meta = BundleMeta("tiny_cnn", ["x", "y", "z"], tiny_in_process.preprocessing.to_dict())

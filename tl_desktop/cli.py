@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tl-desktop`` console script."""
-    from tl_desktop.engine.allocator import reuse_freed_memory
+    from tl_desktop.engine.runtime.allocator import reuse_freed_memory
 
     reuse_freed_memory()  # before any thread starts, so every thread shares the tuned heap
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))

@@ -145,7 +145,7 @@ class RunConfig:
         )
 
     def save(self, path: str | Path) -> None:
-        from tl_desktop.engine.fileio import atomic_write_text
+        from tl_desktop.fileio import atomic_write_text
 
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=True))
 

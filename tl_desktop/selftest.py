@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from tl_desktop.engine.callbacks import Callback
-from tl_desktop.engine.events import Event, FitEnded
+from tl_desktop.engine.training.callbacks import Callback
+from tl_desktop.engine.training.events import Event, FitEnded
 
 if TYPE_CHECKING:
     import PIL.Image
     import torch
 
-    from tl_desktop.engine.bundle import LoadedModel
-    from tl_desktop.engine.data import ScanResult
-    from tl_desktop.engine.evaluate import Predictions
-    from tl_desktop.engine.trainer import FitResult
+    from tl_desktop.engine.models.bundle import LoadedModel
+    from tl_desktop.engine.data.dataset import ScanResult
+    from tl_desktop.engine.evaluation.evaluate import Predictions
+    from tl_desktop.engine.training.trainer import FitResult
 
 BACKBONE = "efficientnet_lite0"
 CLASSES = ("disc", "stripes", "checks")
@@ -116,8 +116,8 @@ def _make_images(state: SelfTestState) -> str:
 
 def _bundled_backbone(state: SelfTestState) -> str:
     """The default backbone's weights must ship with the application: no download, no cache."""
-    from tl_desktop.engine.backbones import get_backbone_spec
-    from tl_desktop.engine.weights import resolve_weights, weights_status
+    from tl_desktop.engine.models.backbones import get_backbone_spec
+    from tl_desktop.engine.models.weights import resolve_weights, weights_status
 
     spec = get_backbone_spec(BACKBONE)
     status = weights_status(spec)
@@ -137,7 +137,7 @@ def _data_config(state: SelfTestState) -> DataConfig:
 
 def _scan(state: SelfTestState) -> str:
     """Scan and split the image set exactly as a user's folder would be."""
-    from tl_desktop.engine.data import scan_dataset
+    from tl_desktop.engine.data.dataset import scan_dataset
 
     state.scan = scan_dataset(_data_config(state))
     split = state.scan.split
@@ -160,7 +160,7 @@ class _FitEndRecorder(Callback):
 def _train(state: SelfTestState) -> str:
     """One short epoch training the head and the last backbone block (backpropagation through the
     backbone, frozen-block handling and checkpointing all run), on the CPU."""
-    from tl_desktop.engine.trainer import Trainer
+    from tl_desktop.engine.training.trainer import Trainer
 
     config = RunConfig(
         data=_data_config(state),
@@ -187,7 +187,7 @@ def _evaluate(state: SelfTestState) -> str:
     """Evaluate the run on its test split with the same code the window and the CLI use."""
     import numpy as np
 
-    from tl_desktop.engine.evaluate import evaluate_run
+    from tl_desktop.engine.evaluation.evaluate import evaluate_run
 
     predictions, metrics = evaluate_run(state.fit.run_dir, split="test")
     expected = len(state.scan.split.test)
@@ -202,8 +202,8 @@ def _evaluate(state: SelfTestState) -> str:
 
 def _model_file(state: SelfTestState) -> str:
     """The exported model file loads safely and carries the classes and the preprocessing."""
-    from tl_desktop.engine.backbones import get_backbone_spec
-    from tl_desktop.engine.bundle import load_bundle
+    from tl_desktop.engine.models.backbones import get_backbone_spec
+    from tl_desktop.engine.models.bundle import load_bundle
 
     path = Path(state.fit.model_path)
     state.loaded = loaded = load_bundle(path)
@@ -219,7 +219,7 @@ def _predict(state: SelfTestState) -> str:
     import numpy as np
     import torch
 
-    from tl_desktop.engine.preprocess import load_for_model
+    from tl_desktop.engine.data.preprocess import load_for_model
 
     loaded = state.loaded
     paths = [sample.path for sample in state.scan.split.test]

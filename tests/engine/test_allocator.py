@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_desktop.engine import allocator
-from tl_desktop.engine.allocator import (
+from tl_desktop.engine.runtime import allocator
+from tl_desktop.engine.runtime.allocator import (
     heavy_work,
     release_freed_memory,
     reuse_freed_memory,
@@ -46,7 +46,7 @@ def test_freed_memory_is_reused_on_a_worker_thread():
     # Training in the window runs on a worker thread, which glibc would give an arena of its own. The
     # tuning comes before any thread starts, as in the command line: a fresh process, not this one.
     code = ("import threading\n"
-            "from tl_desktop.engine.allocator import reuse_freed_memory\n"
+            "from tl_desktop.engine.runtime.allocator import reuse_freed_memory\n"
             "assert reuse_freed_memory()\n"
             "from tests.engine.test_allocator import PAGES, faults_while_reallocating\n"
             "counted = []\n"
@@ -85,14 +85,14 @@ def test_freed_memory_goes_back_once_no_job_has_run_for_a_while(monkeypatch):
 
 def test_the_command_line_tunes_the_allocator_before_any_work():
     code = ("from tl_desktop.cli import main\n"
-            "from tl_desktop.engine import allocator\n"
+            "from tl_desktop.engine.runtime import allocator\n"
             "assert main(['cache', 'info']) == 0\n"
             "assert allocator._state.get('tuned') is True\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 def test_the_tuning_can_be_switched_off():
-    code = ("from tl_desktop.engine.allocator import reuse_freed_memory\n"
+    code = ("from tl_desktop.engine.runtime.allocator import reuse_freed_memory\n"
             "assert reuse_freed_memory() is False\n")
     env = dict(os.environ, TL_DESKTOP_REUSE_FREED_MEMORY="0")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tl_desktop.engine.backbones import (
+from tl_desktop.engine.models.backbones import (
     BackboneError,
     ClassifierModel,
     build_parts,
@@ -15,7 +15,7 @@ from tl_desktop.engine.backbones import (
     get_backbone_spec,
     list_backbones,
 )
-from tl_desktop.engine.weights import weights_status
+from tl_desktop.engine.models.weights import weights_status
 
 BUILTIN = ["efficientnet_lite0", "resnet18", "resnet50", "efficientnet_b0", "mobilenet_v3_large",
            "convnext_tiny", "densenet121", "vit_b_16"]

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from tl_desktop.config import DataConfig
-from tl_desktop.engine.audit import Audit
-from tl_desktop.engine.control import StopRequested, StopToken
-from tl_desktop.engine.data import (
+from tl_desktop.engine.data.audit import Audit
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
+from tl_desktop.engine.data.dataset import (
     DataError,
     DatasetSplit,
     ImageDataset,
@@ -24,8 +24,8 @@ from tl_desktop.engine.data import (
     scan_dataset,
     scan_labelled_folder,
 )
-from tl_desktop.engine.images import ImageLoadError
-from tl_desktop.engine.preprocess import Preprocessing, eval_transform, train_transform
+from tl_desktop.engine.data.images import ImageLoadError
+from tl_desktop.engine.data.preprocess import Preprocessing, eval_transform, train_transform
 
 PRE = Preprocessing(input_size=32, resize_size=36, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tl_desktop.engine.fileio import DiskWriteError, atomic_write_text, atomic_writer
+from tl_desktop.fileio import DiskWriteError, atomic_write_text, atomic_writer
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from tl_desktop.engine import calibration, metrics
-from tl_desktop.engine.evaluate import (EvaluationError, Predictions, compute_metrics, misclassified,
+from tl_desktop.engine.evaluation import calibration, metrics
+from tl_desktop.engine.evaluation.evaluate import (EvaluationError, Predictions, compute_metrics, misclassified,
                                         most_confused, per_class_csv)
 
 CLASSES = ["a", "b", "c", "d"]

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from tl_desktop.engine import cache
-from tl_desktop.engine.cache import CacheStore, cache_key, cache_limit_bytes, files_fingerprint, user_cache_dir
-from tl_desktop.engine.control import StopRequested, StopToken
-from tl_desktop.engine.image_cache import CachedImageDataset, DecodedImages
-from tl_desktop.engine.preprocess import Preprocessing, eval_transform
+from tl_desktop.engine.caching import store as cache
+from tl_desktop.engine.caching.store import CacheStore, cache_key, cache_limit_bytes, files_fingerprint, user_cache_dir
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
+from tl_desktop.engine.caching.decoded_images import CachedImageDataset, DecodedImages
+from tl_desktop.engine.data.preprocess import Preprocessing, eval_transform
 
 PRE = Preprocessing(input_size=24, resize_size=28, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
@@ -102,7 +102,7 @@ def test_decoded_images_match_eval_transform_and_spill(tmp_path: Path, store: Ca
     assert images.spilled_bytes > 0 and images.memory_bytes <= budget
     assert [p for p, _ in images.failures] == [paths[-1]] and not images.ok(len(paths) - 1)
     transform = eval_transform(PRE)
-    from tl_desktop.engine.images import load_rgb
+    from tl_desktop.engine.data.images import load_rgb
 
     for index, path in enumerate(paths[:-1]):
         cached = images[index]
@@ -118,7 +118,7 @@ def test_decoded_images_match_eval_transform_and_spill(tmp_path: Path, store: Ca
 
 
 def test_input_batches_keep_order_report_failures_match_eval_transform_and_stop(tmp_path: Path) -> None:
-    from tl_desktop.engine.image_cache import input_batches
+    from tl_desktop.engine.caching.decoded_images import input_batches
 
     paths = _write_images(tmp_path / "imgs", 5)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"broken")
@@ -129,7 +129,7 @@ def test_input_batches_keep_order_report_failures_match_eval_transform_and_stop(
     assert [path for _, _, failed in chunks for path, _ in failed] == [paths[2]]
     ok_paths = [p for ok, _, _ in chunks for p in ok]
     assert ok_paths == [p for p in paths if not p.endswith("bad.png")]
-    from tl_desktop.engine.images import load_rgb
+    from tl_desktop.engine.data.images import load_rgb
 
     for ok, batch, _ in chunks:
         assert batch.dtype == torch.float32 and batch.is_contiguous(memory_format=torch.channels_last)
@@ -156,7 +156,7 @@ TINY = "speed_tiny_cnn"
 def _tiny_parts():
     from torch import nn
 
-    from tl_desktop.engine.backbone_builders import BackboneParts
+    from tl_desktop.engine.models.builders import BackboneParts
 
     torch.manual_seed(123)
     source = nn.Sequential(
@@ -173,8 +173,8 @@ def _tiny_parts():
 def speed_tiny(tmp_path: Path):
     from safetensors.torch import save_file
 
-    from tl_desktop.engine.backbone_specs import BackboneSpec
-    from tl_desktop.engine.backbones import register_backbone, unregister_backbone
+    from tl_desktop.engine.models.specs import BackboneSpec
+    from tl_desktop.engine.models.backbones import register_backbone, unregister_backbone
 
     weights = tmp_path / "tiny.safetensors"
     parts = _tiny_parts()
@@ -196,13 +196,13 @@ def speed_tiny(tmp_path: Path):
 
 
 def _model(num_classes: int = 2):
-    from tl_desktop.engine.backbones import create_model
+    from tl_desktop.engine.models.backbones import create_model
 
     return create_model(TINY, num_classes=num_classes, pretrained=True).eval()
 
 
 def _request(**changes):
-    from tl_desktop.engine.features import FeatureRequest
+    from tl_desktop.engine.caching.features import FeatureRequest
 
     values = dict(boundary=3, pooled=True, views=1, augmentation="none", seed=0)
     values.update(changes)
@@ -210,8 +210,8 @@ def _request(**changes):
 
 
 def test_cached_features_equal_the_model_and_reload(speed_tiny, tmp_path: Path, store: CacheStore) -> None:
-    from tl_desktop.engine.features import cached_features
-    from tl_desktop.engine.images import load_rgb
+    from tl_desktop.engine.caching.features import cached_features
+    from tl_desktop.engine.data.images import load_rgb
 
     paths = _write_images(tmp_path / "imgs", 5)
     images = DecodedImages(paths, PRE, store=store)
@@ -240,8 +240,8 @@ def test_cached_features_equal_the_model_and_reload(speed_tiny, tmp_path: Path, 
 
 
 def test_every_key_component_rebuilds(speed_tiny, tmp_path: Path, store: CacheStore) -> None:
-    from tl_desktop.engine.features import cached_features
-    from tl_desktop.engine.preprocess import train_transform
+    from tl_desktop.engine.caching.features import cached_features
+    from tl_desktop.engine.data.preprocess import train_transform
 
     paths = _write_images(tmp_path / "imgs", 3)
     cpu = torch.device("cpu")
@@ -279,8 +279,8 @@ def test_every_key_component_rebuilds(speed_tiny, tmp_path: Path, store: CacheSt
 
 def test_augmented_views_cycle_and_fp16_for_large_entries(speed_tiny, tmp_path: Path, store: CacheStore,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from tl_desktop.engine import features
-    from tl_desktop.engine.preprocess import train_transform
+    from tl_desktop.engine.caching import features
+    from tl_desktop.engine.data.preprocess import train_transform
 
     paths = _write_images(tmp_path / "imgs", 4)
     images = DecodedImages(paths, PRE, store=store)
@@ -299,7 +299,7 @@ def test_augmented_views_cycle_and_fp16_for_large_entries(speed_tiny, tmp_path: 
 
 
 def test_feature_building_honours_stop(speed_tiny, tmp_path: Path, store: CacheStore) -> None:
-    from tl_desktop.engine.features import cached_features
+    from tl_desktop.engine.caching.features import cached_features
 
     paths = _write_images(tmp_path / "imgs", 3)
     images = DecodedImages(paths, PRE, store=store)
@@ -329,7 +329,7 @@ def _fit(root: Path, out: Path, trainable, use_caches: bool, augmentation: str =
     from safetensors.torch import load_file
 
     from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-    from tl_desktop.engine.trainer import Trainer
+    from tl_desktop.engine.training.trainer import Trainer
 
     config = RunConfig(
         data=DataConfig(root=str(root)), out_dir=str(out),

@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from tl_desktop.engine import recipe
-from tl_desktop.engine.callbacks import Callback, EarlyStopping
-from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.data import scan_dataset
-from tl_desktop.engine.events import EpochEnded, Event, PhaseStarted, event_from_dict
-from tl_desktop.engine.trainer import Trainer
+from tl_desktop.engine.training import recipe
+from tl_desktop.engine.training.callbacks import Callback, EarlyStopping
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.data.dataset import scan_dataset
+from tl_desktop.engine.training.events import EpochEnded, Event, PhaseStarted, event_from_dict
+from tl_desktop.engine.training.trainer import Trainer
 
 
 class Recorder(Callback):
@@ -191,7 +191,7 @@ def test_same_seed_gives_identical_history(tiny_backbone, images, tmp_path):
 
 
 def test_head_only_training_leaves_backbone_and_batchnorm_untouched(tiny_backbone, images, tmp_path):
-    from tl_desktop.engine.backbones import create_model
+    from tl_desktop.engine.models.backbones import create_model
 
     pretrained = create_model("tiny_cnn", num_classes=2).state_dict()
     result = Trainer(make_config(images, tmp_path / "runs", trainable_blocks=0)).fit()
@@ -205,7 +205,7 @@ def test_head_only_training_leaves_backbone_and_batchnorm_untouched(tiny_backbon
 
 
 def test_finetune_phase_trains_only_the_chosen_blocks(tiny_backbone, images, tmp_path):
-    from tl_desktop.engine.backbones import create_model
+    from tl_desktop.engine.models.backbones import create_model
 
     pretrained = create_model("tiny_cnn", num_classes=2).state_dict()
     result = Trainer(make_config(images, tmp_path / "runs", trainable_blocks=1, lr=0.05, finetune_lr=0.05)).fit()
@@ -292,11 +292,11 @@ def test_any_callback_may_end_training_early(tiny_backbone, images, tmp_path):
 
 def test_device_choice(monkeypatch):
     from tl_desktop.config import ConfigError
-    from tl_desktop.engine.device import configure_threads, pick_device
+    from tl_desktop.engine.runtime.device import configure_threads, pick_device
 
     assert pick_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr("tl_desktop.engine.device.mps_available", lambda: False)
+    monkeypatch.setattr("tl_desktop.engine.runtime.device.mps_available", lambda: False)
     assert pick_device("auto") == torch.device("cpu")
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         pick_device("cuda")
@@ -319,8 +319,8 @@ def test_device_choice(monkeypatch):
 def test_console_progress_lines():
     import io
 
-    from tl_desktop.engine.callbacks import ConsoleProgress
-    from tl_desktop.engine.events import CacheProgress, FitEnded
+    from tl_desktop.engine.training.callbacks import ConsoleProgress
+    from tl_desktop.engine.training.events import CacheProgress, FitEnded
 
     out = io.StringIO()
     console = ConsoleProgress(out)
@@ -337,9 +337,9 @@ def test_console_progress_lines():
 
 
 def test_error_descriptions_are_one_line():
-    from tl_desktop.engine.fileio import DiskWriteError
-    from tl_desktop.engine.images import ImageLoadError
-    from tl_desktop.engine.trainer import describe_error
+    from tl_desktop.fileio import DiskWriteError
+    from tl_desktop.engine.data.images import ImageLoadError
+    from tl_desktop.engine.training.trainer import describe_error
 
     assert describe_error(ImageLoadError("/d/a.jpg", "truncated or corrupt JPEG")) == (
         "could not read image /d/a.jpg: truncated or corrupt JPEG")
@@ -349,6 +349,6 @@ def test_error_descriptions_are_one_line():
     from_worker = RuntimeError(
         "Caught ImageLoadError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
         '  File "data.py", line 1, in __getitem__\n'
-        "tl_desktop.engine.images.ImageLoadError: /d/b.png: file not found\n")
+        "tl_desktop.engine.data.images.ImageLoadError: /d/b.png: file not found\n")
     assert describe_error(from_worker) == "could not read image /d/b.png: file not found"
     assert describe_error(ValueError("bad\nsecond line")) == "unexpected error (ValueError): bad"

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from tl_desktop.engine import weights
-from tl_desktop.engine.backbone_builders import _densenet_keys
-from tl_desktop.engine.backbones import BackboneError, check_weights_file, create_model, get_backbone_spec
-from tl_desktop.engine.control import StopRequested, StopToken
-from tl_desktop.engine.weights import (
+from tl_desktop.engine.models import weights
+from tl_desktop.engine.models.builders import _densenet_keys
+from tl_desktop.engine.models.backbones import BackboneError, check_weights_file, create_model, get_backbone_spec
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
+from tl_desktop.engine.models.weights import (
     DownloadError,
     WeightsFileError,
     WeightsUnavailable,

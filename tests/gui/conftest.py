@@ -25,8 +25,8 @@ def engine_imported() -> None:
     import timm  # noqa: F401
     from torchvision.transforms import v2  # noqa: F401
 
-    import tl_desktop.engine.evaluate  # noqa: F401
-    import tl_desktop.engine.trainer  # noqa: F401
+    import tl_desktop.engine.evaluation.evaluate  # noqa: F401
+    import tl_desktop.engine.training.trainer  # noqa: F401
 
 
 @pytest.fixture

@@ -90,8 +90,8 @@ def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder,
 
 def test_stop_mid_run_keeps_a_usable_best_model(qtbot, window, make_image_folder, tmp_path, choose_tiny_model,
                                                  scan_folder):
-    from tl_desktop.engine.bundle import load_bundle
-    from tl_desktop.engine.events import EpochEnded
+    from tl_desktop.engine.models.bundle import load_bundle
+    from tl_desktop.engine.training.events import EpochEnded
 
     scan_folder(window, make_image_folder(tmp_path, {"a": 6, "b": 6}, size=40))
     choose_tiny_model(window, epochs=200, trainable=0)
@@ -118,7 +118,7 @@ def test_stop_mid_run_keeps_a_usable_best_model(qtbot, window, make_image_folder
 
 def test_closing_during_training_asks_then_stops_cleanly(qtbot, window, make_image_folder, tmp_path,
                                                          monkeypatch, choose_tiny_model, scan_folder):
-    from tl_desktop.engine.events import BatchEnded
+    from tl_desktop.engine.training.events import BatchEnded
     from tl_desktop.gui.widgets import dialogs
 
     asked: list[str] = []
@@ -151,7 +151,7 @@ def test_results_page_refuses_a_folder_that_is_not_a_run(window, tmp_path: Path,
 
 
 def test_train_page_shows_cache_progress(window):
-    from tl_desktop.engine.events import CacheProgress
+    from tl_desktop.engine.training.events import CacheProgress
 
     train = window.train_page
     window.go_to(2)
@@ -167,7 +167,7 @@ def test_train_page_shows_cache_progress(window):
 
 def test_stop_while_caches_are_built(qtbot, window, make_image_folder, tmp_path, choose_tiny_model, scan_folder,
                                      monkeypatch):
-    from tl_desktop.engine.events import CacheProgress
+    from tl_desktop.engine.training.events import CacheProgress
     from tl_desktop.gui.worker import TaskContext
 
     relay = TaskContext.emit

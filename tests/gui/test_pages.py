@@ -179,7 +179,7 @@ def _answer_clear_dialog(monkeypatch, shown: list[str], confirm: bool, tick_weig
 
 
 def test_clear_cache_shows_what_it_holds_and_keeps_weights_unless_asked(qtbot, window, monkeypatch):
-    from tl_desktop.engine.cache import CacheStore, human_size, user_cache_dir
+    from tl_desktop.engine.caching.store import CacheStore, human_size, user_cache_dir
 
     page = window.model_page
     window.go_to(1)

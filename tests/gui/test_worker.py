@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tl_desktop.engine.control import StopRequested
+from tl_desktop.engine.runtime.stop import StopRequested
 from tl_desktop.gui.worker import Worker
 
 

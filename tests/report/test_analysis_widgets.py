@@ -10,7 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def test_threshold_panel_updates_binary_metrics(qtbot):
-    from tl_desktop.engine.evaluate import Predictions
+    from tl_desktop.engine.evaluation.evaluate import Predictions
     from tl_desktop.gui.widgets.analysis import ThresholdPanel
 
     p_sick = np.array([0.9, 0.6, 0.4, 0.2, 0.7, 0.1])
@@ -30,8 +30,8 @@ def test_threshold_panel_updates_binary_metrics(qtbot):
 def test_analysis_bar_dialogs_on_a_real_run(qtbot, tiny_run, external_folder, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from tl_desktop.engine.bundle import load_bundle
-    from tl_desktop.engine.evaluate import evaluate_run
+    from tl_desktop.engine.models.bundle import load_bundle
+    from tl_desktop.engine.evaluation.evaluate import evaluate_run
     from tl_desktop.gui.session import Session
     from tl_desktop.gui.widgets.analysis import AnalysisBar
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
-from tl_desktop.engine.evaluate import Predictions, compute_metrics
+from tl_desktop.engine.evaluation.evaluate import Predictions, compute_metrics
 from tl_desktop.report import figures
 
 

@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tl_desktop.engine.cache import CacheError, CacheStore, human_size
+    from tl_desktop.engine.caching.store import CacheError, CacheStore, human_size
 
     try:
         store = CacheStore()

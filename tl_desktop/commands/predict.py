@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tl_desktop.engine.bundle import PredictionResult
+    from tl_desktop.engine.models.bundle import PredictionResult
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -37,10 +37,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
-    from tl_desktop.engine.bundle import BundleError, load_bundle
-    from tl_desktop.engine.data import DataError, list_images
-    from tl_desktop.engine.device import pick_device
-    from tl_desktop.engine.fileio import DiskWriteError
+    from tl_desktop.engine.models.bundle import BundleError, load_bundle
+    from tl_desktop.engine.data.dataset import DataError, list_images
+    from tl_desktop.engine.runtime.device import pick_device
+    from tl_desktop.fileio import DiskWriteError
 
     if args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
@@ -90,7 +90,7 @@ def print_top_k(classes: list[str], result: PredictionResult, k: int) -> None:
 
 def write_csv(path: Path, classes: list[str], result: PredictionResult) -> None:
     """Write path, top label, probability, one column per class and an error column."""
-    from tl_desktop.engine.fileio import atomic_writer
+    from tl_desktop.fileio import atomic_writer
 
     lines: list[list[str]] = [["path", "label", "probability", *classes, "error"]]
     for image, row in zip(result.paths, result.probs):

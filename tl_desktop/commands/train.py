@@ -17,7 +17,7 @@ from tl_desktop.config import AUGMENTATION_PRESETS, CLASS_BALANCE_MODES, DEVICES
 
 if TYPE_CHECKING:
     from tl_desktop.config import RunConfig
-    from tl_desktop.engine.control import StopToken
+    from tl_desktop.engine.runtime.stop import StopToken
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -117,12 +117,12 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
-    from tl_desktop.engine.backbones import BackboneError, get_backbone_spec
-    from tl_desktop.engine.callbacks import ConsoleProgress
-    from tl_desktop.engine.control import StopRequested, StopToken
-    from tl_desktop.engine.data import DataError, scan_dataset
-    from tl_desktop.engine.trainer import Trainer
-    from tl_desktop.engine.weights import WeightsFileError, WeightsUnavailable, resolve_weights
+    from tl_desktop.engine.models.backbones import BackboneError, get_backbone_spec
+    from tl_desktop.engine.training.callbacks import ConsoleProgress
+    from tl_desktop.engine.runtime.stop import StopRequested, StopToken
+    from tl_desktop.engine.data.dataset import DataError, scan_dataset
+    from tl_desktop.engine.training.trainer import Trainer
+    from tl_desktop.engine.models.weights import WeightsFileError, WeightsUnavailable, resolve_weights
 
     stop = StopToken()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: _on_interrupt(stop))

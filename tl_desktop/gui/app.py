@@ -37,9 +37,9 @@ def warm_up_imports() -> Worker:
         import matplotlib.backends.backend_qtagg  # noqa: F401
         import timm  # noqa: F401
 
-        import tl_desktop.engine.backbones  # noqa: F401
-        import tl_desktop.engine.evaluate  # noqa: F401
-        import tl_desktop.engine.trainer  # noqa: F401
+        import tl_desktop.engine.models.backbones  # noqa: F401
+        import tl_desktop.engine.evaluation.evaluate  # noqa: F401
+        import tl_desktop.engine.training.trainer  # noqa: F401
         from torchvision.transforms import v2  # noqa: F401
 
     return start_worker(imports, "warm-up")

@@ -90,7 +90,7 @@ class ReportDialog(QDialog):
         run_dir = self.run_dir
 
         def gather(ctx: TaskContext) -> Any:
-            from tl_desktop.engine.events import Message
+            from tl_desktop.engine.training.events import Message
             from tl_desktop.report.content import gather_report
             from tl_desktop.report.model_card import read_saved_card
 
@@ -123,7 +123,7 @@ class ReportDialog(QDialog):
         data, out, card_path = self.data, Path(self.folder.text().strip()), self.run_dir / CARD_FILE
 
         def write(_ctx: TaskContext) -> Any:
-            from tl_desktop.engine.fileio import atomic_write_text
+            from tl_desktop.fileio import atomic_write_text
             from tl_desktop.report.build import write_report
 
             atomic_write_text(card_path, data.model_card)

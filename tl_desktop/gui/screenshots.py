@@ -37,7 +37,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
 
 def subset_folder(source: Path, per_class: int, target: Path) -> Path:
     """Link the first ``per_class`` images of each class (from ``train/`` when present) into ``target``."""
-    from tl_desktop.engine.images import is_supported_file
+    from tl_desktop.engine.data.images import is_supported_file
 
     base = source / "train" if (source / "train").is_dir() else source
     for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):

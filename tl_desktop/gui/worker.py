@@ -21,9 +21,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from tl_desktop.engine.callbacks import Callback
-from tl_desktop.engine.control import StopRequested, StopToken
-from tl_desktop.engine.events import BatchEnded, Event
+from tl_desktop.engine.training.callbacks import Callback
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
+from tl_desktop.engine.training.events import BatchEnded, Event
 
 PROGRESS_INTERVAL_S = 0.1
 BATCH_EVENT_INTERVAL_S = 0.2
@@ -189,7 +189,7 @@ def describe_error(exc: BaseException) -> str:
 
 def fit_in_context(config: Any, scan: Any, ctx: TaskContext) -> Any:
     """Run the trainer with the Qt relay; returns the FitResult (the trainer never raises for training)."""
-    from tl_desktop.engine.trainer import Trainer
+    from tl_desktop.engine.training.trainer import Trainer
 
     return Trainer(config, scan=scan, callbacks=[QtRelay(ctx)], stop=ctx.stop).fit()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tl_desktop.engine.fileio import atomic_write_text, atomic_writer
+from tl_desktop.fileio import atomic_write_text, atomic_writer
 from tl_desktop.report.content import ReportData, gather_report
 from tl_desktop.report.html import render_html
 from tl_desktop.report.model_card import CARD_FILE, read_saved_card

@@ -15,9 +15,9 @@ from typing import Any
 
 from PIL import Image
 
-from tl_desktop.engine.evaluate import EvaluationError, Predictions, compute_metrics, evaluate_run, misclassified
-from tl_desktop.engine.events import EpochEnded, FitEnded, FitStarted, PhaseStarted, event_from_dict
-from tl_desktop.engine.metrics import Metrics
+from tl_desktop.engine.evaluation.evaluate import EvaluationError, Predictions, compute_metrics, evaluate_run, misclassified
+from tl_desktop.engine.training.events import EpochEnded, FitEnded, FitStarted, PhaseStarted, event_from_dict
+from tl_desktop.engine.evaluation.metrics import Metrics
 
 MAX_MISTAKES = 8
 THUMB_SIZE = 320
@@ -99,7 +99,7 @@ def read_events(run_dir: Path) -> list[Any]:
 
 
 def _load_audit(run_dir: Path) -> Any:
-    from tl_desktop.engine.audit import Audit
+    from tl_desktop.engine.data.audit import Audit
 
     path = run_dir / "audit.json"
     if not path.is_file():
@@ -119,9 +119,9 @@ def _thumbnail(image: Image.Image) -> Image.Image:
 def mistake_images(loaded: Any, sections: list[EvaluationSection], limit: int = MAX_MISTAKES
                    ) -> tuple[list[MistakeImage], list[str]]:
     """The most confidently wrong images of all ``sections`` with Grad-CAM overlays; unreadable files become notes."""
-    from tl_desktop.engine.explain import explain, overlay
-    from tl_desktop.engine.images import ImageLoadError
-    from tl_desktop.engine.preprocess import load_for_model
+    from tl_desktop.engine.evaluation.saliency import explain, overlay
+    from tl_desktop.engine.data.images import ImageLoadError
+    from tl_desktop.engine.data.preprocess import load_for_model
 
     candidates = [(m, s.title) for s in sections for m in misclassified(s.predictions)]
     candidates.sort(key=lambda item: -item[0].confidence)
@@ -141,9 +141,9 @@ def mistake_images(loaded: Any, sections: list[EvaluationSection], limit: int = 
 def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstrap: int = 1000, seed: int = 0,
                   progress: ProgressFn | None = None, stop: Any = None) -> ReportData:
     """Collect (and compute) everything a report of ``run_dir`` shows."""
-    from tl_desktop.engine.backbones import BackboneError, get_backbone_spec
-    from tl_desktop.engine.bundle import load_bundle, utc_now
-    from tl_desktop.engine.evaluation_files import load_evaluation, saved_external_evaluations
+    from tl_desktop.engine.models.backbones import BackboneError, get_backbone_spec
+    from tl_desktop.engine.models.bundle import load_bundle, utc_now
+    from tl_desktop.engine.evaluation.files import load_evaluation, saved_external_evaluations
     from tl_desktop.report.model_card import default_model_card
 
     run_dir = Path(run_dir)

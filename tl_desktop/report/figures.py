@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from tl_desktop.engine.events import EpochEnded, Event, event_from_dict
+from tl_desktop.engine.training.events import EpochEnded, Event, event_from_dict
 
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#d62728"

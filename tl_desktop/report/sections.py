@@ -7,9 +7,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from tl_desktop.engine.evaluate import most_confused
-from tl_desktop.engine.evaluation_files import HEADLINE_LABELS, fmt
-from tl_desktop.engine.metrics import Metrics
+from tl_desktop.engine.evaluation.evaluate import most_confused
+from tl_desktop.engine.evaluation.files import HEADLINE_LABELS, fmt
+from tl_desktop.engine.evaluation.metrics import Metrics
 from tl_desktop.report import figures
 from tl_desktop.report.content import EvaluationSection, MistakeImage, ReportData
 
@@ -120,7 +120,7 @@ def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
              for k, v in m.headline().items()]
     blocks.append(Bullets(lines))
     if m.binary is None and len(m.classes) == 2:
-        from tl_desktop.engine.evaluate import compute_metrics
+        from tl_desktop.engine.evaluation.evaluate import compute_metrics
 
         b = compute_metrics(section.predictions, positive_class=m.classes[1], threshold=0.5,
                             n_bootstrap=m.n_bootstrap, seed=m.seed)

@@ -41,7 +41,7 @@ def examples_per_class(split: Any, k: int) -> dict[int, list[str]]:
 
 def scan_with_thumbnails(cfg: DataConfig, ctx: Any) -> tuple[Any, dict[int, list]]:
     """Scan and audit the folder, then decode a few thumbnails per class (worker thread)."""
-    from tl_desktop.engine.data import scan_dataset
+    from tl_desktop.engine.data.dataset import scan_dataset
 
     scan = scan_dataset(cfg, progress=ctx.progress, stop=ctx.stop)
     root = Path(scan.split.root)

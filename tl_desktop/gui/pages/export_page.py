@@ -20,7 +20,7 @@ REPORT_MODULE = "tl_desktop.gui.report_action"
 def export_files(run_dir: Path, folder: Path, evaluation: tuple[Any, Any] | None, split: str,
                  what: dict[str, bool], ctx: Any) -> list[Path]:
     """Write the chosen files into ``folder`` (worker thread); returns the paths written."""
-    from tl_desktop.engine.fileio import atomic_write_bytes, atomic_write_text
+    from tl_desktop.fileio import atomic_write_bytes, atomic_write_text
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -31,7 +31,7 @@ def export_files(run_dir: Path, folder: Path, evaluation: tuple[Any, Any] | None
     if not any(what.get(k) for k in ("matrix", "csv", "json")):
         return written
     if evaluation is None:
-        from tl_desktop.engine.evaluate import evaluate_run
+        from tl_desktop.engine.evaluation.evaluate import evaluate_run
 
         evaluation = evaluate_run(run_dir, split, progress=ctx.progress, stop=ctx.stop)
     predictions, metrics = evaluation
@@ -43,7 +43,7 @@ def export_files(run_dir: Path, folder: Path, evaluation: tuple[Any, Any] | None
             figure.savefig(folder / name, dpi=150)
             written.append(folder / name)
     if what.get("csv"):
-        from tl_desktop.engine.evaluate import per_class_csv, predictions_csv
+        from tl_desktop.engine.evaluation.evaluate import per_class_csv, predictions_csv
 
         atomic_write_text(folder / "metrics_per_class.csv", per_class_csv(metrics))
         atomic_write_text(folder / "predictions.csv", predictions_csv(predictions))

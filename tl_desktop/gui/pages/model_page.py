@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
     QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
 )
 
-from tl_desktop.engine.cache import human_size
+from tl_desktop.engine.caching.store import human_size
 from tl_desktop.gui.pages.base import Page
 from tl_desktop.gui.widgets import cache_dialog
 from tl_desktop.gui.widgets.backbone_table import BackboneTable, speed_text, weights_text
@@ -23,8 +23,8 @@ WEIGHT_FILE_FILTER = "Weight files (*.safetensors *.pth *.pt *.bin);;All files (
 
 def load_backbone_list(ctx: Any) -> tuple[list[Any], dict[str, str]]:
     """The registered backbones and where their weights are (worker thread: imports torch)."""
-    from tl_desktop.engine.backbones import list_backbones
-    from tl_desktop.engine.weights import weights_status
+    from tl_desktop.engine.models.backbones import list_backbones
+    from tl_desktop.engine.models.weights import weights_status
 
     specs = list_backbones()
     return specs, {spec.name: weights_status(spec) for spec in specs}
@@ -34,8 +34,8 @@ def measure_speed(name: str, device: str, ctx: Any, batch: int = 8, repeats: int
     """Images per second of one backbone's forward pass on ``device`` (random weights, random input)."""
     import torch
 
-    from tl_desktop.engine.backbones import create_model, get_backbone_spec
-    from tl_desktop.engine.device import pick_device
+    from tl_desktop.engine.models.backbones import create_model, get_backbone_spec
+    from tl_desktop.engine.runtime.device import pick_device
 
     spec = get_backbone_spec(name)
     dev = pick_device(device)
@@ -165,7 +165,7 @@ class ModelPage(Page):
             return
 
         def count(ctx: Any) -> Any:
-            from tl_desktop.engine.backbones import count_trainable_params
+            from tl_desktop.engine.models.backbones import count_trainable_params
 
             return count_trainable_params(name, value)
 
@@ -191,7 +191,7 @@ class ModelPage(Page):
             return
 
         def download(ctx: Any) -> Any:
-            from tl_desktop.engine.weights import resolve_weights
+            from tl_desktop.engine.models.weights import resolve_weights
 
             return resolve_weights(spec, progress=ctx.progress, stop=ctx.stop)
 
@@ -226,7 +226,7 @@ class ModelPage(Page):
         """Check ``path`` holds weights for ``spec`` and remember it for training."""
 
         def check(ctx: Any) -> None:
-            from tl_desktop.engine.backbones import check_weights_file
+            from tl_desktop.engine.models.backbones import check_weights_file
 
             check_weights_file(spec.name, path)
 

@@ -125,7 +125,7 @@ class PredictPage(Page):
         """Open a model file in the background."""
 
         def load(ctx: Any) -> Any:
-            from tl_desktop.engine.bundle import load_bundle
+            from tl_desktop.engine.models.bundle import load_bundle
 
             return load_bundle(path)
 
@@ -176,7 +176,7 @@ class PredictPage(Page):
         loaded = self.loaded
 
         def predict(ctx: Any) -> Any:
-            from tl_desktop.engine.images import load_rgb
+            from tl_desktop.engine.data.images import load_rgb
 
             image = load_rgb(str(path), draft_size=(2 * PREVIEW_PX, 2 * PREVIEW_PX))
             image.thumbnail((PREVIEW_PX, PREVIEW_PX))
@@ -222,8 +222,8 @@ class PredictPage(Page):
         loaded, csv_path = self.loaded, default_csv_path(folder)
 
         def predict(ctx: Any) -> Any:
-            from tl_desktop.engine.data import list_images
-            from tl_desktop.engine.fileio import atomic_write_text
+            from tl_desktop.engine.data.dataset import list_images
+            from tl_desktop.fileio import atomic_write_text
 
             paths = list_images(str(folder))
             if not paths:

@@ -149,7 +149,7 @@ class ResultsPage(Page):
             return
 
         def evaluate(ctx: Any) -> Any:
-            from tl_desktop.engine.evaluate import evaluate_run
+            from tl_desktop.engine.evaluation.evaluate import evaluate_run
 
             return evaluate_run(run_dir, split, progress=ctx.progress, stop=ctx.stop)
 
@@ -250,7 +250,7 @@ class ResultsPage(Page):
 
     def show_cell(self, true_index: int, predicted_index: int) -> ImageGridDialog:
         """Open the images of one confusion-matrix cell, most confident first."""
-        from tl_desktop.engine.evaluate import cell_members
+        from tl_desktop.engine.evaluation.evaluate import cell_members
 
         predictions, _ = self.session.evaluations[self.current_split()]
         true_name, predicted_name = predictions.classes[true_index], predictions.classes[predicted_index]

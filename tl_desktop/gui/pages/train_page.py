@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QVBoxLayout,
 )
 
-from tl_desktop.engine.callbacks import format_seconds
-from tl_desktop.engine.events import (
+from tl_desktop.engine.training.callbacks import format_seconds
+from tl_desktop.engine.training.events import (
     BatchEnded, CacheProgress, CheckpointSaved, EpochEnded, EpochStarted, Event, FitEnded, FitStarted,
     Message, PhaseStarted,
 )

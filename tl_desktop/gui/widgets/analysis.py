@@ -65,7 +65,7 @@ class ThresholdPanel(QWidget):
 
     def update_metrics(self) -> None:
         """Recompute the four numbers for the current positive class and threshold (cheap, no bootstrap)."""
-        from tl_desktop.engine.evaluate import compute_metrics
+        from tl_desktop.engine.evaluation.evaluate import compute_metrics
 
         threshold, positive = self.threshold(), self.positive.currentText()
         self.threshold_label.setText(f"{threshold:.2f}")
@@ -115,7 +115,7 @@ class CalibrationPanel(QWidget):
         self.result.setText("Fitting on the validation images…")
 
         def fit_temperature(ctx: Any) -> dict:
-            from tl_desktop.engine.evaluate import fit_temperature_on_run
+            from tl_desktop.engine.evaluation.evaluate import fit_temperature_on_run
 
             return fit_temperature_on_run(run_dir, progress=ctx.progress, stop=ctx.stop)
 
@@ -185,9 +185,9 @@ class ExternalPanel(QWidget):
         self.message.setText(f"Evaluating {folder}…")
 
         def evaluate(ctx: Any) -> tuple[Any, Any]:
-            from tl_desktop.engine.bundle import load_bundle
-            from tl_desktop.engine.evaluate import evaluate_folder
-            from tl_desktop.engine.evaluation_files import external_dir, save_evaluation
+            from tl_desktop.engine.models.bundle import load_bundle
+            from tl_desktop.engine.evaluation.evaluate import evaluate_folder
+            from tl_desktop.engine.evaluation.files import external_dir, save_evaluation
 
             predictions, metrics = evaluate_folder(load_bundle(run_dir), folder, progress=ctx.progress,
                                                    stop=ctx.stop)

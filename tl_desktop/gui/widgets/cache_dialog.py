@@ -6,7 +6,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
-from tl_desktop.engine.cache import CacheInfo, CacheStore, human_size
+from tl_desktop.engine.caching.store import CacheInfo, CacheStore, human_size
 
 CLEAR_TEXT = "Clear cache"
 

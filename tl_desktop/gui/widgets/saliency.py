@@ -34,7 +34,7 @@ class ModelHolder:
     def get(self) -> Any:
         """The loaded model (call from a worker thread)."""
         if self.loaded is None:
-            from tl_desktop.engine.bundle import load_bundle
+            from tl_desktop.engine.models.bundle import load_bundle
 
             self.loaded = load_bundle(self.model_path)
         return self.loaded
@@ -42,8 +42,8 @@ class ModelHolder:
 
 def compute_overlay(holder: ModelHolder, path: str, target: int | None) -> tuple[QImage, QImage, str]:
     """(image, overlay, explained class) as QImages; runs on a worker thread."""
-    from tl_desktop.engine.explain import explain, overlay
-    from tl_desktop.engine.preprocess import load_for_model
+    from tl_desktop.engine.evaluation.saliency import explain, overlay
+    from tl_desktop.engine.data.preprocess import load_for_model
 
     loaded = holder.get()
     image = load_for_model(path, loaded.preprocessing)
@@ -110,7 +110,7 @@ class MistakesDialog(QDialog):
     def __init__(self, parent: QWidget | None, predictions: Any, model_path: Path,
                  true_class: str | None = None, predicted_class: str | None = None) -> None:
         super().__init__(parent)
-        from tl_desktop.engine.evaluate import misclassified, most_confused
+        from tl_desktop.engine.evaluation.evaluate import misclassified, most_confused
 
         self.mistakes = misclassified(predictions, true_class, predicted_class)
         self.classes = list(predictions.classes)

@@ -13,7 +13,7 @@ THUMB_PX = 72
 
 def load_thumbnail(path: str, size: int = THUMB_PX) -> QImage:
     """Decode ``path`` small (JPEG draft mode) into a QImage; raises the engine's ImageLoadError."""
-    from tl_desktop.engine.images import load_rgb
+    from tl_desktop.engine.data.images import load_rgb
 
     image = load_rgb(path, draft_size=(size * 2, size * 2))
     image.thumbnail((size, size))
@@ -31,7 +31,7 @@ def pil_to_qimage(image) -> QImage:  # noqa: ANN001 - a PIL image; PIL is import
 def load_thumbnails(paths: Sequence[str], size: int = THUMB_PX,
                     should_stop: Callable[[], bool] = lambda: False) -> list[tuple[str, QImage | None]]:
     """Thumbnails for ``paths``; an unreadable file gives ``None`` instead of failing the batch."""
-    from tl_desktop.engine.images import ImageLoadError
+    from tl_desktop.engine.data.images import ImageLoadError
 
     out: list[tuple[str, QImage | None]] = []
     for path in paths:

@@ -19,10 +19,10 @@ from typing import Any, Callable
 import torch
 
 from tl_desktop.config import DataConfig
-from tl_desktop.engine.audit import SPLITS, Audit, build_audit
-from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.images import SUPPORTED_EXTENSIONS, ImageLoadError, is_supported_file, load_rgb
-from tl_desktop.engine.scanning import (
+from tl_desktop.engine.data.audit import SPLITS, Audit, build_audit
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.data.images import SUPPORTED_EXTENSIONS, ImageLoadError, is_supported_file, load_rgb
+from tl_desktop.engine.data.scanning import (
     DataError,
     FolderListing,
     FoundImage,

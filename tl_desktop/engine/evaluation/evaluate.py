@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tl_desktop.engine import calibration, metrics
-from tl_desktop.engine.bootstrap import bootstrap_intervals
-from tl_desktop.engine.metrics import Metrics
+from tl_desktop.engine.evaluation import calibration, metrics
+from tl_desktop.engine.evaluation.bootstrap import bootstrap_intervals
+from tl_desktop.engine.evaluation.metrics import Metrics
 
 if TYPE_CHECKING:
-    from tl_desktop.engine.bundle import LoadedModel
-    from tl_desktop.engine.control import StopToken
-    from tl_desktop.engine.data import Sample
+    from tl_desktop.engine.models.bundle import LoadedModel
+    from tl_desktop.engine.runtime.stop import StopToken
+    from tl_desktop.engine.data.dataset import Sample
 
 SPLITS = ("val", "test")
 
@@ -166,8 +166,8 @@ def predict_split(loaded: "LoadedModel", samples: Sequence["Sample"],
 def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[int, int], None] | None = None,
                  stop: "StopToken | None" = None, **metric_options: Any) -> tuple[Predictions, Metrics]:
     """Evaluate a run's model on its own validation or test split (from ``run_dir/split.json``)."""
-    from tl_desktop.engine.bundle import load_bundle
-    from tl_desktop.engine.data import DatasetSplit
+    from tl_desktop.engine.models.bundle import load_bundle
+    from tl_desktop.engine.data.dataset import DatasetSplit
 
     if split not in SPLITS:
         raise EvaluationError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -189,7 +189,7 @@ def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[in
 def evaluate_folder(loaded: "LoadedModel", folder: str | Path, progress: Callable[[int, int], None] | None = None,
                     stop: "StopToken | None" = None, **metric_options: Any) -> tuple[Predictions, Metrics]:
     """Evaluate on an external folder with one sub-folder per class, named like the model's classes."""
-    from tl_desktop.engine.data import DataError, scan_labelled_folder
+    from tl_desktop.engine.data.dataset import DataError, scan_labelled_folder
 
     classes = list(loaded.classes)
     try:
@@ -217,7 +217,7 @@ def _check_same_classes(model_classes: list[str], other: list[str], where: str) 
 def fit_temperature_on_run(run_dir: str | Path, progress: Callable[[int, int], None] | None = None,
                            stop: "StopToken | None" = None) -> dict[str, float]:
     """Fit temperature scaling on the run's validation split and store it in the run's model file."""
-    from tl_desktop.engine.bundle import MODEL_SUFFIX, load_bundle, update_bundle_meta
+    from tl_desktop.engine.models.bundle import MODEL_SUFFIX, load_bundle, update_bundle_meta
 
     run_dir = Path(run_dir)
     model_path = run_dir if run_dir.suffix == MODEL_SUFFIX else run_dir / f"model{MODEL_SUFFIX}"

@@ -17,10 +17,10 @@ from typing import Literal, Union
 import torch
 from torch import nn
 
-from tl_desktop.engine.backbone_builders import BUILTIN_BUILDERS, BackboneParts, StateDict
-from tl_desktop.engine.backbone_specs import BUILTIN_SPECS, BackboneError, BackboneSpec
-from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.weights import (
+from tl_desktop.engine.models.builders import BUILTIN_BUILDERS, BackboneParts, StateDict
+from tl_desktop.engine.models.specs import BUILTIN_SPECS, BackboneError, BackboneSpec
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.models.weights import (
     Progress,
     load_state_dict_file,
     register_bundled_weights,

@@ -22,8 +22,8 @@ from typing import BinaryIO, Literal
 
 import torch
 
-from tl_desktop.engine.backbone_specs import BackboneSpec
-from tl_desktop.engine.control import StopToken
+from tl_desktop.engine.models.specs import BackboneSpec
+from tl_desktop.engine.runtime.stop import StopToken
 
 Progress = Callable[[int, "int | None"], None]
 WeightsStatus = Literal["bundled", "cached", "download"]

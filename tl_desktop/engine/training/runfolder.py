@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tl_desktop.config import RunConfig
-from tl_desktop.engine.bundle import RUN_MODEL_NAME, BundleMeta, save_bundle, state_bytes
-from tl_desktop.engine.fileio import DiskWriteError, atomic_write_bytes, atomic_write_text
+from tl_desktop.engine.models.bundle import RUN_MODEL_NAME, BundleMeta, save_bundle, state_bytes
+from tl_desktop.fileio import DiskWriteError, atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
-    from tl_desktop.engine.data import ScanResult
-    from tl_desktop.engine.preprocess import Preprocessing
+    from tl_desktop.engine.data.dataset import ScanResult
+    from tl_desktop.engine.data.preprocess import Preprocessing
 
 CONFIG_NAME = "config.json"
 SPLIT_NAME = "split.json"

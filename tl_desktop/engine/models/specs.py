@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tl_desktop.engine.preprocess import Preprocessing
+from tl_desktop.engine.data.preprocess import Preprocessing
 
 
 class BackboneError(ValueError):

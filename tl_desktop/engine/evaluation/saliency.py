@@ -33,8 +33,8 @@ from PIL import Image
 if TYPE_CHECKING:
     import torch
 
-    from tl_desktop.engine.bundle import LoadedModel
-    from tl_desktop.engine.preprocess import Preprocessing
+    from tl_desktop.engine.models.bundle import LoadedModel
+    from tl_desktop.engine.data.preprocess import Preprocessing
 
 
 class ExplainError(Exception):
@@ -135,7 +135,7 @@ def _to_image_size(cam: np.ndarray, image_size: tuple[int, int], pre: "Preproces
 
 def explain(loaded: "LoadedModel", image: Image.Image | str | Path, target: int | None = None) -> Explanation:
     """Grad-CAM for one image (a PIL image or a file) with the model's own preprocessing."""
-    from tl_desktop.engine.preprocess import load_for_model
+    from tl_desktop.engine.data.preprocess import load_for_model
 
     picture = load_for_model(image, loaded.preprocessing) if isinstance(image, (str, Path)) else image.convert("RGB")
     batch = loaded.transform(picture).unsqueeze(0).to(loaded.device)

@@ -1,6 +1,6 @@
 """``Trainer.fit()``: the training loop, flat and explicit, talking to the world only through events.
 
-A fit emits the events in :mod:`tl_desktop.engine.events`' order and never raises for training
+A fit emits the events in :mod:`tl_desktop.engine.training.events`' order and never raises for training
 problems: a stop request ends it with status "stopped", any error with status "failed" (a one-line
 ``error`` plus the traceback in ``error_details``), and ``FitEnded`` is always the last event.
 
@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from tl_desktop.config import ConfigError, RunConfig
-from tl_desktop.engine import recipe
-from tl_desktop.engine.allocator import heavy_work
-from tl_desktop.engine.cached_sources import CachedSources, drop_last_for, make_loader
-from tl_desktop.engine.callbacks import Callback, EarlyStopping, History, JsonlLogger, is_better
-from tl_desktop.engine.control import StopRequested, StopToken
-from tl_desktop.engine.device import configure_threads, describe_device, pick_device
-from tl_desktop.engine.events import (
+from tl_desktop.engine.training import recipe
+from tl_desktop.engine.runtime.allocator import heavy_work
+from tl_desktop.engine.training.cached_sources import CachedSources, drop_last_for, make_loader
+from tl_desktop.engine.training.callbacks import Callback, EarlyStopping, History, JsonlLogger, is_better
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
+from tl_desktop.engine.runtime.device import configure_threads, describe_device, pick_device
+from tl_desktop.engine.training.events import (
     BatchEnded,
     CacheProgress,
     CheckpointSaved,
@@ -42,13 +42,13 @@ from tl_desktop.engine.events import (
     Message,
     PhaseStarted,
 )
-from tl_desktop.engine.features import prepare_model as place_model
-from tl_desktop.engine.features import to_model_input
-from tl_desktop.engine.fileio import DiskWriteError
-from tl_desktop.engine.runfolder import EVENTS_NAME, export_best_model, new_run_dir, save_checkpoint, write_run_records
+from tl_desktop.engine.caching.features import prepare_model as place_model
+from tl_desktop.engine.caching.features import to_model_input
+from tl_desktop.fileio import DiskWriteError
+from tl_desktop.engine.training.runfolder import EVENTS_NAME, export_best_model, new_run_dir, save_checkpoint, write_run_records
 
 if TYPE_CHECKING:
-    from tl_desktop.engine.data import ScanResult
+    from tl_desktop.engine.data.dataset import ScanResult
 
 
 @dataclass
@@ -79,7 +79,7 @@ class BatchSource:
 
 def describe_error(exc: BaseException) -> str:
     """One clear sentence for a user, whatever went wrong."""
-    from tl_desktop.engine.images import ImageLoadError
+    from tl_desktop.engine.data.images import ImageLoadError
 
     if isinstance(exc, ImageLoadError):
         return f"could not read image {exc.path}: {exc.reason}"
@@ -190,8 +190,8 @@ class Trainer:
 
     def _prepare(self) -> None:
         """Seed, pick the device, scan the data and write the run folder's records."""
-        from tl_desktop.engine.backbones import get_backbone_spec
-        from tl_desktop.engine.data import scan_dataset
+        from tl_desktop.engine.models.backbones import get_backbone_spec
+        from tl_desktop.engine.data.dataset import scan_dataset
 
         cfg = self.config.validate()
         self.generator = recipe.seed_everything(cfg.train.seed)
@@ -207,7 +207,7 @@ class Trainer:
 
     def _build_model(self) -> None:
         """Build the pretrained model (a weights download reports as CacheProgress) and the caches."""
-        from tl_desktop.engine.backbones import create_model
+        from tl_desktop.engine.models.backbones import create_model
 
         cfg = self.config
 
@@ -261,8 +261,8 @@ class Trainer:
         """Training batches for ``phase``: from the caches, else augmented images decoded each epoch."""
         if self.caches is not None:
             return self.caches.train_source(phase)
-        from tl_desktop.engine.data import ImageDataset
-        from tl_desktop.engine.preprocess import decode_size, train_transform
+        from tl_desktop.engine.data.dataset import ImageDataset
+        from tl_desktop.engine.data.preprocess import decode_size, train_transform
 
         samples = self.scan.split.train
         pre = self.spec.preprocessing
@@ -274,8 +274,8 @@ class Trainer:
         """Validation batches: images through the one evaluation transform (or their cached features)."""
         if self.caches is not None:
             return self.caches.val_source(phase)
-        from tl_desktop.engine.data import ImageDataset
-        from tl_desktop.engine.preprocess import decode_size, eval_transform
+        from tl_desktop.engine.data.dataset import ImageDataset
+        from tl_desktop.engine.data.preprocess import decode_size, eval_transform
 
         pre = self.spec.preprocessing
         dataset = ImageDataset(self.scan.split.val, eval_transform(pre), decode_size(pre))

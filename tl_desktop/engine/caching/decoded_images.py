@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tl_desktop.engine.cache import CacheStore
-from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.preprocess import Preprocessing, decode_size, resized_pixels
+from tl_desktop.engine.caching.store import CacheStore
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.data.preprocess import Preprocessing, decode_size, resized_pixels
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1024**3
 _CHUNK = 32
@@ -38,8 +38,8 @@ def decode_workers() -> int:
 def _decode_into(batch: torch.Tensor, paths: Sequence[str], first: int, count: int, pre: Preprocessing) -> list[str]:
     """Decode ``paths[first:first + count]`` into rows of ``batch`` as model input; the failure reason
     (empty when it decoded) of each."""
-    from tl_desktop.engine.images import ImageLoadError
-    from tl_desktop.engine.preprocess import load_for_model, model_pixels, normalise
+    from tl_desktop.engine.data.images import ImageLoadError
+    from tl_desktop.engine.data.preprocess import load_for_model, model_pixels, normalise
 
     reasons = []
     for index in range(first, min(len(paths), first + count)):
@@ -106,7 +106,7 @@ class DecodedImages:
 
     def _build(self, store: CacheStore, progress: Progress | None, stop: StopToken | None,
                workers: int | None) -> None:
-        from tl_desktop.engine.images import ImageLoadError, load_rgb
+        from tl_desktop.engine.data.images import ImageLoadError, load_rgb
 
         total = len(self.paths)
         spill_handle = None

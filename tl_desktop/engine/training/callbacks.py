@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from tl_desktop.engine.events import (
+from tl_desktop.engine.training.events import (
     CacheProgress,
     EpochEnded,
     Event,

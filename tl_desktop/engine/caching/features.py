@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_desktop.engine.allocator import reuse_freed_memory
-from tl_desktop.engine.cache import CacheStore, cache_key, files_fingerprint
-from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.image_cache import DecodedImages
-from tl_desktop.engine.preprocess import Preprocessing
+from tl_desktop.engine.runtime.allocator import reuse_freed_memory
+from tl_desktop.engine.caching.store import CacheStore, cache_key, files_fingerprint
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.caching.decoded_images import DecodedImages
+from tl_desktop.engine.data.preprocess import Preprocessing
 
 FP16_THRESHOLD_BYTES = 256 * 1024**2
 Progress = Callable[[int, int], None]

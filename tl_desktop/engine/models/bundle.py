@@ -25,11 +25,11 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop import __version__
-from tl_desktop.engine.control import StopToken
-from tl_desktop.engine.allocator import heavy_work
-from tl_desktop.engine.features import prepare_model, to_model_input
-from tl_desktop.engine.fileio import atomic_writer
-from tl_desktop.engine.preprocess import Preprocessing
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.runtime.allocator import heavy_work
+from tl_desktop.engine.caching.features import prepare_model, to_model_input
+from tl_desktop.fileio import atomic_writer
+from tl_desktop.engine.data.preprocess import Preprocessing
 
 MODEL_SUFFIX = ".tlmodel"
 FORMAT_VERSION = 1
@@ -174,7 +174,7 @@ class LoadedModel:
     """A model file ready to predict: the network in eval mode, its classes and its preprocessing."""
 
     def __init__(self, model: torch.nn.Module, meta: BundleMeta, device: torch.device, path: Path | None = None):
-        from tl_desktop.engine.preprocess import eval_transform
+        from tl_desktop.engine.data.preprocess import eval_transform
 
         self.model = model
         self.meta = meta
@@ -199,7 +199,7 @@ class LoadedModel:
         stop: StopToken | None = None,
     ) -> PredictionResult:
         """Predict image files; unreadable ones go to ``failures`` as (path, reason)."""
-        from tl_desktop.engine.image_cache import input_batches
+        from tl_desktop.engine.caching.decoded_images import input_batches
 
         done_paths: list[str] = []
         rows: list[np.ndarray] = []
@@ -220,7 +220,7 @@ class LoadedModel:
 
 def load_bundle(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Open a model file (or a run folder's model) for prediction, without executing any stored code."""
-    from tl_desktop.engine.backbones import create_model
+    from tl_desktop.engine.models.backbones import create_model
 
     path = resolve_model_path(path_or_run_dir)
     meta, weights = read_bundle(path)

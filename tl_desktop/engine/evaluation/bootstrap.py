@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tl_desktop.engine.metrics import Interval
+from tl_desktop.engine.evaluation.metrics import Interval
 
 _CHUNK = 200
 LEVEL = 0.95

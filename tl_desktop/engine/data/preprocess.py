@@ -43,7 +43,7 @@ def decode_size(pre: Preprocessing) -> tuple[int, int]:
 
 def load_for_model(path: str | Path, pre: Preprocessing) -> Image.Image:
     """Decode an image file exactly as training and validation did (RGB, draft-decoded to the resize size)."""
-    from tl_desktop.engine.images import load_rgb
+    from tl_desktop.engine.data.images import load_rgb
 
     return load_rgb(path, draft_size=decode_size(pre))
 

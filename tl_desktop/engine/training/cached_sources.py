@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tl_desktop.engine.cache import CacheStore
-from tl_desktop.engine.events import CacheProgress, Message
-from tl_desktop.engine.features import FeatureRequest, FeatureSet, cached_features
-from tl_desktop.engine.image_cache import DEFAULT_MEMORY_BUDGET_BYTES, CachedImageDataset, DecodedImages
+from tl_desktop.engine.caching.store import CacheStore
+from tl_desktop.engine.training.events import CacheProgress, Message
+from tl_desktop.engine.caching.features import FeatureRequest, FeatureSet, cached_features
+from tl_desktop.engine.caching.decoded_images import DEFAULT_MEMORY_BUDGET_BYTES, CachedImageDataset, DecodedImages
 
 if TYPE_CHECKING:
-    from tl_desktop.engine.recipe import Phase
-    from tl_desktop.engine.trainer import BatchSource, Trainer
+    from tl_desktop.engine.training.recipe import Phase
+    from tl_desktop.engine.training.trainer import BatchSource, Trainer
 
 
 class _Indices(Dataset):
@@ -64,8 +64,8 @@ def drop_last_for(count: int, batch_size: int) -> bool:
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, device: torch.device,
                 num_workers: int | None, generator: torch.Generator | None) -> DataLoader:
     """A DataLoader sized for the machine: workers + intra-op threads never exceed the cores."""
-    from tl_desktop.engine.device import default_num_workers
-    from tl_desktop.engine.recipe import seed_worker
+    from tl_desktop.engine.runtime.device import default_num_workers
+    from tl_desktop.engine.training.recipe import seed_worker
 
     workers = default_num_workers(device, num_workers)
     if device.type == "cpu" and workers > 0:
@@ -98,7 +98,7 @@ class CachedSources:
     def images(self, split_name: str) -> DecodedImages:
         """The decoded images of ``split_name`` ("train" or "val"), decoding them on first use."""
         if split_name not in self._images:
-            from tl_desktop.engine.images import ImageLoadError
+            from tl_desktop.engine.data.images import ImageLoadError
 
             split = self.trainer.scan.split
             total = len(split.train) + len(split.val)
@@ -119,7 +119,7 @@ class CachedSources:
         """Cached frozen-part outputs for ``split_name`` at ``boundary`` (pooled for the head)."""
         cache_id = (split_name, -1 if pooled else boundary)
         if cache_id not in self._features:
-            from tl_desktop.engine.preprocess import eval_transform, train_transform
+            from tl_desktop.engine.data.preprocess import eval_transform, train_transform
 
             cfg = self.trainer.config.train
             pre = self.trainer.spec.preprocessing
@@ -144,7 +144,7 @@ class CachedSources:
 
     def _later_boundary(self) -> int | None:
         """The freeze boundary of the phase after the head phase, when it keeps some blocks frozen."""
-        from tl_desktop.engine.recipe import plan_phases
+        from tl_desktop.engine.training.recipe import plan_phases
 
         cfg = self.trainer.config
         for phase in plan_phases(cfg.train, cfg.model.trainable_blocks):
@@ -165,7 +165,7 @@ class CachedSources:
         """Cache activations only when the frozen part exists and they fit the disk and the cache limit."""
         if boundary == 0:
             return False
-        from tl_desktop.engine.features import activation_bytes
+        from tl_desktop.engine.caching.features import activation_bytes
 
         views = self.trainer.config.train.cached_views if self.trainer.config.train.augmentation != "none" else 1
         needed = activation_bytes(self.trainer.model, boundary, self.trainer.spec.preprocessing.input_size,
@@ -176,7 +176,7 @@ class CachedSources:
 
     def train_source(self, phase: Phase) -> BatchSource:
         """Training batches for ``phase`` from the caches."""
-        from tl_desktop.engine.trainer import BatchSource
+        from tl_desktop.engine.training.trainer import BatchSource
 
         self.val_source(phase)  # build validation's cache now, so all cache progress comes before the phase
         boundary = self.boundary(phase)
@@ -195,7 +195,7 @@ class CachedSources:
 
     def val_source(self, phase: Phase) -> BatchSource:
         """Validation batches for ``phase``: cached features where the frozen part allows it."""
-        from tl_desktop.engine.trainer import BatchSource
+        from tl_desktop.engine.training.trainer import BatchSource
 
         boundary = self.boundary(phase)
         batch = self.trainer.config.train.batch_size
@@ -207,8 +207,8 @@ class CachedSources:
         return self._image_source("val", phase, shuffle=False, drop_last=False)
 
     def _image_source(self, split_name: str, phase: Phase, shuffle: bool, drop_last: bool) -> BatchSource:
-        from tl_desktop.engine.preprocess import eval_transform, train_transform
-        from tl_desktop.engine.trainer import BatchSource
+        from tl_desktop.engine.data.preprocess import eval_transform, train_transform
+        from tl_desktop.engine.training.trainer import BatchSource
 
         cfg = self.trainer.config.train
         pre = self.trainer.spec.preprocessing

@@ -1,0 +1,1 @@
+"""caching wing of the engine."""

@@ -1,0 +1,1 @@
+"""data wing of the engine."""

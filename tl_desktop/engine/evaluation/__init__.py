@@ -1,0 +1,1 @@
+"""evaluation wing of the engine."""

@@ -1,0 +1,1 @@
+"""models wing of the engine."""

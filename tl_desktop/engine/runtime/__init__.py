@@ -1,0 +1,1 @@
+"""runtime wing of the engine."""

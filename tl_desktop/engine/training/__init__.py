@@ -1,0 +1,1 @@
+"""training wing of the engine."""
