@@ -32,11 +32,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from tl_desktop.config import DataConfig, RunConfig, TrainConfig
+from tl_desktop.engine.data.dataset import (
+    ImageDataset,
+    Sample,
+    ScanResult,
+    scan_dataset,
+)
+from tl_desktop.engine.data.preprocess import eval_transform
 from tl_desktop.engine.models.backbones import create_model, get_backbone_spec
 from tl_desktop.engine.models.bundle import load_bundle
 from tl_desktop.engine.training.callbacks import ConsoleProgress
-from tl_desktop.engine.data.dataset import ImageDataset, Sample, ScanResult, scan_dataset
-from tl_desktop.engine.data.preprocess import eval_transform
 from tl_desktop.engine.training.trainer import Trainer
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"

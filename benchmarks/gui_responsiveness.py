@@ -20,7 +20,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 
-from tl_desktop.engine.training.events import CacheProgress, EpochStarted, FitEnded, FitStarted
+from tl_desktop.engine.training.events import (
+    CacheProgress,
+    EpochStarted,
+    FitEnded,
+    FitStarted,
+)
 from tl_desktop.gui.screenshots import subset_folder, synthetic_folder, wait_until
 
 TICK_MS = 20

@@ -35,8 +35,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import os
 import json
+import os
 import pickle
 import random
 import resource
@@ -53,13 +53,18 @@ import torch
 from torch.utils.data import DataLoader
 
 from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from tl_desktop.engine.data.dataset import (
+    ImageDataset,
+    Sample,
+    ScanResult,
+    scan_dataset,
+)
+from tl_desktop.engine.data.preprocess import eval_transform, train_transform
 from tl_desktop.engine.models.backbones import create_model, get_backbone_spec
 from tl_desktop.engine.models.bundle import load_bundle
+from tl_desktop.engine.runtime.device import prepare_model
 from tl_desktop.engine.training.callbacks import Callback
-from tl_desktop.engine.data.dataset import ImageDataset, Sample, ScanResult, scan_dataset
 from tl_desktop.engine.training.events import BatchEnded, EpochStarted, Event
-from tl_desktop.engine.caching.features import prepare_model
-from tl_desktop.engine.data.preprocess import eval_transform, train_transform
 from tl_desktop.engine.training.trainer import Trainer
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -58,7 +58,10 @@ def tiny_in_process(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from tl_desktop.engine.models.backbones import register_backbone, unregister_backbone
+    from tl_desktop.engine.models.backbones import (
+        register_backbone,
+        unregister_backbone,
+    )
 
     spec = importlib.util.spec_from_file_location("tiny_backbone_conftest", ENGINE_CONFTEST)
     tiny = importlib.util.module_from_spec(spec)

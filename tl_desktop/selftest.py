@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     import PIL.Image
     import torch
 
-    from tl_desktop.engine.models.bundle import LoadedModel
     from tl_desktop.engine.data.dataset import ScanResult
     from tl_desktop.engine.evaluation.evaluate import Predictions
+    from tl_desktop.engine.models.bundle import LoadedModel
     from tl_desktop.engine.training.trainer import FitResult
 
 BACKBONE = "efficientnet_lite0"

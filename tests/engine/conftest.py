@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from tl_desktop.engine.data.preprocess import Preprocessing
+from tl_desktop.engine.models.backbones import register_backbone, unregister_backbone
 from tl_desktop.engine.models.builders import BackboneParts
 from tl_desktop.engine.models.specs import BackboneSpec
-from tl_desktop.engine.models.backbones import register_backbone, unregister_backbone
-from tl_desktop.engine.data.preprocess import Preprocessing
 
 TINY_NAME = "tiny_cnn"
 TINY_CHANNELS = 16

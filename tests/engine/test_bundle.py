@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from tl_desktop.engine.data.images import load_rgb
+from tl_desktop.engine.data.preprocess import eval_transform
 from tl_desktop.engine.models.backbones import create_model
 from tl_desktop.engine.models.bundle import (
     FORMAT_VERSION,
@@ -21,8 +23,6 @@ from tl_desktop.engine.models.bundle import (
     save_bundle,
     update_bundle_meta,
 )
-from tl_desktop.engine.data.images import load_rgb
-from tl_desktop.engine.data.preprocess import eval_transform
 from tl_desktop.engine.training.trainer import Trainer
 
 
@@ -179,7 +179,11 @@ def test_prediction_decodes_large_photos_exactly_like_validation(tmp_path):
     from PIL import Image
 
     from tl_desktop.engine.caching.decoded_images import DecodedImages
-    from tl_desktop.engine.data.preprocess import Preprocessing, eval_transform, load_for_model
+    from tl_desktop.engine.data.preprocess import (
+        Preprocessing,
+        eval_transform,
+        load_for_model,
+    )
 
     pre = Preprocessing(input_size=32, resize_size=36, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     photo = tmp_path / "photo.jpg"

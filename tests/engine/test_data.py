@@ -14,7 +14,6 @@ from PIL import Image
 
 from tl_desktop.config import DataConfig
 from tl_desktop.engine.data.audit import Audit
-from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 from tl_desktop.engine.data.dataset import (
     DataError,
     DatasetSplit,
@@ -25,7 +24,12 @@ from tl_desktop.engine.data.dataset import (
     scan_labelled_folder,
 )
 from tl_desktop.engine.data.images import ImageLoadError
-from tl_desktop.engine.data.preprocess import Preprocessing, eval_transform, train_transform
+from tl_desktop.engine.data.preprocess import (
+    Preprocessing,
+    eval_transform,
+    train_transform,
+)
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 
 PRE = Preprocessing(input_size=32, resize_size=36, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 

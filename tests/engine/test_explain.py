@@ -8,9 +8,19 @@ import torch
 from PIL import Image
 from torch import nn
 
-from tl_desktop.engine.models.backbones import create_model, get_backbone_spec, list_backbones
-from tl_desktop.engine.evaluation.saliency import ExplainError, _to_image_size, gradcam, overlay, seen_box
 from tl_desktop.engine.data.preprocess import Preprocessing
+from tl_desktop.engine.evaluation.saliency import (
+    ExplainError,
+    _to_image_size,
+    gradcam,
+    overlay,
+    seen_box,
+)
+from tl_desktop.engine.models.backbones import (
+    create_model,
+    get_backbone_spec,
+    list_backbones,
+)
 
 SIZE = 32
 

@@ -10,7 +10,12 @@ import pytest
 from PIL import Image, ImageFile
 
 from tl_desktop.engine.data import images
-from tl_desktop.engine.data.images import ImageLoadError, is_supported_file, load_rgb, probe_image
+from tl_desktop.engine.data.images import (
+    ImageLoadError,
+    is_supported_file,
+    load_rgb,
+    probe_image,
+)
 
 
 def _ramp16(width: int = 256, height: int = 8, top: int = 65535) -> np.ndarray:

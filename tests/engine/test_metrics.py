@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from tl_desktop.engine.evaluation import calibration, metrics
-from tl_desktop.engine.evaluation.evaluate import (EvaluationError, Predictions, compute_metrics, misclassified,
-                                        most_confused, per_class_csv)
+from tl_desktop.engine.evaluation.evaluate import (
+    EvaluationError,
+    Predictions,
+    compute_metrics,
+    misclassified,
+    most_confused,
+    per_class_csv,
+)
 
 CLASSES = ["a", "b", "c", "d"]
 

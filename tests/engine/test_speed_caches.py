@@ -11,10 +11,16 @@ import torch
 from PIL import Image
 
 from tl_desktop.engine.caching import store as cache
-from tl_desktop.engine.caching.store import CacheStore, cache_key, cache_limit_bytes, files_fingerprint, user_cache_dir
-from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 from tl_desktop.engine.caching.decoded_images import CachedImageDataset, DecodedImages
+from tl_desktop.engine.caching.store import (
+    CacheStore,
+    cache_key,
+    cache_limit_bytes,
+    files_fingerprint,
+    user_cache_dir,
+)
 from tl_desktop.engine.data.preprocess import Preprocessing, eval_transform
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 
 PRE = Preprocessing(input_size=24, resize_size=28, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
@@ -118,7 +124,7 @@ def test_decoded_images_match_eval_transform_and_spill(tmp_path: Path, store: Ca
 
 
 def test_input_batches_keep_order_report_failures_match_eval_transform_and_stop(tmp_path: Path) -> None:
-    from tl_desktop.engine.caching.decoded_images import input_batches
+    from tl_desktop.engine.data.model_input import input_batches
 
     paths = _write_images(tmp_path / "imgs", 5)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"broken")
@@ -173,8 +179,11 @@ def _tiny_parts():
 def speed_tiny(tmp_path: Path):
     from safetensors.torch import save_file
 
+    from tl_desktop.engine.models.backbones import (
+        register_backbone,
+        unregister_backbone,
+    )
     from tl_desktop.engine.models.specs import BackboneSpec
-    from tl_desktop.engine.models.backbones import register_backbone, unregister_backbone
 
     weights = tmp_path / "tiny.safetensors"
     parts = _tiny_parts()

@@ -11,11 +11,16 @@ import torch
 from safetensors.torch import load_file
 
 from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from tl_desktop.engine.data.dataset import scan_dataset
+from tl_desktop.engine.runtime.stop import StopToken
 from tl_desktop.engine.training import recipe
 from tl_desktop.engine.training.callbacks import Callback, EarlyStopping
-from tl_desktop.engine.runtime.stop import StopToken
-from tl_desktop.engine.data.dataset import scan_dataset
-from tl_desktop.engine.training.events import EpochEnded, Event, PhaseStarted, event_from_dict
+from tl_desktop.engine.training.events import (
+    EpochEnded,
+    Event,
+    PhaseStarted,
+    event_from_dict,
+)
 from tl_desktop.engine.training.trainer import Trainer
 
 
@@ -337,9 +342,9 @@ def test_console_progress_lines():
 
 
 def test_error_descriptions_are_one_line():
-    from tl_desktop.fileio import DiskWriteError
     from tl_desktop.engine.data.images import ImageLoadError
     from tl_desktop.engine.training.trainer import describe_error
+    from tl_desktop.fileio import DiskWriteError
 
     assert describe_error(ImageLoadError("/d/a.jpg", "truncated or corrupt JPEG")) == (
         "could not read image /d/a.jpg: truncated or corrupt JPEG")

@@ -13,9 +13,13 @@ import torch
 from torch import nn
 
 from tl_desktop.engine.models import weights
+from tl_desktop.engine.models.backbones import (
+    BackboneError,
+    check_weights_file,
+    create_model,
+    get_backbone_spec,
+)
 from tl_desktop.engine.models.builders import _densenet_keys
-from tl_desktop.engine.models.backbones import BackboneError, check_weights_file, create_model, get_backbone_spec
-from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 from tl_desktop.engine.models.weights import (
     DownloadError,
     WeightsFileError,
@@ -25,6 +29,7 @@ from tl_desktop.engine.models.weights import (
     resolve_weights,
     weights_status,
 )
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -29,7 +29,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from safetensors.torch import save_file
 
     from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-    from tl_desktop.engine.models.backbones import register_backbone, unregister_backbone
+    from tl_desktop.engine.models.backbones import (
+        register_backbone,
+        unregister_backbone,
+    )
     from tl_desktop.engine.training.trainer import Trainer
 
     base = tmp_path_factory.mktemp("report_run")

@@ -30,8 +30,8 @@ def test_threshold_panel_updates_binary_metrics(qtbot):
 def test_analysis_bar_dialogs_on_a_real_run(qtbot, tiny_run, external_folder, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from tl_desktop.engine.models.bundle import load_bundle
     from tl_desktop.engine.evaluation.evaluate import evaluate_run
+    from tl_desktop.engine.models.bundle import load_bundle
     from tl_desktop.gui.session import Session
     from tl_desktop.gui.widgets.analysis import AnalysisBar
 

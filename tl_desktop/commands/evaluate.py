@@ -47,10 +47,20 @@ def _run_dir_of(model: Path) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tl_desktop.engine.evaluation.evaluate import (
+        EvaluationError,
+        evaluate_folder,
+        evaluate_run,
+        fit_temperature_on_run,
+    )
+    from tl_desktop.engine.evaluation.files import (
+        EVALUATION_DIR,
+        external_dir,
+        save_evaluation,
+        summary_lines,
+    )
     from tl_desktop.engine.models.bundle import BundleError, load_bundle
     from tl_desktop.engine.runtime.device import pick_device
-    from tl_desktop.engine.evaluation.evaluate import EvaluationError, evaluate_folder, evaluate_run, fit_temperature_on_run
-    from tl_desktop.engine.evaluation.files import EVALUATION_DIR, external_dir, save_evaluation, summary_lines
     from tl_desktop.fileio import DiskWriteError
 
     if args.bootstrap < 0:

@@ -37,8 +37,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
-    from tl_desktop.engine.models.bundle import BundleError, load_bundle
     from tl_desktop.engine.data.dataset import DataError, list_images
+    from tl_desktop.engine.models.bundle import BundleError, load_bundle
     from tl_desktop.engine.runtime.device import pick_device
     from tl_desktop.fileio import DiskWriteError
 

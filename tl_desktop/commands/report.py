@@ -32,8 +32,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tl_desktop.engine.models.bundle import BundleError
     from tl_desktop.engine.evaluation.evaluate import EvaluationError
+    from tl_desktop.engine.models.bundle import BundleError
     from tl_desktop.fileio import DiskWriteError
     from tl_desktop.report.build import build_report
 

@@ -117,12 +117,16 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
-    from tl_desktop.engine.models.backbones import BackboneError, get_backbone_spec
-    from tl_desktop.engine.training.callbacks import ConsoleProgress
-    from tl_desktop.engine.runtime.stop import StopRequested, StopToken
     from tl_desktop.engine.data.dataset import DataError, scan_dataset
+    from tl_desktop.engine.models.backbones import BackboneError, get_backbone_spec
+    from tl_desktop.engine.models.weights import (
+        WeightsFileError,
+        WeightsUnavailable,
+        resolve_weights,
+    )
+    from tl_desktop.engine.runtime.stop import StopRequested, StopToken
+    from tl_desktop.engine.training.callbacks import ConsoleProgress
     from tl_desktop.engine.training.trainer import Trainer
-    from tl_desktop.engine.models.weights import WeightsFileError, WeightsUnavailable, resolve_weights
 
     stop = StopToken()
     previous = signal.signal(signal.SIGINT, lambda signum, frame: _on_interrupt(stop))

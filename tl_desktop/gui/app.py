@@ -36,11 +36,11 @@ def warm_up_imports() -> Worker:
     def imports(ctx: object) -> None:
         import matplotlib.backends.backend_qtagg  # noqa: F401
         import timm  # noqa: F401
-
-        import tl_desktop.engine.models.backbones  # noqa: F401
-        import tl_desktop.engine.evaluation.evaluate  # noqa: F401
-        import tl_desktop.engine.training.trainer  # noqa: F401
         from torchvision.transforms import v2  # noqa: F401
+
+        import tl_desktop.engine.evaluation.evaluate  # noqa: F401
+        import tl_desktop.engine.models.backbones  # noqa: F401
+        import tl_desktop.engine.training.trainer  # noqa: F401
 
     return start_worker(imports, "warm-up")
 

@@ -5,9 +5,21 @@ imported only when a page needs them, so the window appears quickly."""
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QStackedWidget, QWidget,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QStackedWidget,
+    QWidget,
 )
 
 from tl_desktop import __version__
@@ -21,7 +33,6 @@ from tl_desktop.gui.pages.train_page import TrainPage
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import local_paths
-
 
 STEPS_STYLE = """
 QListWidget#steps { font-size: 11pt; }

@@ -21,8 +21,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from tl_desktop.engine.training.callbacks import Callback
 from tl_desktop.engine.runtime.stop import StopRequested, StopToken
+from tl_desktop.engine.training.callbacks import Callback
 from tl_desktop.engine.training.events import BatchEnded, Event
 
 PROGRESS_INTERVAL_S = 0.1

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from tl_desktop.fileio import atomic_write_text, atomic_writer
-from tl_desktop.report.content import ReportData, gather_report
+from tl_desktop.report.blocks import Section
+from tl_desktop.report.content import gather_report
+from tl_desktop.report.data import ReportData
 from tl_desktop.report.html import render_html
 from tl_desktop.report.model_card import CARD_FILE, read_saved_card
 from tl_desktop.report.pdf import render_pdf
-from tl_desktop.report.sections import Section, build_sections
+from tl_desktop.report.sections import build_sections
 
 REPORT_DIR = "report"
 

@@ -9,81 +9,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from tl_desktop.engine.evaluation.evaluate import EvaluationError, Predictions, compute_metrics, evaluate_run, misclassified
-from tl_desktop.engine.training.events import EpochEnded, FitEnded, FitStarted, PhaseStarted, event_from_dict
-from tl_desktop.engine.evaluation.metrics import Metrics
+from tl_desktop.engine.evaluation.evaluate import (
+    EvaluationError,
+    compute_metrics,
+    evaluate_run,
+    misclassified,
+)
+from tl_desktop.engine.training.events import (
+    EpochEnded,
+    FitEnded,
+    FitStarted,
+    PhaseStarted,
+    event_from_dict,
+)
+from tl_desktop.report.data import EvaluationSection, MistakeImage, ReportData
+from tl_desktop.report.model_card import default_model_card
 
 MAX_MISTAKES = 8
 THUMB_SIZE = 320
 ProgressFn = Callable[[str], None]
-
-
-@dataclass
-class EvaluationSection:
-    """One evaluated image set: the run's validation or test split, or an external folder."""
-
-    key: str
-    title: str
-    description: str
-    predictions: Predictions
-    metrics: Metrics
-
-    @property
-    def external(self) -> bool:
-        return self.key.startswith("external")
-
-
-@dataclass
-class MistakeImage:
-    """A misclassified image with its saliency overlay (for the predicted class)."""
-
-    source: str
-    path: str
-    true_class: str
-    predicted_class: str
-    confidence: float
-    image: Image.Image
-    overlay: Image.Image
-
-
-@dataclass
-class ReportData:
-    """The facts of one run, ready for the HTML and PDF writers."""
-
-    run_dir: Path
-    run_name: str
-    generated: str
-    config: dict[str, Any]
-    meta: Any
-    audit: Any
-    history: list[EpochEnded]
-    phases: list[PhaseStarted]
-    started: FitStarted | None
-    ended: FitEnded | None
-    evaluations: list[EvaluationSection]
-    mistakes: list[MistakeImage]
-    mistakes_source: str
-    model_card: str
-    backbone_title: str = ""
-    num_blocks: int | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.meta.classes)
-
-    def internal(self) -> list[EvaluationSection]:
-        return [e for e in self.evaluations if not e.external]
-
-    def external(self) -> list[EvaluationSection]:
-        return [e for e in self.evaluations if e.external]
-
 
 def read_events(run_dir: Path) -> list[Any]:
     """All events of a run's ``events.jsonl`` (unreadable lines skipped)."""
@@ -119,9 +68,9 @@ def _thumbnail(image: Image.Image) -> Image.Image:
 def mistake_images(loaded: Any, sections: list[EvaluationSection], limit: int = MAX_MISTAKES
                    ) -> tuple[list[MistakeImage], list[str]]:
     """The most confidently wrong images of all ``sections`` with Grad-CAM overlays; unreadable files become notes."""
-    from tl_desktop.engine.evaluation.saliency import explain, overlay
     from tl_desktop.engine.data.images import ImageLoadError
     from tl_desktop.engine.data.preprocess import load_for_model
+    from tl_desktop.engine.evaluation.saliency import explain, overlay
 
     candidates = [(m, s.title) for s in sections for m in misclassified(s.predictions)]
     candidates.sort(key=lambda item: -item[0].confidence)
@@ -141,10 +90,12 @@ def mistake_images(loaded: Any, sections: list[EvaluationSection], limit: int = 
 def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstrap: int = 1000, seed: int = 0,
                   progress: ProgressFn | None = None, stop: Any = None) -> ReportData:
     """Collect (and compute) everything a report of ``run_dir`` shows."""
+    from tl_desktop.engine.evaluation.files import (
+        load_evaluation,
+        saved_external_evaluations,
+    )
     from tl_desktop.engine.models.backbones import BackboneError, get_backbone_spec
     from tl_desktop.engine.models.bundle import load_bundle, utc_now
-    from tl_desktop.engine.evaluation.files import load_evaluation, saved_external_evaluations
-    from tl_desktop.report.model_card import default_model_card
 
     run_dir = Path(run_dir)
     say = progress or (lambda _text: None)

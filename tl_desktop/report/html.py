@@ -10,7 +10,17 @@ from typing import Any
 from matplotlib.figure import Figure
 from PIL import Image
 
-from tl_desktop.report.sections import Bullets, Fig, FigRow, Gallery, PageBreak, Para, Preformatted, Section, Table
+from tl_desktop.report.blocks import (
+    Bullets,
+    Fig,
+    FigRow,
+    Gallery,
+    PageBreak,
+    Para,
+    Preformatted,
+    Section,
+    Table,
+)
 
 FIGURE_DPI = 110
 

@@ -8,17 +8,15 @@ CLI reads it from ``--card FILE`` or ``<run>/model_card.md``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tl_desktop.report.content import ReportData
+from tl_desktop.report.data import ReportData
 
 CARD_FILE = "model_card.md"
 FILL_IN = "[to be completed by the person responsible for this model]"
 WIDE_INTERVAL = 0.15
 
 
-def default_model_card(data: "ReportData") -> str:
+def default_model_card(data: ReportData) -> str:
     """A draft model card for ``data``; every statement is either a fact of the run or marked FILL_IN."""
     classes = ", ".join(data.classes)
     lines = [
@@ -42,7 +40,7 @@ def default_model_card(data: "ReportData") -> str:
     return "\n".join(lines)
 
 
-def detected_limitations(data: "ReportData") -> list[str]:
+def detected_limitations(data: ReportData) -> list[str]:
     """Weaknesses visible in the run's own numbers."""
     found = []
     if data.audit is not None and data.audit.imbalanced:

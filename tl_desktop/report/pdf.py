@@ -16,7 +16,17 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from PIL import Image
 
-from tl_desktop.report.sections import Bullets, Fig, FigRow, Gallery, PageBreak, Para, Preformatted, Section, Table
+from tl_desktop.report.blocks import (
+    Bullets,
+    Fig,
+    FigRow,
+    Gallery,
+    PageBreak,
+    Para,
+    Preformatted,
+    Section,
+    Table,
+)
 
 PAGE_W, PAGE_H = 8.27, 11.69  # A4 in inches
 MARGIN = 0.7

@@ -2,72 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
-
-from matplotlib.figure import Figure
 
 from tl_desktop.engine.evaluation.evaluate import most_confused
 from tl_desktop.engine.evaluation.files import HEADLINE_LABELS, fmt
 from tl_desktop.engine.evaluation.metrics import Metrics
 from tl_desktop.report import figures
-from tl_desktop.report.content import EvaluationSection, MistakeImage, ReportData
-
-
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Bullets:
-    items: list[str]
-
-
-@dataclass
-class Table:
-    columns: list[str]
-    rows: list[list[str]]
-    caption: str = ""
-
-
-@dataclass
-class Fig:
-    figure: Figure
-    caption: str = ""
-    width: float = 1.0  # fraction of the text width
-
-
-@dataclass
-class FigRow:
-    """Figures side by side (each gets an equal share of the width)."""
-
-    figures: list[Figure]
-    caption: str = ""
-
-
-@dataclass
-class Gallery:
-    items: list[MistakeImage]
-
-
-@dataclass
-class Preformatted:
-    text: str
-
-
-@dataclass
-class PageBreak:
-    pass
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    summary: str
-    blocks: list[Any] = field(default_factory=list)
-
+from tl_desktop.report.blocks import (
+    Bullets,
+    Fig,
+    FigRow,
+    Gallery,
+    PageBreak,
+    Para,
+    Preformatted,
+    Section,
+    Table,
+)
+from tl_desktop.report.data import EvaluationSection, ReportData
 
 SIDE_BY_SIDE_MAX_CLASSES = 5
 
@@ -153,7 +105,11 @@ def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
 
 def build_sections(data: ReportData) -> list[Section]:
     """The report's sections in order."""
-    from tl_desktop.report.settings import dataset_blocks, model_blocks, training_blocks
+    from tl_desktop.report.provenance import (
+        dataset_blocks,
+        model_blocks,
+        training_blocks,
+    )
 
     sections = [Section("summary", "Summary", "what was trained and how well it does",
                         _summary_blocks(data)),

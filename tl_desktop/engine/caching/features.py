@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tl_desktop.engine.runtime.allocator import reuse_freed_memory
-from tl_desktop.engine.caching.store import CacheStore, cache_key, files_fingerprint
-from tl_desktop.engine.runtime.stop import StopToken
 from tl_desktop.engine.caching.decoded_images import DecodedImages
+from tl_desktop.engine.caching.store import CacheStore, cache_key, files_fingerprint
 from tl_desktop.engine.data.preprocess import Preprocessing
+from tl_desktop.engine.runtime.device import to_model_input
+from tl_desktop.engine.runtime.stop import StopToken
 
 FP16_THRESHOLD_BYTES = 256 * 1024**2
 Progress = Callable[[int, int], None]
@@ -44,32 +44,6 @@ def weights_identity(model: nn.Module, stop_block: int) -> str:
             digest.update(f"{index}.{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
             digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def uses_channels_last(model: nn.Module, device: torch.device) -> bool:
-    """channels_last pays on CPU for convolutional backbones (about 2x per train step here)."""
-    return device.type == "cpu" and not getattr(model, "is_transformer", False)
-
-
-def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move ``model`` to ``device`` in the memory format that runs fastest there, and let the process
-    reuse freed activation memory between batches."""
-    reuse_freed_memory()
-    model.to(device)
-    if uses_channels_last(model, device):
-        model.to(memory_format=torch.channels_last)
-    return model
-
-
-def to_model_input(x: torch.Tensor, model: nn.Module, device: torch.device) -> torch.Tensor:
-    """Move a batch to ``device`` (pinned, non-blocking on CUDA) in the model's preferred layout."""
-    if device.type == "cuda" and x.device.type == "cpu":
-        x = x.pin_memory().to(device, non_blocking=True)
-    else:
-        x = x.to(device)
-    if x.dim() == 4 and uses_channels_last(model, device):
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 @dataclass(frozen=True)

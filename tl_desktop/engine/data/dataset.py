@@ -20,8 +20,12 @@ import torch
 
 from tl_desktop.config import DataConfig
 from tl_desktop.engine.data.audit import SPLITS, Audit, build_audit
-from tl_desktop.engine.runtime.stop import StopToken
-from tl_desktop.engine.data.images import SUPPORTED_EXTENSIONS, ImageLoadError, is_supported_file, load_rgb
+from tl_desktop.engine.data.images import (
+    SUPPORTED_EXTENSIONS,
+    ImageLoadError,
+    is_supported_file,
+    load_rgb,
+)
 from tl_desktop.engine.data.scanning import (
     DataError,
     FolderListing,
@@ -34,6 +38,7 @@ from tl_desktop.engine.data.scanning import (
     subfolders,
     walk_files,
 )
+from tl_desktop.engine.runtime.stop import StopToken
 
 __all__ = [
     "Audit", "DataError", "DatasetSplit", "ImageDataset", "Sample", "ScanResult",

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 from tl_desktop.engine.data.images import ImageLoadError, is_supported_file, probe_image
+from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 
 ProgressFn = Callable[[int, int], None]
 

@@ -17,9 +17,9 @@ from tl_desktop.engine.evaluation.bootstrap import bootstrap_intervals
 from tl_desktop.engine.evaluation.metrics import Metrics
 
 if TYPE_CHECKING:
+    from tl_desktop.engine.data.dataset import Sample
     from tl_desktop.engine.models.bundle import LoadedModel
     from tl_desktop.engine.runtime.stop import StopToken
-    from tl_desktop.engine.data.dataset import Sample
 
 SPLITS = ("val", "test")
 
@@ -166,8 +166,8 @@ def predict_split(loaded: "LoadedModel", samples: Sequence["Sample"],
 def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[int, int], None] | None = None,
                  stop: "StopToken | None" = None, **metric_options: Any) -> tuple[Predictions, Metrics]:
     """Evaluate a run's model on its own validation or test split (from ``run_dir/split.json``)."""
-    from tl_desktop.engine.models.bundle import load_bundle
     from tl_desktop.engine.data.dataset import DatasetSplit
+    from tl_desktop.engine.models.bundle import load_bundle
 
     if split not in SPLITS:
         raise EvaluationError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -217,7 +217,11 @@ def _check_same_classes(model_classes: list[str], other: list[str], where: str) 
 def fit_temperature_on_run(run_dir: str | Path, progress: Callable[[int, int], None] | None = None,
                            stop: "StopToken | None" = None) -> dict[str, float]:
     """Fit temperature scaling on the run's validation split and store it in the run's model file."""
-    from tl_desktop.engine.models.bundle import MODEL_SUFFIX, load_bundle, update_bundle_meta
+    from tl_desktop.engine.models.bundle import (
+        MODEL_SUFFIX,
+        load_bundle,
+        update_bundle_meta,
+    )
 
     run_dir = Path(run_dir)
     model_path = run_dir if run_dir.suffix == MODEL_SUFFIX else run_dir / f"model{MODEL_SUFFIX}"

@@ -17,9 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from tl_desktop.engine.evaluation.evaluate import EvaluationError, Predictions, per_class_csv, predictions_csv
-from tl_desktop.fileio import atomic_write_text
+from tl_desktop.engine.evaluation.evaluate import (
+    EvaluationError,
+    Predictions,
+    per_class_csv,
+    predictions_csv,
+)
 from tl_desktop.engine.evaluation.metrics import Metrics
+from tl_desktop.fileio import atomic_write_text
 
 EVALUATION_DIR = "evaluation"
 EXTERNAL_PREFIX = "external-"

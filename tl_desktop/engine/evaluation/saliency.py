@@ -33,8 +33,8 @@ from PIL import Image
 if TYPE_CHECKING:
     import torch
 
-    from tl_desktop.engine.models.bundle import LoadedModel
     from tl_desktop.engine.data.preprocess import Preprocessing
+    from tl_desktop.engine.models.bundle import LoadedModel
 
 
 class ExplainError(Exception):

@@ -19,13 +19,13 @@ from torch import nn
 
 from tl_desktop.engine.models.builders import BUILTIN_BUILDERS, BackboneParts, StateDict
 from tl_desktop.engine.models.specs import BUILTIN_SPECS, BackboneError, BackboneSpec
-from tl_desktop.engine.runtime.stop import StopToken
 from tl_desktop.engine.models.weights import (
     Progress,
     load_state_dict_file,
     register_bundled_weights,
     resolve_weights,
 )
+from tl_desktop.engine.runtime.stop import StopToken
 
 __all__ = [
     "BackboneError", "BackboneParts", "BackboneSpec", "ClassifierModel", "FreezeSummary", "build_parts",

@@ -25,11 +25,11 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop import __version__
-from tl_desktop.engine.runtime.stop import StopToken
-from tl_desktop.engine.runtime.allocator import heavy_work
-from tl_desktop.engine.caching.features import prepare_model, to_model_input
-from tl_desktop.fileio import atomic_writer
 from tl_desktop.engine.data.preprocess import Preprocessing
+from tl_desktop.engine.runtime.allocator import heavy_work
+from tl_desktop.engine.runtime.device import prepare_model, to_model_input
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.fileio import atomic_writer
 
 MODEL_SUFFIX = ".tlmodel"
 FORMAT_VERSION = 1
@@ -199,7 +199,7 @@ class LoadedModel:
         stop: StopToken | None = None,
     ) -> PredictionResult:
         """Predict image files; unreadable ones go to ``failures`` as (path, reason)."""
-        from tl_desktop.engine.caching.decoded_images import input_batches
+        from tl_desktop.engine.data.model_input import input_batches
 
         done_paths: list[str] = []
         rows: list[np.ndarray] = []

@@ -9,22 +9,35 @@ seeded generator, so with augmentation off the cached path sees the same batches
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tl_desktop.engine.caching.decoded_images import (
+    DEFAULT_MEMORY_BUDGET_BYTES,
+    CachedImageDataset,
+    DecodedImages,
+)
+from tl_desktop.engine.caching.features import (
+    FeatureRequest,
+    FeatureSet,
+    activation_bytes,
+    cached_features,
+)
 from tl_desktop.engine.caching.store import CacheStore
+from tl_desktop.engine.data.dataset import Sample
+from tl_desktop.engine.data.images import ImageLoadError
+from tl_desktop.engine.data.preprocess import eval_transform, train_transform
+from tl_desktop.engine.training.batch_sources import (
+    BatchSource,
+    SourceContext,
+    context_loader,
+    drop_last_for,
+)
 from tl_desktop.engine.training.events import CacheProgress, Message
-from tl_desktop.engine.caching.features import FeatureRequest, FeatureSet, cached_features
-from tl_desktop.engine.caching.decoded_images import DEFAULT_MEMORY_BUDGET_BYTES, CachedImageDataset, DecodedImages
-
-if TYPE_CHECKING:
-    from tl_desktop.engine.training.recipe import Phase
-    from tl_desktop.engine.training.trainer import BatchSource, Trainer
+from tl_desktop.engine.training.recipe import Phase, plan_phases
 
 
 class _Indices(Dataset):
@@ -56,57 +69,35 @@ class FeatureBatches:
         return self.features.batches((batch.tolist() for batch in self.order), epoch)
 
 
-def drop_last_for(count: int, batch_size: int) -> bool:
-    """Drop a last batch of one image (BatchNorm cannot train on it) — the trainer's rule."""
-    return count % batch_size == 1 and count > batch_size
-
-
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, device: torch.device,
-                num_workers: int | None, generator: torch.Generator | None) -> DataLoader:
-    """A DataLoader sized for the machine: workers + intra-op threads never exceed the cores."""
-    from tl_desktop.engine.runtime.device import default_num_workers
-    from tl_desktop.engine.training.recipe import seed_worker
-
-    workers = default_num_workers(device, num_workers)
-    if device.type == "cpu" and workers > 0:
-        # Each worker decodes on a core of its own; the training step gets the cores that are left.
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - workers)))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,
-                      generator=generator, worker_init_fn=seed_worker, pin_memory=device.type == "cuda",
-                      persistent_workers=workers > 0)
-
-
 class CachedSources:
     """Builds the cached batch sources for a trainer's phases; decodes images only on a cache miss."""
 
-    def __init__(self, trainer: Trainer, store: CacheStore | None = None,
+    def __init__(self, context: SourceContext, store: CacheStore | None = None,
                  memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES) -> None:
-        self.trainer = trainer
+        self.context = context
         self.store = store or CacheStore()
         self.memory_budget_bytes = memory_budget_bytes
         self._images: dict[str, DecodedImages] = {}
         self._features: dict[tuple[str, int], FeatureSet] = {}
 
     # ----- pieces ---------------------------------------------------------------------------------
-    def _samples(self, split_name: str) -> list[Any]:
-        split = self.trainer.scan.split
+    def _samples(self, split_name: str) -> list[Sample]:
+        split = self.context.split
         return list(split.train if split_name == "train" else split.val)
 
     def _progress(self, stage: str) -> Callable[[int, int], None]:
-        return lambda done, total: self.trainer.emit(CacheProgress(stage, done, total))
+        return lambda done, total: self.context.emit(CacheProgress(stage, done, total))
 
     def images(self, split_name: str) -> DecodedImages:
         """The decoded images of ``split_name`` ("train" or "val"), decoding them on first use."""
         if split_name not in self._images:
-            from tl_desktop.engine.data.images import ImageLoadError
-
-            split = self.trainer.scan.split
+            split = self.context.split
             total = len(split.train) + len(split.val)
             samples = self._samples(split_name)
             budget = self.memory_budget_bytes * len(samples) // max(1, total)
-            images = DecodedImages([s.path for s in samples], self.trainer.spec.preprocessing,
+            images = DecodedImages([s.path for s in samples], self.context.preprocessing,
                                    memory_budget_bytes=budget, store=self.store,
-                                   progress=self._progress(f"decoding {split_name} images"), stop=self.trainer.stop)
+                                   progress=self._progress(f"decoding {split_name} images"), stop=self.context.stop)
             if images.failures:
                 images.close()
                 path, reason = images.failures[0]
@@ -119,10 +110,8 @@ class CachedSources:
         """Cached frozen-part outputs for ``split_name`` at ``boundary`` (pooled for the head)."""
         cache_id = (split_name, -1 if pooled else boundary)
         if cache_id not in self._features:
-            from tl_desktop.engine.data.preprocess import eval_transform, train_transform
-
-            cfg = self.trainer.config.train
-            pre = self.trainer.spec.preprocessing
+            cfg = self.context.config.train
+            pre = self.context.preprocessing
             augment = split_name == "train" and cfg.augmentation != "none"
             request = FeatureRequest(boundary=boundary, pooled=pooled, views=cfg.cached_views if augment else 1,
                                      augmentation=cfg.augmentation if augment else "none", seed=cfg.seed)
@@ -135,29 +124,26 @@ class CachedSources:
             activations = (self.features(split_name, later, False)
                            if pooled and later is not None and self.should_cache_boundary(split_name, later) else None)
             self._features[cache_id] = cached_features(
-                self.trainer.model, _LazyImages(self, split_name, [s.path for s in samples]),
-                [s.label for s in samples], transform, request, pre, cfg.batch_size, self.trainer.device,
-                store=self.store, progress=self._progress(f"computing {split_name} {what}"), stop=self.trainer.stop,
+                self.context.model, _LazyImages(self, split_name, [s.path for s in samples]),
+                [s.label for s in samples], transform, request, pre, cfg.batch_size, self.context.device,
+                store=self.store, progress=self._progress(f"computing {split_name} {what}"), stop=self.context.stop,
                 activations=activations,
             )
         return self._features[cache_id]
 
     def _later_boundary(self) -> int | None:
         """The freeze boundary of the phase after the head phase, when it keeps some blocks frozen."""
-        from tl_desktop.engine.training.recipe import plan_phases
-
-        cfg = self.trainer.config
+        cfg = self.context.config
         for phase in plan_phases(cfg.train, cfg.model.trainable_blocks):
             boundary = self.boundary(phase)
-            if 0 < boundary < len(self.trainer.model.blocks):
+            if 0 < boundary < len(self.context.model.blocks):
                 return boundary
         return None
 
     # ----- the seam -------------------------------------------------------------------------------
     def boundary(self, phase: Phase) -> int:
         """The first trainable block of ``phase`` (0 when everything trains)."""
-        model = self.trainer.model
-        count = len(model.blocks)
+        count = len(self.context.model.blocks)
         trainable = phase.trainable_blocks
         return 0 if trainable == "all" else max(0, count - int(trainable))
 
@@ -165,10 +151,9 @@ class CachedSources:
         """Cache activations only when the frozen part exists and they fit the disk and the cache limit."""
         if boundary == 0:
             return False
-        from tl_desktop.engine.caching.features import activation_bytes
-
-        views = self.trainer.config.train.cached_views if self.trainer.config.train.augmentation != "none" else 1
-        needed = activation_bytes(self.trainer.model, boundary, self.trainer.spec.preprocessing.input_size,
+        cfg = self.context.config.train
+        views = cfg.cached_views if cfg.augmentation != "none" else 1
+        needed = activation_bytes(self.context.model, boundary, self.context.preprocessing.input_size,
                                   len(self._samples(split_name)) * views)
         self.store.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.store.root).free
@@ -176,48 +161,39 @@ class CachedSources:
 
     def train_source(self, phase: Phase) -> BatchSource:
         """Training batches for ``phase`` from the caches."""
-        from tl_desktop.engine.training.trainer import BatchSource
-
         self.val_source(phase)  # build validation's cache now, so all cache progress comes before the phase
         boundary = self.boundary(phase)
         count = len(self._samples("train"))
-        batch = self.trainer.config.train.batch_size
+        batch = self.context.config.train.batch_size
         drop_last = drop_last_for(count, batch)
-        if boundary == len(self.trainer.model.blocks) or self.should_cache_boundary("train", boundary):
-            pooled = boundary == len(self.trainer.model.blocks)
+        if boundary == len(self.context.model.blocks) or self.should_cache_boundary("train", boundary):
+            pooled = boundary == len(self.context.model.blocks)
             feats = self.features("train", boundary, pooled)
-            batches = FeatureBatches(feats, batch, True, drop_last, self.trainer.generator)
+            batches = FeatureBatches(feats, batch, True, drop_last, self.context.generator)
             return BatchSource(batches, len(batches), start_block=boundary, pooled=pooled)
         if boundary > 0:
-            self.trainer.emit(Message("info", "activations at the freeze boundary are too large to cache; "
+            self.context.emit(Message("info", "activations at the freeze boundary are too large to cache; "
                                               "the frozen blocks run every epoch"))
-        return self._image_source("train", phase, shuffle=True, drop_last=drop_last)
+        return self._image_source("train", shuffle=True, drop_last=drop_last)
 
     def val_source(self, phase: Phase) -> BatchSource:
         """Validation batches for ``phase``: cached features where the frozen part allows it."""
-        from tl_desktop.engine.training.trainer import BatchSource
-
         boundary = self.boundary(phase)
-        batch = self.trainer.config.train.batch_size
-        if boundary == len(self.trainer.model.blocks) or self.should_cache_boundary("val", boundary):
-            pooled = boundary == len(self.trainer.model.blocks)
+        batch = self.context.config.train.batch_size
+        if boundary == len(self.context.model.blocks) or self.should_cache_boundary("val", boundary):
+            pooled = boundary == len(self.context.model.blocks)
             feats = self.features("val", boundary, pooled)
-            batches = FeatureBatches(feats, batch, False, False, self.trainer.generator)
+            batches = FeatureBatches(feats, batch, False, False, self.context.generator)
             return BatchSource(batches, len(batches), start_block=boundary, pooled=pooled)
-        return self._image_source("val", phase, shuffle=False, drop_last=False)
+        return self._image_source("val", shuffle=False, drop_last=False)
 
-    def _image_source(self, split_name: str, phase: Phase, shuffle: bool, drop_last: bool) -> BatchSource:
-        from tl_desktop.engine.data.preprocess import eval_transform, train_transform
-        from tl_desktop.engine.training.trainer import BatchSource
-
-        cfg = self.trainer.config.train
-        pre = self.trainer.spec.preprocessing
-        transform = train_transform(pre, cfg.augmentation) if split_name == "train" else eval_transform(pre)
+    def _image_source(self, split_name: str, shuffle: bool, drop_last: bool) -> BatchSource:
+        pre = self.context.preprocessing
+        augmentation = self.context.config.train.augmentation
+        transform = train_transform(pre, augmentation) if split_name == "train" else eval_transform(pre)
         samples = self._samples(split_name)
         dataset = CachedImageDataset(self.images(split_name), [s.label for s in samples], transform)
-        loader = make_loader(dataset, cfg.batch_size, shuffle, drop_last, self.trainer.device, cfg.num_workers,
-                             self.trainer.generator)
-        return BatchSource(loader, len(loader), start_block=0)
+        return context_loader(self.context, dataset, shuffle, drop_last)
 
     def close(self) -> None:
         """Release decoded images (and their spill files) and feature memory maps."""

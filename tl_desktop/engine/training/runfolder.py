@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tl_desktop.config import RunConfig
-from tl_desktop.engine.models.bundle import RUN_MODEL_NAME, BundleMeta, save_bundle, state_bytes
+from tl_desktop.engine.models.bundle import (
+    RUN_MODEL_NAME,
+    BundleMeta,
+    save_bundle,
+    state_bytes,
+)
 from tl_desktop.fileio import DiskWriteError, atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:

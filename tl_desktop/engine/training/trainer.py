@@ -4,9 +4,9 @@ A fit emits the events in :mod:`tl_desktop.engine.training.events`' order and ne
 problems: a stop request ends it with status "stopped", any error with status "failed" (a one-line
 ``error`` plus the traceback in ``error_details``), and ``FitEnded`` is always the last event.
 
-Seam for speed-ups: each phase gets its batches from :meth:`Trainer.train_source` and validation
-from :meth:`Trainer.val_source`. A :class:`BatchSource` says what its inputs are (images, the
-output of block ``start_block - 1``, or pooled features), so cached activations can replace image
+Seam for speed-ups: each phase gets its batches from the run's batch sources
+(:mod:`tl_desktop.engine.training.batch_sources`). A ``BatchSource`` says what its inputs are (images,
+the output of block ``start_block - 1``, or pooled features), so cached activations replace image
 decoding without touching the loop.
 """
 
@@ -14,22 +14,39 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from tl_desktop.config import ConfigError, RunConfig
-from tl_desktop.engine.training import recipe
 from tl_desktop.engine.runtime.allocator import heavy_work
-from tl_desktop.engine.training.cached_sources import CachedSources, drop_last_for, make_loader
-from tl_desktop.engine.training.callbacks import Callback, EarlyStopping, History, JsonlLogger, is_better
+from tl_desktop.engine.runtime.device import (
+    configure_threads,
+    describe_device,
+    pick_device,
+    prepare_model,
+    to_model_input,
+)
 from tl_desktop.engine.runtime.stop import StopRequested, StopToken
-from tl_desktop.engine.runtime.device import configure_threads, describe_device, pick_device
+from tl_desktop.engine.training import recipe
+from tl_desktop.engine.training.batch_sources import (
+    BatchSource,
+    BatchSources,
+    PlainSources,
+    SourceContext,
+)
+from tl_desktop.engine.training.cached_sources import CachedSources
+from tl_desktop.engine.training.callbacks import (
+    Callback,
+    EarlyStopping,
+    History,
+    JsonlLogger,
+    is_better,
+)
 from tl_desktop.engine.training.events import (
     BatchEnded,
     CacheProgress,
@@ -42,10 +59,14 @@ from tl_desktop.engine.training.events import (
     Message,
     PhaseStarted,
 )
-from tl_desktop.engine.caching.features import prepare_model as place_model
-from tl_desktop.engine.caching.features import to_model_input
+from tl_desktop.engine.training.runfolder import (
+    EVENTS_NAME,
+    export_best_model,
+    new_run_dir,
+    save_checkpoint,
+    write_run_records,
+)
 from tl_desktop.fileio import DiskWriteError
-from tl_desktop.engine.training.runfolder import EVENTS_NAME, export_best_model, new_run_dir, save_checkpoint, write_run_records
 
 if TYPE_CHECKING:
     from tl_desktop.engine.data.dataset import ScanResult
@@ -61,20 +82,6 @@ class FitResult:
     best_epoch: int | None
     best_val_accuracy: float | None
     history: list[EpochEnded]
-
-
-@dataclass
-class BatchSource:
-    """A re-iterable of (inputs, labels) batches and what the inputs are.
-
-    ``start_block`` = k: inputs are the output of block k-1 (0 = preprocessed images);
-    ``pooled``: inputs are pooled features, so only the head runs.
-    """
-
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
-    steps: int
-    start_block: int = 0
-    pooled: bool = False
 
 
 def describe_error(exc: BaseException) -> str:
@@ -125,7 +132,7 @@ class Trainer:
         self.criterion: torch.nn.Module | None = None
         self._callbacks: list[Callback] = []
         self._started = False
-        self.caches: CachedSources | None = None
+        self.sources: BatchSources | None = None
 
     # ----- events -------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -169,8 +176,8 @@ class Trainer:
                 status = "stopped"
             except Exception as exc:  # noqa: BLE001 - fit reports every failure as an event, never raises
                 status, error, details = "failed", describe_error(exc), traceback.format_exc()
-            if self.caches is not None:
-                self.caches.close()
+            if self.sources is not None:
+                self.sources.close()
         if status != "failed" and self._best is not None:
             try:
                 model_path = self._export()
@@ -190,8 +197,8 @@ class Trainer:
 
     def _prepare(self) -> None:
         """Seed, pick the device, scan the data and write the run folder's records."""
-        from tl_desktop.engine.models.backbones import get_backbone_spec
         from tl_desktop.engine.data.dataset import scan_dataset
+        from tl_desktop.engine.models.backbones import get_backbone_spec
 
         cfg = self.config.validate()
         self.generator = recipe.seed_everything(cfg.train.seed)
@@ -218,12 +225,10 @@ class Trainer:
             cfg.model.backbone, num_classes=len(self.scan.split.classes), dropout=cfg.model.dropout,
             pretrained=True, weights_file=cfg.model.weights_file, progress=progress, stop=self.stop,
         )
-        self.model = self.prepare_model(model)
-        self.caches = CachedSources(self) if self.use_caches else None
-
-    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move the model to the training device, channels_last for CNNs on the CPU."""
-        return place_model(model, self.device)
+        self.model = prepare_model(model, self.device)
+        context = SourceContext(cfg, self.scan.split, self.spec.preprocessing, self.model, self.device,
+                                self.generator, self.stop, self.emit)
+        self.sources = CachedSources(context) if self.use_caches else PlainSources(context)
 
     def move_batch(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Move one batch to the training device in the model's memory format (pinned on CUDA)."""
@@ -256,36 +261,6 @@ class Trainer:
             weights = weights.to(self.device)
         self.criterion = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=self.config.train.label_smoothing)
 
-    # ----- the seam: where batches come from ----------------------------------------------------
-    def train_source(self, phase: recipe.Phase) -> BatchSource:
-        """Training batches for ``phase``: from the caches, else augmented images decoded each epoch."""
-        if self.caches is not None:
-            return self.caches.train_source(phase)
-        from tl_desktop.engine.data.dataset import ImageDataset
-        from tl_desktop.engine.data.preprocess import decode_size, train_transform
-
-        samples = self.scan.split.train
-        pre = self.spec.preprocessing
-        dataset = ImageDataset(samples, train_transform(pre, self.config.train.augmentation), decode_size(pre))
-        loader = self._loader(dataset, shuffle=True, drop_last=drop_last_for(len(samples), self.config.train.batch_size))
-        return BatchSource(loader, len(loader), start_block=0)
-
-    def val_source(self, phase: recipe.Phase) -> BatchSource:
-        """Validation batches: images through the one evaluation transform (or their cached features)."""
-        if self.caches is not None:
-            return self.caches.val_source(phase)
-        from tl_desktop.engine.data.dataset import ImageDataset
-        from tl_desktop.engine.data.preprocess import decode_size, eval_transform
-
-        pre = self.spec.preprocessing
-        dataset = ImageDataset(self.scan.split.val, eval_transform(pre), decode_size(pre))
-        loader = self._loader(dataset, shuffle=False, drop_last=False)
-        return BatchSource(loader, len(loader), start_block=0)
-
-    def _loader(self, dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        cfg = self.config.train
-        return make_loader(dataset, cfg.batch_size, shuffle, drop_last, self.device, cfg.num_workers, self.generator)
-
     def logits(self, inputs: torch.Tensor, source: BatchSource) -> torch.Tensor:
         """Run the part of the model that ``source``'s inputs have not been through yet (bf16 AMP on CUDA)."""
         amp = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -298,7 +273,7 @@ class Trainer:
     def _run_phase(self, phase: recipe.Phase) -> bool:
         """Train one phase; return False when a callback ended training early."""
         summary = self.model.set_trainable_blocks(phase.trainable_blocks)
-        source = self.train_source(phase)
+        source = self.sources.train_source(phase)
         optimizer = recipe.make_optimizer(self.model, phase.lr, self.config.train.weight_decay)
         scheduler = recipe.make_scheduler(optimizer, source.steps, phase.epochs, self.config.train.warmup_epochs)
         self.emit(PhaseStarted(phase.name, phase.first_epoch, phase.last_epoch, summary.trainable_params,
@@ -342,7 +317,7 @@ class Trainer:
 
     def _validate(self, phase: recipe.Phase) -> tuple[float, float]:
         """Plain (unweighted, unsmoothed) cross-entropy and accuracy on the validation images."""
-        source = self.val_source(phase)
+        source = self.sources.val_source(phase)
         self.model.eval()
         loss_sum, correct, seen = 0.0, 0, 0
         with torch.inference_mode():

@@ -7,15 +7,34 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-    QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QStyle,
-    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QStyle,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from tl_desktop.config import DataConfig
 from tl_desktop.gui.pages.base import Page
 from tl_desktop.gui.widgets import dialogs
-from tl_desktop.gui.widgets.common import PathPicker, heading, hint, stretch_first_column
+from tl_desktop.gui.widgets.common import (
+    PathPicker,
+    heading,
+    hint,
+    stretch_first_column,
+)
 from tl_desktop.gui.widgets.thumbnails import ThumbnailStrip, load_thumbnails
 
 THUMBS_PER_CLASS = 8
@@ -206,7 +225,7 @@ class DataPage(Page):
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(done)
-            self.progress.setFormat(f"Checked %v of %m images")
+            self.progress.setFormat("Checked %v of %m images")
 
     def _scanned(self, cfg: DataConfig, scan: Any, thumbs: dict[int, list]) -> None:
         self.session.config = self.session.config.replace(data=cfg)

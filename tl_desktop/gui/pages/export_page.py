@@ -9,7 +9,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+)
 
 from tl_desktop.gui.pages.base import Page
 from tl_desktop.gui.widgets.common import PathPicker, heading, hint

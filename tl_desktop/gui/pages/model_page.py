@@ -6,13 +6,22 @@ import time
 from typing import Any
 
 from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
 )
 
 from tl_desktop.engine.caching.store import human_size
 from tl_desktop.gui.pages.base import Page
 from tl_desktop.gui.widgets import cache_dialog
-from tl_desktop.gui.widgets.backbone_table import BackboneTable, speed_text, weights_text
+from tl_desktop.gui.widgets.backbone_table import (
+    BackboneTable,
+    speed_text,
+    weights_text,
+)
 from tl_desktop.gui.widgets.common import heading, hint
 from tl_desktop.gui.widgets.freeze_view import FreezeControl
 from tl_desktop.gui.widgets.settings_form import SettingsForm

@@ -10,12 +10,25 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar,
-    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
+    QAbstractItemView,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
 )
 
 from tl_desktop.gui.pages.base import Page
-from tl_desktop.gui.widgets.common import heading, hint, local_paths, stretch_first_column
+from tl_desktop.gui.widgets.common import (
+    heading,
+    hint,
+    local_paths,
+    stretch_first_column,
+)
 from tl_desktop.gui.widgets.thumbnails import pil_to_qimage
 
 TOP_K = 5

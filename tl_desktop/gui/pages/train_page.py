@@ -10,13 +10,27 @@ from typing import Any
 from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QVBoxLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
 )
 
 from tl_desktop.engine.training.callbacks import format_seconds
 from tl_desktop.engine.training.events import (
-    BatchEnded, CacheProgress, CheckpointSaved, EpochEnded, EpochStarted, Event, FitEnded, FitStarted,
-    Message, PhaseStarted,
+    BatchEnded,
+    CacheProgress,
+    CheckpointSaved,
+    EpochEnded,
+    EpochStarted,
+    Event,
+    FitEnded,
+    FitStarted,
+    Message,
+    PhaseStarted,
 )
 from tl_desktop.gui.pages.base import Page
 from tl_desktop.gui.widgets import dialogs

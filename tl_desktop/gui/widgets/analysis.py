@@ -12,8 +12,18 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider,
-    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from tl_desktop.gui.widgets.common import PathPicker, hint, stretch_first_column
@@ -185,9 +195,9 @@ class ExternalPanel(QWidget):
         self.message.setText(f"Evaluating {folder}…")
 
         def evaluate(ctx: Any) -> tuple[Any, Any]:
-            from tl_desktop.engine.models.bundle import load_bundle
             from tl_desktop.engine.evaluation.evaluate import evaluate_folder
             from tl_desktop.engine.evaluation.files import external_dir, save_evaluation
+            from tl_desktop.engine.models.bundle import load_bundle
 
             predictions, metrics = evaluate_folder(load_bundle(run_dir), folder, progress=ctx.progress,
                                                    stop=ctx.stop)

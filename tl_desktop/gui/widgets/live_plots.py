@@ -114,8 +114,9 @@ class LivePlots(QWidget):
 
 def build_figure() -> Any:
     """The two empty axes with their lines (worker thread: imports matplotlib)."""
-    import tl_desktop.gui.widgets.threaded_canvas  # noqa: F401  (imports the Qt backend off the GUI thread)
     from matplotlib.figure import Figure
+
+    import tl_desktop.gui.widgets.threaded_canvas  # noqa: F401  (imports the Qt backend off the GUI thread)
 
     figure = Figure(figsize=(8, 3))
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)

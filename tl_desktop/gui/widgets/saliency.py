@@ -11,7 +11,14 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSplitter, QVBoxLayout,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -42,8 +49,8 @@ class ModelHolder:
 
 def compute_overlay(holder: ModelHolder, path: str, target: int | None) -> tuple[QImage, QImage, str]:
     """(image, overlay, explained class) as QImages; runs on a worker thread."""
-    from tl_desktop.engine.evaluation.saliency import explain, overlay
     from tl_desktop.engine.data.preprocess import load_for_model
+    from tl_desktop.engine.evaluation.saliency import explain, overlay
 
     loaded = holder.get()
     image = load_for_model(path, loaded.preprocessing)

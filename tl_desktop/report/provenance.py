@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tl_desktop.report import figures
-from tl_desktop.report.content import ReportData
+from tl_desktop.report.blocks import Bullets, Fig, Para, Table
+from tl_desktop.report.data import ReportData
 
 SPLIT_NAMES = {"train": "Training", "val": "Validation", "test": "Test"}
 MAX_LISTED = 8
@@ -13,8 +14,6 @@ MAX_LISTED = 8
 
 def dataset_blocks(data: ReportData) -> list[Any]:
     """Classes and counts per split, how the split was made, and what the audit found."""
-    from tl_desktop.report.sections import Bullets, Para, Table
-
     cfg = data.config.get("data", {})
     audit = data.audit
     if audit is None:
@@ -64,8 +63,6 @@ def _trainable_text(data: ReportData) -> str:
 
 def model_blocks(data: ReportData) -> list[Any]:
     """Backbone, freezing, hyper-parameters, seeds, device, calibration and library versions."""
-    from tl_desktop.report.sections import Para, Table
-
     model, train, cfg_data = (data.config.get(k, {}) for k in ("model", "train", "data"))
     finetune = [p for p in data.phases if p.phase == "finetune"]
     phase_params = finetune[-1] if finetune else (data.phases[-1] if data.phases else None)
@@ -98,8 +95,6 @@ def model_blocks(data: ReportData) -> list[Any]:
 
 def training_blocks(data: ReportData) -> list[Any]:
     """Training curves and how the run ended."""
-    from tl_desktop.report.sections import Fig, Para
-
     ended = data.ended
     if ended is None:
         summary = "The event log has no end record; the run may have been interrupted."

@@ -1,0 +1,117 @@
+"""Where a phase's batches come from: one small protocol, a plain and a cached implementation.
+
+The trainer asks its sources for a phase's training and validation batches and closes them at the
+end; it never knows whether images are decoded every epoch (:class:`PlainSources`) or cached
+activations replace the frozen part of the network (:class:`~tl_desktop.engine.training.cached_sources.CachedSources`).
+Both are built from a :class:`SourceContext`, the few facts of a run they need.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from tl_desktop.config import RunConfig
+from tl_desktop.engine.data.dataset import DatasetSplit, ImageDataset
+from tl_desktop.engine.data.preprocess import (
+    Preprocessing,
+    decode_size,
+    eval_transform,
+    train_transform,
+)
+from tl_desktop.engine.runtime.device import default_num_workers
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.training.events import Event
+from tl_desktop.engine.training.recipe import Phase, seed_worker
+
+
+@dataclass
+class BatchSource:
+    """A re-iterable of (inputs, labels) batches and what the inputs are.
+
+    ``start_block`` = k: inputs are the output of block k-1 (0 = preprocessed images);
+    ``pooled``: inputs are pooled features, so only the head runs.
+    """
+
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    steps: int
+    start_block: int = 0
+    pooled: bool = False
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What batch sources need from a run: its settings, data, network, device, randomness and voice."""
+
+    config: RunConfig
+    split: DatasetSplit
+    preprocessing: Preprocessing
+    model: torch.nn.Module
+    device: torch.device
+    generator: torch.Generator | None
+    stop: StopToken
+    emit: Callable[[Event], None]
+
+
+class BatchSources(Protocol):
+    """Training and validation batches for each phase of a run."""
+
+    def train_source(self, phase: Phase) -> BatchSource: ...
+
+    def val_source(self, phase: Phase) -> BatchSource: ...
+
+    def close(self) -> None: ...
+
+
+def drop_last_for(count: int, batch_size: int) -> bool:
+    """Drop a last batch of one image (BatchNorm cannot train on it)."""
+    return count % batch_size == 1 and count > batch_size
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, device: torch.device,
+                num_workers: int | None, generator: torch.Generator | None) -> DataLoader:
+    """A DataLoader sized for the machine: workers + intra-op threads never exceed the cores."""
+    workers = default_num_workers(device, num_workers)
+    if device.type == "cpu" and workers > 0:
+        # Each worker decodes on a core of its own; the training step gets the cores that are left.
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - workers)))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,
+                      generator=generator, worker_init_fn=seed_worker, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0)
+
+
+def context_loader(context: SourceContext, dataset: Dataset, shuffle: bool, drop_last: bool) -> BatchSource:
+    """Image batches of ``dataset`` through a loader with the run's batch size, workers and generator."""
+    cfg = context.config.train
+    loader = make_loader(dataset, cfg.batch_size, shuffle, drop_last, context.device, cfg.num_workers,
+                         context.generator)
+    return BatchSource(loader, len(loader), start_block=0)
+
+
+class PlainSources:
+    """Every batch decoded from its image file, every epoch (augmented for training)."""
+
+    def __init__(self, context: SourceContext) -> None:
+        self.context = context
+
+    def train_source(self, phase: Phase) -> BatchSource:
+        """Augmented training images, decoded each epoch."""
+        ctx = self.context
+        samples = ctx.split.train
+        pre = ctx.preprocessing
+        dataset = ImageDataset(samples, train_transform(pre, ctx.config.train.augmentation), decode_size(pre))
+        return context_loader(ctx, dataset, True, drop_last_for(len(samples), ctx.config.train.batch_size))
+
+    def val_source(self, phase: Phase) -> BatchSource:
+        """Validation images through the one evaluation transform."""
+        pre = self.context.preprocessing
+        dataset = ImageDataset(self.context.split.val, eval_transform(pre), decode_size(pre))
+        return context_loader(self.context, dataset, False, False)
+
+    def close(self) -> None:
+        """Nothing to release: loaders end with their iteration."""
