@@ -42,3 +42,42 @@ def test_unwritable_folder_raises_disk_write_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(DiskWriteError):
         atomic_write_text(blocker / "out.json", "x")
+
+
+def test_data_is_flushed_and_fsynced_before_the_rename(tmp_path, monkeypatch):
+    """A crash right after the rename must find the whole new file on disk, not an empty one."""
+    target = tmp_path / "model.tlmodel"
+    payload = b"x" * 1000  # well below the buffer size, so nothing reaches the file without a flush
+    calls: list[tuple[str, object]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", os.fstat(fd).st_size))  # what the disk would hold at this moment
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", os.path.getsize(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_writer(target) as handle:
+        handle.write(payload)
+        assert calls == []  # nothing is synced or renamed while the caller still writes
+    assert calls == [("fsync", len(payload)), ("replace", len(payload))]
+    assert target.read_bytes() == payload
+
+
+def test_a_failed_rename_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "out.json"
+    atomic_write_text(target, "old")
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)  # the retries would wait 1 s in all
+    with pytest.raises(DiskWriteError, match="out.json"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
