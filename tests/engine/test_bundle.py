@@ -113,18 +113,40 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+# pytest's tmp_path holds the test's name and the message holds the path: match what only the refusal says.
+REFUSAL = "refuses to load it because pickle files can run code"
+
+
 def test_bundle_with_pickle_is_refused(model_and_meta, tmp_path):
     model, meta = model_and_meta
+    assert REFUSAL not in str(tmp_path)
     sneaky = tmp_path / "sneaky.tlmodel"
     sneaky.write_bytes(_zip_bytes({"meta.json": json.dumps(meta.to_dict()).encode(),
                                    "weights.safetensors": b"", "archive/data.pkl": b"\x80\x04cos\nsystem\n."}))
-    with pytest.raises(BundleError, match="pickle"):
+    with pytest.raises(BundleError, match=REFUSAL):
         load_bundle(sneaky)
 
     torch_file = tmp_path / "torch_save.tlmodel"
     torch.save(model.state_dict(), torch_file)  # a zip whose data.pkl needs the unpickler
-    with pytest.raises(BundleError, match="pickle"):
+    with pytest.raises(BundleError, match=REFUSAL) as refused:
         load_bundle(torch_file)
+    assert "data.pkl" in str(refused.value)
+
+
+@pytest.mark.parametrize("member", ["extra/data.pkl", "notes.pickle", "model.pt", "model.pth", "pytorch_model.bin",
+                                    "last.ckpt", "SHOUTING/DATA.PKL"])
+def test_a_valid_model_file_with_a_pickle_inside_is_refused(model_and_meta, tmp_path, member):
+    """Everything else in the file loads fine, so only the pickle check stands between it and the user."""
+    model, meta = model_and_meta
+    path = save_bundle(tmp_path / "m.tlmodel", model, meta)
+    load_bundle(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(member, b"\x80\x04cos\nsystem\n.")
+    with pytest.raises(BundleError, match=REFUSAL) as refused:
+        load_bundle(path)
+    assert member in str(refused.value)
+    with pytest.raises(BundleError, match=REFUSAL):
+        update_bundle_meta(path, temperature=2.0)  # metadata updates read the file the same way
 
 
 @pytest.mark.parametrize("content, message", [
