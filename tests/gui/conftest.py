@@ -54,9 +54,14 @@ def dialogs_shown(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture
 def window(qtbot, settings, dialogs_shown, tiny_backbone, tmp_path: Path):
-    """The main window with throw-away settings; every worker is stopped and joined afterwards."""
+    """The main window with throw-away settings.
+
+    Teardown closes it while the tiny backbone is still registered (fixtures end in reverse order):
+    closing shuts down every task in the window, drops the signals they had not delivered and starts
+    no task later, so nothing of this test reaches the next one. Then no worker may be left anywhere.
+    """
     from tl_desktop.gui.main_window import MainWindow
-    from tl_desktop.gui.worker import stop_all_workers
+    from tl_desktop.gui.worker import leftover_workers
 
     settings.setValue("model/backbone", TINY_NAME)
     settings.setValue("folders/runs", str(tmp_path / "runs"))
@@ -64,7 +69,19 @@ def window(qtbot, settings, dialogs_shown, tiny_backbone, tmp_path: Path):
     qtbot.addWidget(win)
     win.show()
     yield win
-    assert stop_all_workers(60000)
+    close_window(qtbot, win)
+    assert not leftover_workers()
+
+
+def close_window(qtbot, win) -> None:
+    """Close ``win`` for good: stop a training run first (closing asks about it), then close."""
+    from tl_desktop.gui.tasks import Tasks
+
+    if win.session.training:
+        win.train_page.stop_training()
+        qtbot.waitUntil(lambda: not win.session.training, timeout=60000)
+    win.close()
+    assert all(tasks.closed for tasks in win.findChildren(Tasks))
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from tl_desktop.gui.pages.predict_page import PredictPage
 from tl_desktop.gui.pages.results_page import ResultsPage
 from tl_desktop.gui.pages.train_page import TrainPage
 from tl_desktop.gui.session import Session
+from tl_desktop.gui.tasks import shutdown_tasks_within
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import local_paths
 
@@ -154,8 +155,7 @@ class MainWindow(QMainWindow):
                 self.train_page.stop_training()
             event.ignore()
             return
-        for page in self.pages:
-            page.shutdown()
+        shutdown_tasks_within(self)  # every page's and dialog's tasks: a closed window reports nothing later
         self.session.remember("window/geometry", self.saveGeometry())
         self.session.settings.sync()
         event.accept()

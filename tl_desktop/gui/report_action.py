@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import hint
-from tl_desktop.gui.worker import TaskContext, Worker, start_worker
+from tl_desktop.gui.tasks import Tasks
+from tl_desktop.gui.worker import TaskContext, Worker
 
 
 class ReportDialog(QDialog):
@@ -40,6 +41,7 @@ class ReportDialog(QDialog):
         self.run_dir = Path(run_dir)
         self.data: Any = None
         self.files: Any = None
+        self.tasks = Tasks(self)
         self.worker: Worker | None = None
         self.setWindowTitle(f"Report of {self.run_dir.name}")
         self.resize(760, 620)
@@ -81,7 +83,7 @@ class ReportDialog(QDialog):
         layout.addWidget(self.card, 1)
         layout.addLayout(folder_row)
         layout.addLayout(buttons)
-        self.finished.connect(lambda _result: self.worker is not None and self.worker.stop())
+        self.finished.connect(lambda _result: self.tasks.stop())
         self._gather()
 
     def _start(self, fn: Any, on_success: Any, error_title: str, error_hint: str) -> None:
@@ -92,7 +94,7 @@ class ReportDialog(QDialog):
             worker.finished.connect(self.busy.hide)
 
         self.busy.show()
-        self.worker = start_worker(fn, "report", connect, owner=self)
+        self.worker = self.tasks.start(fn, "report", connect)
 
     def _gather(self) -> None:
         run_dir = self.run_dir

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from tl_desktop.engine.runtime.stop import StopRequested, StopToken
@@ -55,14 +56,16 @@ class TaskContext:
 class QtRelay(Callback):
     """A trainer callback that re-emits events as Qt signals (BatchEnded throttled, others all)."""
 
-    def __init__(self, ctx: TaskContext, batch_interval_s: float = BATCH_EVENT_INTERVAL_S) -> None:
+    def __init__(self, ctx: TaskContext, batch_interval_s: float = BATCH_EVENT_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._ctx = ctx
         self._interval = batch_interval_s
-        self._last_batch = 0.0
+        self._clock = clock
+        self._last_batch = float("-inf")
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, BatchEnded):
-            now = time.monotonic()
+            now = self._clock()
             if now - self._last_batch < self._interval and event.step < event.steps:
                 return
             self._last_batch = now
@@ -94,6 +97,7 @@ class Worker(QObject):
         self._timer.setInterval(DRAIN_INTERVAL_MS)
         self._timer.timeout.connect(self._drain)
         self._running = False
+        self._discarded = False
 
     def start(self) -> None:
         """Start the task on its own thread (connect the signals first)."""
@@ -114,6 +118,29 @@ class Worker(QObject):
         if self._thread.ident is not None:
             self._thread.join(timeout_ms / 1000)
         return not self._thread.is_alive()
+
+    @property
+    def thread_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def delivering(self) -> bool:
+        """Whether signals of this task may still be emitted (queued, or the task still runs)."""
+        return self._running and not self._discarded and shiboken6.isValid(self)
+
+    def discard(self) -> None:
+        """Nobody listens any more: ask the task to stop, drop the signals not yet delivered and deliver
+        none later. Its thread, if still running, ends on its own."""
+        self.stop_token.request()
+        self._discarded = True
+        self._running = False
+        if shiboken6.isValid(self):
+            self._timer.stop()
+        while True:
+            try:
+                self._outbox.get_nowait()
+            except queue.Empty:
+                break
 
     def post(self, signal_name: str, *args: Any) -> None:
         """Queue a signal for the GUI thread (called from the worker thread)."""
@@ -136,7 +163,7 @@ class Worker(QObject):
             self.post("finished")
 
     def _drain(self) -> None:
-        while True:
+        while not self._discarded:  # a slot may discard this worker while its signals are delivered
             try:
                 signal_name, args = self._outbox.get_nowait()
             except queue.Empty:
@@ -185,6 +212,14 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return f"File or folder not found: {exc.filename or text}"
     return text or type(exc).__name__
+
+
+def leftover_workers() -> list[Worker]:
+    """Workers whose thread still runs or whose signals may still be delivered (the others are forgotten)."""
+    for worker in list(_ACTIVE):
+        if not worker.thread_alive and not worker.delivering:
+            _ACTIVE.discard(worker)
+    return list(_ACTIVE)
 
 
 def fit_in_context(config: Any, scan: Any, ctx: TaskContext) -> Any:

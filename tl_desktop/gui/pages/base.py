@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QWidget
 
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets import dialogs
-from tl_desktop.gui.worker import TaskContext, Worker, start_worker
+from tl_desktop.gui.tasks import Tasks
+from tl_desktop.gui.worker import TaskContext, Worker
 
 
 class Page(QWidget):
@@ -25,7 +26,7 @@ class Page(QWidget):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
-        self.workers: list[Worker] = []
+        self.tasks = Tasks(self)
 
     def on_shown(self) -> None:
         """Called each time the page becomes visible."""
@@ -36,8 +37,10 @@ class Page(QWidget):
                  on_event: Callable[[Any], None] | None = None,
                  on_done: Callable[[], None] | None = None,
                  error_title: str = "Something went wrong.",
-                 error_hint: str = "Check the details below, then try again.") -> Worker:
-        """Run ``fn`` off the GUI thread; failures become a dialog with ``error_title``/``error_hint``."""
+                 error_hint: str = "Check the details below, then try again.") -> Worker | None:
+        """Run ``fn`` off the GUI thread; failures become a dialog with ``error_title``/``error_hint``.
+
+        Returns None, starting nothing, once the window closed."""
 
         def connect(worker: Worker) -> None:
             if on_progress is not None:
@@ -48,33 +51,18 @@ class Page(QWidget):
                 worker.succeeded.connect(on_success)
             worker.failed.connect(lambda message, details: self.show_error(
                 f"{error_title}\n\n{message}", error_hint, details))
-            worker.finished.connect(lambda: self._forget(worker))
             if on_done is not None:
                 worker.finished.connect(on_done)
 
-        worker = start_worker(fn, name, connect, owner=self)
-        self.workers.append(worker)
-        return worker
-
-    def _forget(self, worker: Worker) -> None:
-        if worker in self.workers:
-            self.workers.remove(worker)
+        return self.tasks.start(fn, name, connect)
 
     def busy(self, name: str | None = None) -> bool:
         """Whether a task (of this name) is running on this page."""
-        return any(w.running and (name is None or w.name == name) for w in self.workers)
+        return self.tasks.busy(name)
 
     def stop_tasks(self, name: str | None = None) -> None:
         """Ask running tasks (of this name) to stop."""
-        for worker in self.workers:
-            if name is None or worker.name == name:
-                worker.stop()
-
-    def shutdown(self) -> None:
-        """Stop every task and wait for it (the window is closing)."""
-        for worker in list(self.workers):
-            worker.stop()
-            worker.wait(60000)
+        self.tasks.stop(name)
 
     def show_error(self, what: str, next_step: str, details: str = "") -> None:
         self.status.emit(what.splitlines()[0])

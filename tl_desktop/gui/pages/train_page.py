@@ -205,6 +205,8 @@ class TrainPage(Page):
                                     on_done=self._worker_done,
                                     error_title="Training could not run.",
                                     error_hint="Check the settings and the image folder, then start again.")
+        if self.worker is None:  # the window is closing
+            return
         self.session.set_training(True)
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)

@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from tl_desktop.gui.widgets.common import PathPicker, hint, stretch_first_column
-from tl_desktop.gui.worker import Worker, start_worker
+from tl_desktop.gui.tasks import Tasks
+from tl_desktop.gui.worker import Worker
 
 
 def _pct(value: float | None) -> str:
@@ -102,6 +103,7 @@ class CalibrationPanel(QWidget):
         from tl_desktop.report.figures import reliability_figure
 
         self.run_dir = run_dir
+        self.tasks = Tasks(self)
         self.worker: Worker | None = None
         self.canvas = FigureCanvasQTAgg(reliability_figure(metrics.reliability, metrics.ece))
         self.fit_button = QPushButton("Calibrate on the validation images")
@@ -134,7 +136,7 @@ class CalibrationPanel(QWidget):
             worker.failed.connect(lambda message, _details: self.result.setText(f"Calibration failed: {message}"))
             worker.finished.connect(lambda: self.fit_button.setEnabled(True))
 
-        self.worker = start_worker(fit_temperature, "calibrate", connect, owner=self)
+        self.worker = self.tasks.start(fit_temperature, "calibrate", connect)
 
     def _fitted(self, summary: dict) -> None:
         self.result.setText(
@@ -158,6 +160,7 @@ class ExternalPanel(QWidget):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.internal = internal
+        self.tasks = Tasks(self)
         self.worker: Worker | None = None
         self.folder = PathPicker("External image folder", placeholder="A folder with one sub-folder per class")
         self.button = QPushButton("Evaluate")
@@ -212,7 +215,7 @@ class ExternalPanel(QWidget):
             worker.failed.connect(lambda message, _details: self.message.setText(f"Could not evaluate: {message}"))
             worker.finished.connect(lambda: (self.button.setEnabled(True), self.progress.hide()))
 
-        self.worker = start_worker(evaluate, "external", connect, owner=self)
+        self.worker = self.tasks.start(evaluate, "external", connect)
 
     def _done(self, folder: str, predictions: Any, metrics: Any) -> None:
         self.columns.append((f"external: {Path(folder).name}", metrics))

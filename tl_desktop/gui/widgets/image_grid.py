@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
 from tl_desktop.gui.widgets.thumbnails import ThumbnailStrip, load_thumbnails
-from tl_desktop.gui.worker import start_worker
+from tl_desktop.gui.tasks import Tasks
 
 GRID_THUMB_PX = 128
 MAX_IMAGES = 200
@@ -42,10 +42,11 @@ class ImageGridDialog(QDialog):
         layout.addWidget(self.path_label)
         layout.addWidget(buttons)
         paths_copy = list(self.paths)
-        self.worker = start_worker(
+        self.tasks = Tasks(self)
+        self.worker = self.tasks.start(
             lambda ctx: load_thumbnails(paths_copy, GRID_THUMB_PX, lambda: ctx.stop.requested), "thumbs",
-            lambda w: w.succeeded.connect(self._show), owner=self)
-        self.finished.connect(lambda _result: self.worker.stop())
+            lambda w: w.succeeded.connect(self._show))
+        self.finished.connect(lambda _result: self.tasks.stop())
 
     def _show(self, items: list) -> None:
         self.grid.set_images(items, self.captions)

@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from tl_desktop.gui.worker import start_worker
+from tl_desktop.gui.tasks import Tasks
 
 REDRAW_MS = 400
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
@@ -28,6 +28,7 @@ class LivePlots(QWidget):
         self._placeholder = QLabel("The loss and accuracy curves appear here when training starts.")
         self._layout.addWidget(self._placeholder)
         self.canvas: Any = None
+        self._tasks = Tasks(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_MS)
@@ -50,7 +51,7 @@ class LivePlots(QWidget):
 
     def _create_canvas(self) -> None:
         """Build the figure (and import matplotlib) on a worker thread, then wrap it in a canvas here."""
-        if self._building:
+        if self._building or self._tasks.closed:
             return
         self._building = True
 
@@ -63,7 +64,7 @@ class LivePlots(QWidget):
             self._layout.addWidget(self.canvas)
             self._redraw()
 
-        start_worker(lambda ctx: build_figure(), "plots", lambda w: w.succeeded.connect(created), owner=self)
+        self._tasks.start(lambda ctx: build_figure(), "plots", lambda w: w.succeeded.connect(created))
 
     def add_batch(self, epoch: int, step: int, steps: int, loss: float, accuracy: float) -> None:
         """A running training point within epoch ``epoch`` (1-based)."""

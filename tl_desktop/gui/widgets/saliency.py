@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 
 from tl_desktop.gui.widgets.common import hint
 from tl_desktop.gui.widgets.thumbnails import pil_to_qimage
-from tl_desktop.gui.worker import Worker, start_worker
+from tl_desktop.gui.tasks import Tasks
+from tl_desktop.gui.worker import Worker
 
 VIEW_PX = 320
 METHOD_NOTE = ("Red marks the regions that pushed the model towards the class shown (Grad-CAM; HiResCAM for "
@@ -68,6 +69,7 @@ class SaliencyView(QWidget):
     def __init__(self, holder: ModelHolder) -> None:
         super().__init__()
         self.holder = holder
+        self.tasks = Tasks(self)
         self.worker: Worker | None = None
         self.image_label, self.overlay_label = QLabel(), QLabel()
         for label in (self.image_label, self.overlay_label):
@@ -86,8 +88,7 @@ class SaliencyView(QWidget):
 
     def show_path(self, path: str, target: int | None = None, caption: str = "") -> None:
         """Compute and show the saliency of ``path`` for class index ``target`` (default: predicted)."""
-        if self.worker is not None:
-            self.worker.stop()
+        self.tasks.stop()
         self.caption.setText(f"Computing the saliency map of {Path(path).name}…")
         holder = self.holder
 
@@ -96,8 +97,7 @@ class SaliencyView(QWidget):
             worker.failed.connect(lambda message, _details: self.caption.setText(
                 f"No saliency map for {Path(path).name}: {message}"))
 
-        self.worker = start_worker(lambda _ctx: compute_overlay(holder, path, target), "saliency", connect,
-                                   owner=self)
+        self.worker = self.tasks.start(lambda _ctx: compute_overlay(holder, path, target), "saliency", connect)
 
     def _show(self, result: tuple[QImage, QImage, str], caption: str) -> None:
         image, blended, explained = result
@@ -107,8 +107,7 @@ class SaliencyView(QWidget):
         self.caption.setTextFormat(Qt.TextFormat.RichText)
 
     def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        self.tasks.stop()
 
 
 class MistakesDialog(QDialog):

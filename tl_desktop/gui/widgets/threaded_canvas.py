@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
-from tl_desktop.gui.worker import Worker, start_worker
+from tl_desktop.gui.tasks import Tasks
+from tl_desktop.gui.worker import Worker
 
 Prepare = Callable[[], None]
 
@@ -34,6 +35,7 @@ class ThreadedCanvas(FigureCanvasQTAgg):
         super().__init__(figure)
         self._lock = threading.Lock()
         self._pending: list[Prepare] = []
+        self._tasks = Tasks(self)
         self._worker: Worker | None = None
         self._wanted = False
         self.render_count = 0
@@ -61,7 +63,7 @@ class ThreadedCanvas(FigureCanvasQTAgg):
             worker.succeeded.connect(self._rendered)
             worker.finished.connect(self._render_done)
 
-        self._worker = start_worker(lambda ctx: self._render(prepares), "render", connect, owner=self)
+        self._worker = self._tasks.start(lambda ctx: self._render(prepares), "render", connect)
 
     def _render(self, prepares: list[Prepare]) -> bool:
         with self._lock:
