@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tl_desktop.engine.evaluation.evaluate import cell_members
+from tl_desktop.engine.models.backbones import count_trainable_params
+from tl_desktop.gui.widgets.common import human_count
+
 
 def _train(qtbot, win, timeout: int = 60000) -> str:
     statuses: list[str] = []
@@ -26,8 +30,14 @@ def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder,
     assert data.thumbs_layout.count() == 5  # two (title, strip) pairs and the stretch
 
     choose_tiny_model(window, epochs=2, trainable=1)
-    assert "parameters" in window.model_page.freeze.value_label.text() or window.model_page.freeze.value() == 1
-    qtbot.waitUntil(lambda: "will train" in window.model_page.freeze.summary.text(), timeout=20000)
+    freeze = window.model_page.freeze
+    assert freeze.value_label.text() == "last 1 of 3 blocks + head"
+    qtbot.waitUntil(lambda: "will train" in freeze.summary.text(), timeout=20000)
+    expected = count_trainable_params("tiny_cnn", 1)
+    assert 0 < expected.trainable_params < expected.total_params
+    assert (f"{human_count(expected.trainable_params)} of {human_count(expected.total_params)} parameters "
+            "will train") in freeze.summary.text()
+    assert f"Frozen (kept as pretrained): {', '.join(expected.frozen_names)}." in freeze.summary.text()
 
     assert _train(qtbot, window) == "completed"
     assert not dialogs_shown, dialogs_shown
@@ -52,18 +62,23 @@ def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder,
     counts_canvas = results.matrix_canvas
     results.normalised_button.setChecked(True)
     qtbot.waitUntil(lambda: results.matrix_canvas not in (None, counts_canvas), timeout=20000)
-    dialog = results.show_cell(0, 0)
+    predictions, _ = window.session.evaluations["val"]
+    true_index, predicted_index = int(predictions.labels[0]), int(predictions.predicted()[0])  # a cell with images
+    members = cell_members(predictions, predictions.classes[true_index], predictions.classes[predicted_index])
+    dialog = results.show_cell(true_index, predicted_index)
     qtbot.waitUntil(lambda: not dialog.worker.running, timeout=10000)
-    assert dialog.grid.count() >= 0
+    shown = [dialog.grid.item(i) for i in range(dialog.grid.count())]
+    assert len(shown) == len(members) > 0
+    assert [item.toolTip() for item in shown] == [predictions.paths[i] for i in members]
+    assert all(not item.icon().isNull() for item in shown)  # the thumbnails came from the background task
     dialog.close()
 
     window.go_to(4)
     export = window.export_page
     out = tmp_path / "exported"
     export.folder.set_path(str(out))
-    with qtbot.waitSignal(window.session.run_changed, timeout=100, raising=False):
-        pass
-    assert export.export_button.isEnabled()
+    assert str(window.session.run_dir) in export.run_label.text()
+    assert export.export_button.isEnabled() and export.report_button.isEnabled()
     qtbot.waitUntil(lambda: not export.busy(), timeout=5000)
     export.export_button.click()
     qtbot.waitUntil(lambda: (out / "metrics.json").exists() and not export.busy(), timeout=30000)
