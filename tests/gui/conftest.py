@@ -60,10 +60,12 @@ def window(qtbot, settings, dialogs_shown, tiny_backbone, tmp_path: Path):
     closing shuts down every task in the window, drops the signals they had not delivered and starts
     no task later, so nothing of this test reaches the next one. Then no worker may be left anywhere.
     """
+    from tl_desktop.config import ModelConfig, RunConfig
     from tl_desktop.gui.main_window import MainWindow
+    from tl_desktop.gui.stored_config import save_config
     from tl_desktop.gui.worker import leftover_workers
 
-    settings.setValue("model/backbone", TINY_NAME)
+    save_config(settings, RunConfig(model=ModelConfig(backbone=TINY_NAME)))
     settings.setValue("folders/runs", str(tmp_path / "runs"))
     win = MainWindow(settings)
     qtbot.addWidget(win)

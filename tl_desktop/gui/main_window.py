@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from tl_desktop import __version__
-from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.pages.data_page import DataPage
 from tl_desktop.gui.pages.export_page import ExportPage
 from tl_desktop.gui.pages.model_page import ModelPage
@@ -54,12 +54,13 @@ class MainWindow(QMainWindow):
 
         self.data_page = DataPage(self.session)
         self.model_page = ModelPage(self.session)
-        self.train_page = TrainPage(self.session, self.model_page)
+        self.train_page = TrainPage(self.session)
         self.results_page = ResultsPage(self.session)
         self.export_page = ExportPage(self.session)
         self.predict_page = PredictPage(self.session)
         self.pages: list[Page] = [self.data_page, self.model_page, self.train_page,
                                   self.results_page, self.export_page, self.predict_page]
+        assert [page.step for page in self.pages] == list(Step)
 
         self.steps = QListWidget()
         self.steps.setObjectName("steps")
@@ -91,18 +92,13 @@ class MainWindow(QMainWindow):
         self.session.training_state_changed.connect(self._on_training_state)
         for page in self.pages:
             page.status.connect(self.status_label.setText)
-            page.go_to_page.connect(self._go_to_title)
+            page.go_to_step.connect(self.go_to)
         self._restore_geometry()
-        self.steps.setCurrentRow(0)
+        self.go_to(Step.DATA)
 
-    def go_to(self, index: int) -> None:
-        """Show page ``index`` (0 = Data)."""
-        self.steps.setCurrentRow(index)
-
-    def _go_to_title(self, title: str) -> None:
-        for index, page in enumerate(self.pages):
-            if page.title == title:
-                self.go_to(index)
+    def go_to(self, step: Step | int) -> None:
+        """Show the page of ``step`` (``Step.DATA`` = 0 … ``Step.PREDICT`` = 5)."""
+        self.steps.setCurrentRow(int(step))
 
     def _show_page(self, index: int) -> None:
         if index < 0:
@@ -118,8 +114,8 @@ class MainWindow(QMainWindow):
             self.results_page.evaluate_current_run()
 
     def _on_training_state(self, running: bool) -> None:
-        for row in (0, 1):
-            self.pages[row].setEnabled(not running)
+        for step in (Step.DATA, Step.MODEL):
+            self.pages[step].setEnabled(not running)
 
     def _restore_geometry(self) -> None:
         geometry = self.session.recall("window/geometry")
@@ -139,7 +135,7 @@ class MainWindow(QMainWindow):
         if self.stack.currentWidget() is self.predict_page:
             self.predict_page.open_paths(paths)
         else:
-            self.go_to(0)
+            self.go_to(Step.DATA)
             self.data_page.open_folder(paths[0])
         event.acceptProposedAction()
 
@@ -156,6 +152,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         shutdown_tasks_within(self)  # every page's and dialog's tasks: a closed window reports nothing later
+        self.session.save_config()
         self.session.remember("window/geometry", self.saveGeometry())
         self.session.settings.sync()
         event.accept()

@@ -7,8 +7,9 @@ them. Nothing here blocks the GUI thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
@@ -25,10 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import hint
-from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.worker import TaskContext, Worker
+
+if TYPE_CHECKING:
+    from tl_desktop.report.build import ReportFiles
+    from tl_desktop.report.data import ReportData
 
 
 class ReportDialog(QDialog):
@@ -39,8 +44,8 @@ class ReportDialog(QDialog):
         from tl_desktop.report.build import REPORT_DIR
 
         self.run_dir = Path(run_dir)
-        self.data: Any = None
-        self.files: Any = None
+        self.data: ReportData | None = None
+        self.files: ReportFiles | None = None
         self.tasks = Tasks(self)
         self.worker: Worker | None = None
         self.setWindowTitle(f"Report of {self.run_dir.name}")
@@ -86,7 +91,8 @@ class ReportDialog(QDialog):
         self.finished.connect(lambda _result: self.tasks.stop())
         self._gather()
 
-    def _start(self, fn: Any, on_success: Any, error_title: str, error_hint: str) -> None:
+    def _start(self, fn: Callable[[TaskContext], object], on_success: Callable[[Any], None], error_title: str,
+               error_hint: str) -> None:
         def connect(worker: Worker) -> None:
             worker.event.connect(lambda event: self.status.setText(f"{getattr(event, 'text', event)}…"))
             worker.succeeded.connect(on_success)
@@ -99,7 +105,7 @@ class ReportDialog(QDialog):
     def _gather(self) -> None:
         run_dir = self.run_dir
 
-        def gather(ctx: TaskContext) -> Any:
+        def gather(ctx: TaskContext) -> ReportData:
             from tl_desktop.engine.training.events import Message
             from tl_desktop.report.content import gather_report
             from tl_desktop.report.model_card import read_saved_card
@@ -110,7 +116,7 @@ class ReportDialog(QDialog):
         self._start(gather, self._gathered, "Could not evaluate the model for the report.",
                     "Check that the run's images are still where they were during training.")
 
-    def _gathered(self, data: Any) -> None:
+    def _gathered(self, data: ReportData) -> None:
         self.data = data
         self.card.setPlainText(data.model_card)
         self.card.setEnabled(True)
@@ -132,7 +138,7 @@ class ReportDialog(QDialog):
         self.data.model_card = self.card.toPlainText()
         data, out, card_path = self.data, Path(self.folder.text().strip()), self.run_dir / CARD_FILE
 
-        def write(_ctx: TaskContext) -> Any:
+        def write(_ctx: TaskContext) -> ReportFiles:
             from tl_desktop.fileio import atomic_write_text
             from tl_desktop.report.build import write_report
 
@@ -144,7 +150,7 @@ class ReportDialog(QDialog):
         self._start(write, self._written, f"Could not write the report to {out}.",
                     "Choose a folder you can write to, with enough free space.")
 
-    def _written(self, files: Any) -> None:
+    def _written(self, files: ReportFiles) -> None:
         self.files = files
         self.create_button.setEnabled(True)
         self.open_button.setEnabled(True)

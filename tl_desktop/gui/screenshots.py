@@ -83,8 +83,10 @@ def take(window, name: str, out_dir: Path) -> Path:
 
 def run(out_dir: Path, data: Path | None, per_class: int, backbone: str, epochs: int) -> list[Path]:
     """Drive the window through every page and save a screenshot of each."""
+    from tl_desktop.config import ModelConfig, RunConfig
     from tl_desktop.gui.app import create_application
     from tl_desktop.gui.main_window import MainWindow
+    from tl_desktop.gui.stored_config import save_config
 
     work = Path(tempfile.mkdtemp(prefix="tl-desktop-screens-"))
     images = (subset_folder(data, per_class, work / "images") if data
@@ -93,7 +95,7 @@ def run(out_dir: Path, data: Path | None, per_class: int, backbone: str, epochs:
     app.setStyle("Fusion")
     settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
     settings.setValue("folders/runs", str(work / "runs"))
-    settings.setValue("model/backbone", backbone)
+    save_config(settings, RunConfig(model=ModelConfig(backbone=backbone)))
     window = MainWindow(settings)
     window.resize(*WINDOW_SIZE)
     window.show()

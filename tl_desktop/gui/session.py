@@ -1,23 +1,57 @@
 """What the pages share: the current configuration, scan, run and loaded model, with change signals.
 
-Pages read from the session and write their part of the configuration back; they never talk to
-each other directly. Every heavy object (scan result, fit result) is produced by a worker.
+Pages read from the session and write their part of the configuration back through
+:meth:`Session.set_config`; they never talk to each other directly. Every heavy object (scan result,
+fit result, the list of backbones) is produced by a worker.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from tl_desktop.config import RunConfig
+from tl_desktop.config import ModelConfig, RunConfig
+from tl_desktop.gui.stored_config import load_config, save_config
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.data.dataset import ScanResult
+    from tl_desktop.engine.evaluation.evaluate import Predictions
+    from tl_desktop.engine.evaluation.metrics import Metrics
+    from tl_desktop.engine.models.specs import BackboneSpec
+    from tl_desktop.engine.training.trainer import FitResult
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The registered backbones and where each one's weights are ("bundled", "cached" or "download")."""
+
+    specs: tuple[BackboneSpec, ...]
+    weights: Mapping[str, str]
+
+    def spec(self, name: str) -> BackboneSpec | None:
+        return next((spec for spec in self.specs if spec.name == name), None)
+
+    def title(self, name: str) -> str:
+        """The backbone's title for people ("Tiny CNN (tests)"), or its name when it is unknown."""
+        spec = self.spec(name)
+        return spec.title if spec is not None else name
+
+    def needs_download(self, model: ModelConfig) -> bool:
+        """True when training ``model`` would first download its pretrained weights."""
+        return self.weights.get(model.backbone) == "download" and model.weights_file is None
 
 
 class Session(QObject):
     """Shared state of the window."""
 
     scan_changed = Signal()
+    config_changed = Signal()
+    catalogue_wanted = Signal()
+    catalogue_changed = Signal()
     run_changed = Signal()
     evaluation_changed = Signal()
     training_state_changed = Signal(bool)
@@ -25,26 +59,51 @@ class Session(QObject):
     def __init__(self, settings: QSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.config = RunConfig()
-        self.scan: Any = None
+        self._config = load_config(settings)
+        self.catalogue: Catalogue | None = None
+        self.scan: ScanResult | None = None
         self.run_dir: Path | None = None
-        self.fit_result: Any = None
-        self.evaluations: dict[str, tuple[Any, Any]] = {}
+        self.fit_result: FitResult | None = None
+        self.evaluations: dict[str, tuple[Predictions, Metrics]] = {}
         self.training = False
 
-    def set_scan(self, scan: Any) -> None:
+    @property
+    def config(self) -> RunConfig:
+        """The configuration of the next run, as the pages show it (change it with :meth:`set_config`)."""
+        return self._config
+
+    def set_config(self, config: RunConfig) -> None:
+        """A page changed its part of the configuration."""
+        if config != self._config:
+            self._config = config
+            self.config_changed.emit()
+
+    def save_config(self) -> None:
+        """Remember the configuration for the next start (training starts, the window closes)."""
+        save_config(self.settings, self._config)
+
+    def want_catalogue(self) -> None:
+        """A page needs the list of backbones: ask for it to be loaded if nobody did yet."""
+        if self.catalogue is None:
+            self.catalogue_wanted.emit()
+
+    def set_catalogue(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.catalogue_changed.emit()
+
+    def set_scan(self, scan: ScanResult) -> None:
         """A new dataset scan replaces the old one."""
         self.scan = scan
         self.scan_changed.emit()
 
-    def set_run(self, run_dir: Path | None, fit_result: Any = None) -> None:
+    def set_run(self, run_dir: Path | None, fit_result: FitResult | None = None) -> None:
         """A finished (or loaded) run becomes the current one; its old evaluations are dropped."""
         self.run_dir = run_dir
         self.fit_result = fit_result
         self.evaluations = {}
         self.run_changed.emit()
 
-    def set_evaluation(self, split: str, predictions: Any, metrics: Any) -> None:
+    def set_evaluation(self, split: str, predictions: Predictions, metrics: Metrics) -> None:
         """Store the evaluation of the current run on one split."""
         self.evaluations[split] = (predictions, metrics)
         self.evaluation_changed.emit()

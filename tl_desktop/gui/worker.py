@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -25,6 +25,11 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 from tl_desktop.engine.training.callbacks import Callback
 from tl_desktop.engine.training.events import BatchEnded, Event
+
+if TYPE_CHECKING:
+    from tl_desktop.config import RunConfig
+    from tl_desktop.engine.data.dataset import ScanResult
+    from tl_desktop.engine.training.trainer import FitResult
 
 PROGRESS_INTERVAL_S = 0.1
 BATCH_EVENT_INTERVAL_S = 0.2
@@ -222,7 +227,7 @@ def leftover_workers() -> list[Worker]:
     return list(_ACTIVE)
 
 
-def fit_in_context(config: Any, scan: Any, ctx: TaskContext) -> Any:
+def fit_in_context(config: RunConfig, scan: ScanResult, ctx: TaskContext) -> FitResult:
     """Run the trainer with the Qt relay; returns the FitResult (the trainer never raises for training)."""
     from tl_desktop.engine.training.trainer import Trainer
 

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
 from tl_desktop.gui.session import Session
-from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.tasks import Tasks
+from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.worker import TaskContext, Worker
 
 
-class Page(QWidget):
-    """One step of the flow. Subclasses set ``title`` and ``hint`` and build their widgets."""
+class Step(IntEnum):
+    """The steps of the flow, numbered as the step list shows them (from 0)."""
 
+    DATA = 0
+    MODEL = 1
+    TRAIN = 2
+    RESULTS = 3
+    EXPORT = 4
+    PREDICT = 5
+
+
+class Page(QWidget):
+    """One step of the flow. Subclasses set ``step``, ``title`` and ``hint`` and build their widgets."""
+
+    step: Step
     title = ""
     step_hint = ""
     hint = ""
     status = Signal(str)
-    go_to_page = Signal(str)
+    go_to_step = Signal(object)  # a Step: the page the user should see next
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -34,7 +47,7 @@ class Page(QWidget):
     def run_task(self, fn: Callable[[TaskContext], Any], name: str, *,
                  on_success: Callable[[Any], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 on_event: Callable[[Any], None] | None = None,
+                 on_event: Callable[[object], None] | None = None,
                  on_done: Callable[[], None] | None = None,
                  error_title: str = "Something went wrong.",
                  error_hint: str = "Check the details below, then try again.") -> Worker | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from tl_desktop.config import DataConfig
-from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import (
     PathPicker,
@@ -35,12 +36,17 @@ from tl_desktop.gui.widgets.common import (
     hint,
     stretch_first_column,
 )
-from tl_desktop.gui.widgets.thumbnails import ThumbnailStrip, load_thumbnails
+from tl_desktop.gui.widgets.thumbnails import Thumbnail, ThumbnailStrip, load_thumbnails
+from tl_desktop.gui.worker import TaskContext
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.data.audit import Audit
+    from tl_desktop.engine.data.dataset import DatasetSplit, ScanResult
 
 THUMBS_PER_CLASS = 8
 
 
-def class_counts(split: Any) -> list[tuple[str, int, int, int]]:
+def class_counts(split: DatasetSplit) -> list[tuple[str, int, int, int]]:
     """Per class: (name, train, val, test) image counts of a DatasetSplit."""
     counts = [[0, 0, 0] for _ in split.classes]
     for column, samples in enumerate((split.train, split.val, split.test)):
@@ -49,7 +55,7 @@ def class_counts(split: Any) -> list[tuple[str, int, int, int]]:
     return [(name, *c) for name, c in zip(split.classes, counts)]
 
 
-def examples_per_class(split: Any, k: int) -> dict[int, list[str]]:
+def examples_per_class(split: DatasetSplit, k: int) -> dict[int, list[str]]:
     """The first ``k`` image paths of each class (training images first)."""
     chosen: dict[int, list[str]] = {i: [] for i in range(len(split.classes))}
     for sample in [*split.train, *split.val, *split.test]:
@@ -58,7 +64,7 @@ def examples_per_class(split: Any, k: int) -> dict[int, list[str]]:
     return chosen
 
 
-def scan_with_thumbnails(cfg: DataConfig, ctx: Any) -> tuple[Any, dict[int, list]]:
+def scan_with_thumbnails(cfg: DataConfig, ctx: TaskContext) -> tuple[ScanResult, dict[int, list[Thumbnail]]]:
     """Scan and audit the folder, then decode a few thumbnails per class (worker thread)."""
     from tl_desktop.engine.data.dataset import scan_dataset
 
@@ -75,11 +81,12 @@ def scan_with_thumbnails(cfg: DataConfig, ctx: Any) -> tuple[Any, dict[int, list
 class DataPage(Page):
     """Choose the image folder, check it, and set the split."""
 
+    step = Step.DATA
     title = "Data"
     step_hint = "choose images"
     hint = "Choose a folder of images: one sub-folder per class."
 
-    def __init__(self, session) -> None:  # noqa: ANN001
+    def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.folder = PathPicker("Image folder", placeholder="A folder with one sub-folder per class…",
                                  button_text="Choose folder…")
@@ -227,14 +234,14 @@ class DataPage(Page):
             self.progress.setValue(done)
             self.progress.setFormat("Checked %v of %m images")
 
-    def _scanned(self, cfg: DataConfig, scan: Any, thumbs: dict[int, list]) -> None:
-        self.session.config = self.session.config.replace(data=cfg)
+    def _scanned(self, cfg: DataConfig, scan: ScanResult, thumbs: dict[int, list[Thumbnail]]) -> None:
+        self.session.set_config(self.session.config.replace(data=cfg))
         self.session.set_scan(scan)
         self.show_scan(scan, thumbs)
         n = len(scan.split.train) + len(scan.split.val) + len(scan.split.test)
         self.status.emit(f"Found {n} images in {len(scan.split.classes)} classes. Next: choose a model.")
 
-    def show_scan(self, scan: Any, thumbs: dict[int, list]) -> None:
+    def show_scan(self, scan: ScanResult, thumbs: dict[int, list[Thumbnail]]) -> None:
         """Fill the class table, thumbnails and checks from a scan result."""
         split = scan.split
         rows = class_counts(split)
@@ -257,7 +264,7 @@ class DataPage(Page):
         self._show_thumbnails(rows, thumbs)
         self._show_checks(scan.audit)
 
-    def _show_thumbnails(self, rows: list, thumbs: dict[int, list]) -> None:
+    def _show_thumbnails(self, rows: list[tuple[str, int, int, int]], thumbs: dict[int, list[Thumbnail]]) -> None:
         while self.thumbs_layout.count() > 1:
             widget = self.thumbs_layout.takeAt(0).widget()
             if widget is not None:
@@ -270,7 +277,7 @@ class DataPage(Page):
             self.thumbs_layout.insertWidget(self.thumbs_layout.count() - 1, title)
             self.thumbs_layout.insertWidget(self.thumbs_layout.count() - 1, strip)
 
-    def _show_checks(self, audit: Any) -> None:
+    def _show_checks(self, audit: Audit) -> None:
         self.warnings.clear()
         style = self.style()
         warn_icon = style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)

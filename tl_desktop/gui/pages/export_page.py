@@ -7,7 +7,7 @@ import importlib.util
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -18,14 +18,20 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets.common import PathPicker, heading, hint
+from tl_desktop.gui.worker import TaskContext
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.evaluation.evaluate import Predictions
+    from tl_desktop.engine.evaluation.metrics import Metrics
 
 REPORT_MODULE = "tl_desktop.gui.report_action"
 
 
-def export_files(run_dir: Path, folder: Path, evaluation: tuple[Any, Any] | None, split: str,
-                 what: dict[str, bool], ctx: Any) -> list[Path]:
+def export_files(run_dir: Path, folder: Path, evaluation: tuple[Predictions, Metrics] | None, split: str,
+                 what: dict[str, bool], ctx: TaskContext) -> list[Path]:
     """Write the chosen files into ``folder`` (worker thread); returns the paths written."""
     from tl_desktop.fileio import atomic_write_bytes, atomic_write_text
 
@@ -65,11 +71,12 @@ def export_files(run_dir: Path, folder: Path, evaluation: tuple[Any, Any] | None
 class ExportPage(Page):
     """Copies the trained model and its evaluation to a folder of the user's choice."""
 
+    step = Step.EXPORT
     title = "Export"
     step_hint = "save model & results"
     hint = "Save the model and its results to a folder."
 
-    def __init__(self, session) -> None:  # noqa: ANN001
+    def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.run_label = QLabel()
         self.run_label.setWordWrap(True)

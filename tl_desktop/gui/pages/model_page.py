@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -14,8 +14,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from tl_desktop.engine.caching.store import human_size
-from tl_desktop.gui.pages.base import Page
+from tl_desktop.config import ModelConfig, RunConfig, TrainableBlocks
+from tl_desktop.engine.caching.store import CacheInfo, human_size
+from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.session import Catalogue, Session
 from tl_desktop.gui.widgets import cache_dialog
 from tl_desktop.gui.widgets.backbone_table import (
     BackboneTable,
@@ -25,12 +27,17 @@ from tl_desktop.gui.widgets.backbone_table import (
 from tl_desktop.gui.widgets.common import heading, hint
 from tl_desktop.gui.widgets.freeze_view import FreezeControl
 from tl_desktop.gui.widgets.settings_form import SettingsForm
+from tl_desktop.gui.worker import TaskContext
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.models.backbones import FreezeSummary
+    from tl_desktop.engine.models.specs import BackboneSpec
 
 SPEED_COLUMN, WEIGHTS_COLUMN = 3, 4
 WEIGHT_FILE_FILTER = "Weight files (*.safetensors *.pth *.pt *.bin);;All files (*)"
 
 
-def load_backbone_list(ctx: Any) -> tuple[list[Any], dict[str, str]]:
+def load_backbone_list(ctx: TaskContext) -> tuple[list[BackboneSpec], dict[str, str]]:
     """The registered backbones and where their weights are (worker thread: imports torch)."""
     from tl_desktop.engine.models.backbones import list_backbones
     from tl_desktop.engine.models.weights import weights_status
@@ -39,7 +46,7 @@ def load_backbone_list(ctx: Any) -> tuple[list[Any], dict[str, str]]:
     return specs, {spec.name: weights_status(spec) for spec in specs}
 
 
-def measure_speed(name: str, device: str, ctx: Any, batch: int = 8, repeats: int = 3) -> float:
+def measure_speed(name: str, device: str, ctx: TaskContext, batch: int = 8, repeats: int = 3) -> float:
     """Images per second of one backbone's forward pass on ``device`` (random weights, random input)."""
     import torch
 
@@ -61,7 +68,7 @@ def measure_speed(name: str, device: str, ctx: Any, batch: int = 8, repeats: int
     return batch * repeats / (time.perf_counter() - start)
 
 
-def measure_speeds(names: list[str], device: str, ctx: Any) -> None:
+def measure_speeds(names: list[str], device: str, ctx: TaskContext) -> None:
     """Measure each backbone in turn, sending ``(name, images per second)`` as it finishes."""
     ctx.progress(0, len(names))
     for index, name in enumerate(names, start=1):
@@ -72,11 +79,12 @@ def measure_speeds(names: list[str], device: str, ctx: Any) -> None:
 class ModelPage(Page):
     """Backbone table, weights, freezing and settings."""
 
+    step = Step.MODEL
     title = "Model"
     step_hint = "pretrained model"
     hint = "Pick a pretrained model, how much of it to train, and the training settings."
 
-    def __init__(self, session) -> None:  # noqa: ANN001
+    def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.table = BackboneTable()
         self.table.backbone_selected.connect(self._on_backbone)
@@ -109,7 +117,8 @@ class ModelPage(Page):
 
         self.freeze = FreezeControl()
         self.freeze.changed.connect(self._count_params)
-        self.settings_form = SettingsForm(session)
+        self.settings_form = SettingsForm()
+        self.settings_form.load(session.config.train, session.config.model.dropout)
         self.freeze.changed.connect(self.settings_form.set_trainable_blocks)
 
         layout = QVBoxLayout(self)
@@ -127,24 +136,36 @@ class ModelPage(Page):
         self._loaded = False
         self._statuses: dict[str, str] = {}
         self._weights_files: dict[str, str] = {}
-        self._param_cache: dict[tuple[str, Any], Any] = {}
+        self._param_cache: dict[tuple[str, TrainableBlocks], FreezeSummary] = {}
+        self.freeze.changed.connect(self._publish)
+        self.settings_form.changed.connect(self._publish)
+        session.catalogue_wanted.connect(self.load_catalogue)
+        self._publish()
 
     def on_shown(self) -> None:
+        self.load_catalogue()
+
+    def load_catalogue(self) -> None:
+        """Load the list of backbones in the background unless it is there or on its way."""
         if not self._loaded and not self.busy("list"):
             self.run_task(load_backbone_list, "list", on_success=self._show_backbones,
                           error_title="Could not list the pretrained models.",
                           error_hint="The installation may be incomplete; reinstall tl-desktop.")
 
-    def ensure_loaded(self) -> None:
-        """Start loading the backbone list if it is not there yet (the Train page needs it)."""
-        self.on_shown()
-
-    def _show_backbones(self, result: tuple[list[Any], dict[str, str]]) -> None:
+    def _show_backbones(self, result: tuple[list[BackboneSpec], dict[str, str]]) -> None:
         specs, self._statuses = result
         self._loaded = True
         speeds = {spec.name: self._stored_speed(spec.name) for spec in specs}
-        selected = str(self.session.recall("model/backbone", self.session.config.model.backbone))
-        self.table.set_backbones(specs, self._statuses, speeds, selected)
+        self.table.set_backbones(specs, self._statuses, speeds, self.session.config.model.backbone)
+        self._publish_catalogue()
+        self._publish()
+
+    def _publish(self) -> None:
+        """Write this page's part of the configuration (model and training settings) to the session."""
+        self.session.set_config(self.run_config())
+
+    def _publish_catalogue(self) -> None:
+        self.session.set_catalogue(Catalogue(tuple(self.table.specs), dict(self._statuses)))
 
     def _stored_speed(self, name: str) -> float | None:
         value = self.session.recall(f"speed/{self.settings_form.device()}/{name}")
@@ -156,7 +177,6 @@ class ModelPage(Page):
 
     def _on_backbone(self, name: str) -> None:
         spec = self.table.current_spec()
-        self.session.remember("model/backbone", name)
         status = self._statuses.get(name, "download")
         where = weights_text(status, spec)
         self.description.setText(f"<b>{spec.title}</b> — {spec.description} "
@@ -164,8 +184,9 @@ class ModelPage(Page):
         self.download_button.setVisible(status == "download" and name not in self._weights_files)
         saved = self.session.recall(f"model/trainable_blocks/{name}", self.session.config.model.trainable_blocks)
         self.freeze.set_blocks(spec.block_names, saved if saved == "all" else int(saved))
+        self._publish()
 
-    def _count_params(self, value: Any) -> None:
+    def _count_params(self, value: TrainableBlocks) -> None:
         name = self.current_backbone()
         self.session.remember(f"model/trainable_blocks/{name}", value)
         key = (name, value)
@@ -173,12 +194,12 @@ class ModelPage(Page):
             self.freeze.show_summary(self._param_cache[key])
             return
 
-        def count(ctx: Any) -> Any:
+        def count(ctx: TaskContext) -> FreezeSummary:
             from tl_desktop.engine.models.backbones import count_trainable_params
 
             return count_trainable_params(name, value)
 
-        def done(summary: Any) -> None:
+        def done(summary: FreezeSummary) -> None:
             self._param_cache[key] = summary
             if (self.current_backbone(), self.freeze.value()) == key:
                 self.freeze.show_summary(summary)
@@ -199,7 +220,7 @@ class ModelPage(Page):
         if spec is None:
             return
 
-        def download(ctx: Any) -> Any:
+        def download(ctx: TaskContext) -> object:
             from tl_desktop.engine.models.weights import resolve_weights
 
             return resolve_weights(spec, progress=ctx.progress, stop=ctx.stop)
@@ -231,10 +252,10 @@ class ModelPage(Page):
         if path:
             self.use_weights_file(spec, path)
 
-    def use_weights_file(self, spec: Any, path: str) -> None:
+    def use_weights_file(self, spec: BackboneSpec, path: str) -> None:
         """Check ``path`` holds weights for ``spec`` and remember it for training."""
 
-        def check(ctx: Any) -> None:
+        def check(ctx: TaskContext) -> None:
             from tl_desktop.engine.models.backbones import check_weights_file
 
             check_weights_file(spec.name, path)
@@ -250,12 +271,14 @@ class ModelPage(Page):
     def _file_ready(self, name: str, path: str) -> None:
         self._weights_files[name] = path
         self._weights_ready(name, "file")
+        self._publish()
 
     def _weights_ready(self, name: str, status: str) -> None:
         self._statuses[name] = "cached" if status == "cached" else self._statuses.get(name, "download")
         text = "From your file" if status == "file" else "On this computer"
         self.table.update_cell(name, WEIGHTS_COLUMN, text)
         self.download_button.hide()
+        self._publish_catalogue()
         self.status.emit(f"Weights ready for {name}.")
 
     def clear_cache(self) -> None:
@@ -270,7 +293,7 @@ class ModelPage(Page):
                       error_title="Could not read the cache folder.",
                       error_hint="Check that the folder exists and that you may read it.")
 
-    def _confirm_clear(self, info: Any) -> None:
+    def _confirm_clear(self, info: CacheInfo) -> None:
         confirmed, include_weights = cache_dialog.confirm_clear(self, info)
         if not confirmed or self.session.training:
             return
@@ -286,7 +309,7 @@ class ModelPage(Page):
         self.status.emit(f"Cache cleared: {human_size(freed)} freed.")
         if include_weights and self._loaded:
             self._loaded = False
-            self.on_shown()
+            self.load_catalogue()
 
     def measure_speeds(self, names: list[str] | None = None) -> None:
         """Time backbones (all by default, the selected one first) on the chosen device."""
@@ -311,17 +334,10 @@ class ModelPage(Page):
         self.session.remember(f"speed/{device}/{name}", speed)
         self.table.update_cell(name, SPEED_COLUMN, speed_text(speed))
 
-    def run_config(self) -> Any:
+    def run_config(self) -> RunConfig:
         """The full RunConfig from the data section in the session and this page's settings."""
-        from tl_desktop.config import ModelConfig
-
         name = self.current_backbone()
         model = ModelConfig(backbone=name, trainable_blocks=self.freeze.value() if self._loaded
                             else self.session.config.model.trainable_blocks,
                             dropout=self.settings_form.dropout(), weights_file=self._weights_files.get(name))
         return self.session.config.replace(model=model, train=self.settings_form.train_config())
-
-    def weights_missing(self) -> bool:
-        """True when the selected backbone's weights would have to be downloaded."""
-        name = self.current_backbone()
-        return self._statuses.get(name) == "download" and name not in self._weights_files

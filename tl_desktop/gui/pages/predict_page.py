@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDialog,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -22,7 +23,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets.common import (
     heading,
     hint,
@@ -30,6 +32,12 @@ from tl_desktop.gui.widgets.common import (
     stretch_first_column,
 )
 from tl_desktop.gui.widgets.thumbnails import pil_to_qimage
+from tl_desktop.gui.worker import TaskContext
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from tl_desktop.engine.models.bundle import LoadedModel, PredictionResult
 
 TOP_K = 5
 PREVIEW_PX = 480
@@ -37,7 +45,8 @@ MODEL_FILTER = "tl-desktop model (*.tlmodel)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
 
 
-def predictions_table_csv(paths: list[str], probs: Any, classes: list[str], failures: list[tuple[str, str]]) -> str:
+def predictions_table_csv(paths: list[str], probs: np.ndarray, classes: list[str],
+                          failures: list[tuple[str, str]]) -> str:
     """CSV text: path, predicted class, confidence, one column per class; unreadable files last with the reason."""
     out = io.StringIO()
     writer = csv.writer(out)
@@ -58,14 +67,15 @@ def default_csv_path(folder: Path) -> Path:
 class PredictPage(Page):
     """Loads a model file and classifies new images."""
 
+    step = Step.PREDICT
     title = "Predict"
     step_hint = "classify new images"
     hint = "Classify new images with a trained model."
 
-    def __init__(self, session) -> None:  # noqa: ANN001
+    def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.setAcceptDrops(True)
-        self.loaded: Any = None
+        self.loaded: LoadedModel | None = None
         self.model_label = QLabel("No model loaded.")
         self.model_label.setWordWrap(True)
         self.model_button = QPushButton("Open model file…")
@@ -137,7 +147,7 @@ class PredictPage(Page):
     def load_model(self, path: Path) -> None:
         """Open a model file in the background."""
 
-        def load(ctx: Any) -> Any:
+        def load(ctx: TaskContext) -> LoadedModel:
             from tl_desktop.engine.models.bundle import load_bundle
 
             return load_bundle(path)
@@ -147,7 +157,7 @@ class PredictPage(Page):
                       error_title=f"Could not open the model file {path}.",
                       error_hint="Choose a .tlmodel file made by tl-desktop (from a run folder or an export).")
 
-    def _loaded(self, path: Path, loaded: Any) -> None:
+    def _loaded(self, path: Path, loaded: LoadedModel) -> None:
         self.loaded = loaded
         classes = ", ".join(loaded.classes)
         self.model_label.setText(f"Model: <b>{path.name}</b> ({loaded.meta.backbone}) — classes: {classes}")
@@ -188,7 +198,7 @@ class PredictPage(Page):
             return
         loaded = self.loaded
 
-        def predict(ctx: Any) -> Any:
+        def predict(ctx: TaskContext) -> tuple[QImage, PredictionResult]:
             from tl_desktop.engine.data.images import load_rgb
 
             image = load_rgb(str(path), draft_size=(2 * PREVIEW_PX, 2 * PREVIEW_PX))
@@ -199,7 +209,7 @@ class PredictPage(Page):
                       error_title=f"Could not classify {path.name}.",
                       error_hint="Check that the file is an image (JPEG, PNG, TIFF, BMP or WebP).")
 
-    def _show_image(self, path: Path, qimage: Any, result: Any) -> None:
+    def _show_image(self, path: Path, qimage: QImage, result: PredictionResult) -> None:
         self.preview.setPixmap(QPixmap.fromImage(qimage))
         self.preview.setToolTip(str(path))
         if result.failures:
@@ -220,7 +230,7 @@ class PredictPage(Page):
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.table.setItem(r, 1, item)
 
-    def show_saliency(self) -> Any:
+    def show_saliency(self) -> QDialog | None:
         """Open the saliency map of the last classified image."""
         from tl_desktop.gui.widgets.saliency import open_saliency_dialog
 
@@ -234,7 +244,7 @@ class PredictPage(Page):
             return
         loaded, csv_path = self.loaded, default_csv_path(folder)
 
-        def predict(ctx: Any) -> Any:
+        def predict(ctx: TaskContext) -> PredictionResult:
             from tl_desktop.engine.data.dataset import list_images
             from tl_desktop.fileio import atomic_write_text
 
@@ -259,7 +269,7 @@ class PredictPage(Page):
             self.progress.setValue(done)
             self.progress.setFormat("%v of %m images")
 
-    def _show_folder(self, folder: Path, csv_path: Path, result: Any) -> None:
+    def _show_folder(self, folder: Path, csv_path: Path, result: PredictionResult) -> None:
         classes = self.loaded.classes
         counts = [0] * len(classes)
         for row in result.probs:

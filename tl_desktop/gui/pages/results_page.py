@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -23,10 +23,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets.analysis import AnalysisBar
 from tl_desktop.gui.widgets.common import heading, hint, stretch_first_column
 from tl_desktop.gui.widgets.image_grid import ImageGridDialog
+from tl_desktop.gui.worker import TaskContext
+
+if TYPE_CHECKING:
+    from matplotlib.backend_bases import MouseEvent
+    from matplotlib.figure import Figure
+
+    from tl_desktop.engine.evaluation.evaluate import Predictions
+    from tl_desktop.engine.evaluation.metrics import Metrics
+    from tl_desktop.gui.widgets.threaded_canvas import ThreadedCanvas
 
 SPLIT_NAMES = {"val": "validation", "test": "test"}
 TABLE_COLUMNS = ("Class", "Images", "Precision", "Recall", "F1", "Specificity")
@@ -40,11 +50,12 @@ def percent(value: float | None) -> str:
 class ResultsPage(Page):
     """Evaluates the current run on its validation or test images and shows the results."""
 
+    step = Step.RESULTS
     title = "Results"
     step_hint = "how good is it?"
     hint = "How well the model does on images it did not train on."
 
-    def __init__(self, session) -> None:  # noqa: ANN001
+    def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.split_box = QComboBox()
         self.split_box.addItem("Validation images", "val")
@@ -69,7 +80,7 @@ class ResultsPage(Page):
         self.matrix_placeholder = QLabel("The confusion matrix appears here once the model is evaluated.")
         self.matrix_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.matrix_holder.addWidget(self.matrix_placeholder, 1)
-        self.matrix_canvas: Any = None
+        self.matrix_canvas: ThreadedCanvas | None = None
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
         stretch_first_column(self.table)
@@ -159,7 +170,7 @@ class ResultsPage(Page):
         if run_dir is None or self.busy("evaluate"):
             return
 
-        def evaluate(ctx: Any) -> Any:
+        def evaluate(ctx: TaskContext) -> tuple[Predictions, Metrics]:
             from tl_desktop.engine.evaluation.evaluate import evaluate_run
 
             return evaluate_run(run_dir, split, progress=ctx.progress, stop=ctx.stop)
@@ -178,7 +189,7 @@ class ResultsPage(Page):
             self.progress.setRange(0, total)
             self.progress.setValue(done)
 
-    def _evaluated(self, run_dir: Path, split: str, result: tuple[Any, Any]) -> None:
+    def _evaluated(self, run_dir: Path, split: str, result: tuple[Predictions, Metrics]) -> None:
         if run_dir != self.session.run_dir:
             return
         self.session.set_evaluation(split, *result)
@@ -221,7 +232,7 @@ class ResultsPage(Page):
         _, metrics = self.session.evaluations[split]
         normalize = self.normalised_button.isChecked()
 
-        def build(ctx: Any) -> Any:
+        def build(ctx: TaskContext) -> Figure:
             import tl_desktop.gui.widgets.threaded_canvas  # noqa: F401  (matplotlib, off the GUI thread)
             from tl_desktop.report.figures import confusion_matrix_figure
 
@@ -230,7 +241,7 @@ class ResultsPage(Page):
         self.run_task(build, "matrix", on_success=lambda figure: self._show_matrix(split, normalize, figure),
                       error_title="Could not draw the confusion matrix.")
 
-    def _show_matrix(self, split: str, normalize: bool, figure: Any) -> None:
+    def _show_matrix(self, split: str, normalize: bool, figure: Figure) -> None:
         if split != self.current_split() or normalize != self.normalised_button.isChecked():
             return
         from tl_desktop.gui.widgets.threaded_canvas import ThreadedCanvas
@@ -251,7 +262,7 @@ class ResultsPage(Page):
             self.matrix_canvas = None
             self.matrix_placeholder.show()
 
-    def _on_matrix_click(self, event: Any) -> None:
+    def _on_matrix_click(self, event: MouseEvent) -> None:
         from tl_desktop.report.figures import confusion_cell_at
 
         _, metrics = self.session.evaluations[self.current_split()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtGui import QKeySequence
@@ -32,11 +32,16 @@ from tl_desktop.engine.training.events import (
     Message,
     PhaseStarted,
 )
-from tl_desktop.gui.pages.base import Page
+from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import PathPicker, heading, hint, human_count
 from tl_desktop.gui.widgets.live_plots import LivePlots
-from tl_desktop.gui.worker import fit_in_context
+from tl_desktop.gui.widgets.settings_form import DEVICE_TEXT
+from tl_desktop.gui.worker import Worker, fit_in_context
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.training.trainer import FitResult
 
 PHASE_TEXT = {"head": "training only the new head", "finetune": "fine-tuning the unfrozen blocks"}
 STAGE_PATTERN = re.compile(r"(decoding|computing) (train|val) (images|features|activations)")
@@ -85,15 +90,15 @@ def default_runs_folder() -> str:
 class TrainPage(Page):
     """Runs the trainer on a worker thread and shows its events."""
 
+    step = Step.TRAIN
     title = "Train"
     step_hint = "watch it learn"
     hint = "Start training and watch it learn."
     run_finished = Signal(str)
 
-    def __init__(self, session, model_page) -> None:  # noqa: ANN001
+    def __init__(self, session: Session) -> None:
         super().__init__(session)
-        self.model_page = model_page
-        self.worker: Any = None
+        self.worker: Worker | None = None
         self.start_button = QPushButton("Start training")
         self.start_button.setDefault(True)
         self.start_button.setShortcut(QKeySequence("Ctrl+Return"))
@@ -144,17 +149,18 @@ class TrainPage(Page):
         self._epochs_total = 1
         self._stopping = False
         self._cache_stage = ""
+        for changed in (session.config_changed, session.scan_changed, session.catalogue_changed):
+            changed.connect(lambda: self._describe_plan())
 
     def on_shown(self) -> None:
-        self.model_page.ensure_loaded()
+        self.session.want_catalogue()  # to name the model, and to know whether its weights must be downloaded
         self._describe_plan()
 
     def _describe_plan(self, starting: bool = False) -> None:
         """The plan line: what the next (or, when ``starting``, this) run does, after the last outcome."""
         if self.session.training:
             return
-        scan = self.session.scan
-        cfg = self.model_page.run_config()
+        scan, cfg, catalogue = self.session.scan, self.session.config, self.session.catalogue
         if scan is None:
             self.plan.setText("First choose an image folder on the Data page.")
             return
@@ -162,9 +168,8 @@ class TrainPage(Page):
         what = ("only the new head" if blocks == 0 else "all blocks" if blocks == "all"
                 else "the last block and the new head" if blocks == 1
                 else f"the last {blocks} blocks and the new head")
-        spec = self.model_page.table.current_spec()
-        model = spec.title if spec is not None and spec.name == cfg.model.backbone else cfg.model.backbone
-        device = self.model_page.settings_form.device_box.currentText()
+        model = catalogue.title(cfg.model.backbone) if catalogue is not None else cfg.model.backbone
+        device = DEVICE_TEXT.get(cfg.train.device, cfg.train.device)
         plan = (f"{model}, training {what}, {cfg.train.epochs} epochs on {len(scan.split.train)} images "
                 f"({len(scan.split.classes)} classes), device: {device}.")
         if starting:
@@ -182,22 +187,24 @@ class TrainPage(Page):
         if self.session.scan is None:
             self.show_error("There are no images to train on yet.",
                             "Go to the Data page, choose a folder of images and wait for the scan to finish.")
-            self.go_to_page.emit("Data")
+            self.go_to_step.emit(Step.DATA)
             return
         out_dir = self.out_dir.path() or default_runs_folder()
         self.session.remember("folders/runs", out_dir)
-        cfg = self.model_page.run_config().replace(out_dir=out_dir)
+        cfg = self.session.config.replace(out_dir=out_dir)
         try:
             cfg.validate()
         except ConfigError as exc:
             self.show_error(f"A training setting is not valid: {exc}", "Change it on the Model page.")
             return
-        if self.model_page.weights_missing() and not dialogs.ask_yes_no(
+        catalogue = self.session.catalogue
+        if catalogue is not None and catalogue.needs_download(cfg.model) and not dialogs.ask_yes_no(
                 self, "Download weights", f"The pretrained weights for {cfg.model.backbone} are not on this "
                 "computer. Download them now and train?", "Or use “Load weights from file…” on the Model page.",
                 yes_text="Download and train"):
             return
-        self.session.config = cfg
+        self.session.set_config(cfg)
+        self.session.save_config()
         self._reset_view()
         scan = self.session.scan
         self.worker = self.run_task(lambda ctx: fit_in_context(cfg, scan, ctx), "train",
@@ -327,7 +334,7 @@ class TrainPage(Page):
                             "Check the message, change the settings or the images, and start again.",
                             e.error_details or "")
 
-    def _fit_returned(self, result: Any) -> None:
+    def _fit_returned(self, result: FitResult) -> None:
         self.session.set_run(Path(result.run_dir) if result.model_path else None, result)
 
     def _worker_done(self) -> None:

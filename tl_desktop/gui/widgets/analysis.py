@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -26,9 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tl_desktop.gui.widgets.common import PathPicker, hint, stretch_first_column
 from tl_desktop.gui.tasks import Tasks
-from tl_desktop.gui.worker import Worker
+from tl_desktop.gui.widgets.common import PathPicker, hint, stretch_first_column
+from tl_desktop.gui.worker import TaskContext, Worker
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.evaluation.evaluate import Predictions
+    from tl_desktop.engine.evaluation.metrics import Metrics
+    from tl_desktop.gui.session import Session
 
 
 def _pct(value: float | None) -> str:
@@ -40,7 +45,7 @@ class ThresholdPanel(QWidget):
 
     changed = Signal(str, float)
 
-    def __init__(self, predictions: Any) -> None:
+    def __init__(self, predictions: Predictions) -> None:
         super().__init__()
         self.predictions = predictions
         self.positive = QComboBox()
@@ -96,7 +101,7 @@ class CalibrationPanel(QWidget):
 
     temperature_fitted = Signal(dict)
 
-    def __init__(self, metrics: Any, run_dir: Path | None) -> None:
+    def __init__(self, metrics: Metrics, run_dir: Path | None) -> None:
         super().__init__()
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 
@@ -126,7 +131,7 @@ class CalibrationPanel(QWidget):
         self.fit_button.setEnabled(False)
         self.result.setText("Fitting on the validation images…")
 
-        def fit_temperature(ctx: Any) -> dict:
+        def fit_temperature(ctx: TaskContext) -> dict:
             from tl_desktop.engine.evaluation.evaluate import fit_temperature_on_run
 
             return fit_temperature_on_run(run_dir, progress=ctx.progress, stop=ctx.stop)
@@ -156,7 +161,7 @@ class ExternalPanel(QWidget):
 
     evaluated = Signal(object, object)
 
-    def __init__(self, run_dir: Path, internal: dict[str, tuple[Any, Any]]) -> None:
+    def __init__(self, run_dir: Path, internal: dict[str, tuple[Predictions, Metrics]]) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.internal = internal
@@ -183,7 +188,7 @@ class ExternalPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
         layout.addWidget(self.table, 1)
-        self.columns: list[tuple[str, Any]] = [(f"{name} split", m) for name, (_, m) in internal.items()]
+        self.columns: list[tuple[str, Metrics]] = [(f"{name} split", m) for name, (_, m) in internal.items()]
         self._fill()
 
     def evaluate(self) -> None:
@@ -197,7 +202,7 @@ class ExternalPanel(QWidget):
         self.progress.show()
         self.message.setText(f"Evaluating {folder}…")
 
-        def evaluate(ctx: Any) -> tuple[Any, Any]:
+        def evaluate(ctx: TaskContext) -> tuple[Predictions, Metrics]:
             from tl_desktop.engine.evaluation.evaluate import evaluate_folder
             from tl_desktop.engine.evaluation.files import external_dir, save_evaluation
             from tl_desktop.engine.models.bundle import load_bundle
@@ -217,7 +222,7 @@ class ExternalPanel(QWidget):
 
         self.worker = self.tasks.start(evaluate, "external", connect)
 
-    def _done(self, folder: str, predictions: Any, metrics: Any) -> None:
+    def _done(self, folder: str, predictions: Predictions, metrics: Metrics) -> None:
         self.columns.append((f"external: {Path(folder).name}", metrics))
         notes = [f"{len(predictions)} images evaluated."]
         if predictions.failures:
@@ -266,7 +271,7 @@ def open_in_dialog(parent: QWidget | None, title: str, panel: QWidget) -> QDialo
 class AnalysisBar(QWidget):
     """Buttons under the Results page's matrix: mistakes with saliency, threshold, calibration, external folder."""
 
-    def __init__(self, session: Any, current_split: Callable[[], str],
+    def __init__(self, session: Session, current_split: Callable[[], str],
                  refresh: Callable[[], None] = lambda: None) -> None:
         super().__init__()
         self.session = session
@@ -294,7 +299,7 @@ class AnalysisBar(QWidget):
         session.run_changed.connect(self.update_buttons)
         self.update_buttons()
 
-    def _current(self) -> tuple[Any, Any] | None:
+    def _current(self) -> tuple[Predictions, Metrics] | None:
         return self.session.evaluations.get(self.current_split())
 
     def update_buttons(self) -> None:

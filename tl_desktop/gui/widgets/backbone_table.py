@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -14,13 +14,16 @@ from PySide6.QtWidgets import (
 
 from tl_desktop.gui.widgets.common import human_count
 
+if TYPE_CHECKING:
+    from tl_desktop.engine.models.specs import BackboneSpec
+
 COLUMNS = ("Model", "Size", "Input", "Speed on this computer", "Weights")
 SPEED_TIP = ("Images per second when predicting, measured on this computer with the chosen device "
              "(select a model and click “Measure speed”). Training is roughly three times slower.")
 WEIGHTS_TEXT = {"bundled": "Included", "cached": "On this computer"}
 
 
-def weights_text(status: str, spec: Any) -> str:
+def weights_text(status: str, spec: BackboneSpec) -> str:
     """'Included', 'On this computer' or 'Download 17 MB'."""
     return WEIGHTS_TEXT.get(status, f"Download {spec.weights_mb:.0f} MB")
 
@@ -50,9 +53,9 @@ class BackboneTable(QTableWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setAccessibleName("Pretrained models")
         self.itemSelectionChanged.connect(self._on_selection)
-        self.specs: list[Any] = []
+        self.specs: list[BackboneSpec] = []
 
-    def set_backbones(self, specs: list[Any], statuses: dict[str, str], speeds: dict[str, float | None],
+    def set_backbones(self, specs: list[BackboneSpec], statuses: dict[str, str], speeds: dict[str, float | None],
                       selected: str) -> None:
         """Fill the table; ``selected`` is the backbone name to select."""
         self.specs = list(specs)
@@ -81,7 +84,7 @@ class BackboneTable(QTableWidget):
             if spec.name == name:
                 self.item(row, column).setText(text)
 
-    def current_spec(self) -> Any:
+    def current_spec(self) -> BackboneSpec | None:
         rows = self.selectionModel().selectedRows()
         return self.specs[rows[0].row()] if rows else None
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
 from tl_desktop.engine.caching.store import CacheInfo, CacheStore, human_size
 
+if TYPE_CHECKING:
+    from tl_desktop.gui.worker import TaskContext
+
 CLEAR_TEXT = "Clear cache"
 
 
-def read_cache_info(ctx: Any) -> CacheInfo:
+def read_cache_info(ctx: TaskContext) -> CacheInfo:
     """What the per-user cache folder holds (worker thread: walks the folder)."""
     return CacheStore().info()
 
 
-def clear_cache(include_weights: bool, ctx: Any) -> int:
+def clear_cache(include_weights: bool, ctx: TaskContext) -> int:
     """Delete the cached images and features (and downloaded weights if asked); bytes freed."""
     return CacheStore().clear(include_weights=include_weights)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from tl_desktop.gui.widgets.common import human_count
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.models.backbones import FreezeSummary
 
 FROZEN_STYLE = "background:#d9d9d9; color:#444; border:1px solid #aaa; border-radius:3px; padding:2px;"
 TRAIN_STYLE = "background:#b7e1b0; color:#124d12; border:1px solid #5a9e50; border-radius:3px; padding:2px;"
@@ -84,7 +87,7 @@ class FreezeControl(QWidget):
         self.summary.setText("Counting parameters…")
         self.changed.emit(self.value())
 
-    def show_summary(self, summary: Any) -> None:
+    def show_summary(self, summary: FreezeSummary) -> None:
         """Describe a FreezeSummary: how many parameters will train."""
         share = 100 * summary.trainable_params / max(1, summary.total_params)
         frozen = ", ".join(summary.frozen_names) if summary.frozen_names else "nothing"

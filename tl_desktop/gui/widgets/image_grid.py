@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
-from tl_desktop.gui.widgets.thumbnails import ThumbnailStrip, load_thumbnails
 from tl_desktop.gui.tasks import Tasks
+from tl_desktop.gui.widgets.thumbnails import ThumbnailStrip, load_thumbnails
 
 GRID_THUMB_PX = 128
 MAX_IMAGES = 200

@@ -7,12 +7,17 @@ the window stays responsive while training runs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from tl_desktop.gui.tasks import Tasks
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from tl_desktop.gui.widgets.threaded_canvas import ThreadedCanvas
 
 REDRAW_MS = 400
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#d62728"
@@ -27,7 +32,7 @@ class LivePlots(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._placeholder = QLabel("The loss and accuracy curves appear here when training starts.")
         self._layout.addWidget(self._placeholder)
-        self.canvas: Any = None
+        self.canvas: ThreadedCanvas | None = None
         self._tasks = Tasks(self)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -55,7 +60,7 @@ class LivePlots(QWidget):
             return
         self._building = True
 
-        def created(figure: Any) -> None:
+        def created(figure: Figure) -> None:
             from tl_desktop.gui.widgets.threaded_canvas import ThreadedCanvas
 
             self.canvas = ThreadedCanvas(figure)
@@ -113,7 +118,7 @@ class LivePlots(QWidget):
         return self._building and self.canvas is None or (self.canvas is not None and self.canvas.rendering())
 
 
-def build_figure() -> Any:
+def build_figure() -> Figure:
     """The two empty axes with their lines (worker thread: imports matplotlib)."""
     from matplotlib.figure import Figure
 
@@ -147,7 +152,7 @@ def build_figure() -> Any:
     return figure
 
 
-def update_figure(figure: Any, batch_x: list[float], batch_loss: list[float], batch_acc: list[float],
+def update_figure(figure: Figure, batch_x: list[float], batch_loss: list[float], batch_acc: list[float],
                   epoch_x: list[float], series: dict[str, list[float]], best: int | None,
                   finetune_x: float | None) -> None:
     """Put the data into the figure's lines and rescale (render thread)."""

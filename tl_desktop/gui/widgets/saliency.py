@@ -6,7 +6,7 @@ The model is loaded and the heatmap computed on a worker thread; only QImages cr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
@@ -22,10 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.widgets.common import hint
 from tl_desktop.gui.widgets.thumbnails import pil_to_qimage
-from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.worker import Worker
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.evaluation.evaluate import Predictions
+    from tl_desktop.engine.models.bundle import LoadedModel
 
 VIEW_PX = 320
 METHOD_NOTE = ("Red marks the regions that pushed the model towards the class shown (Grad-CAM; HiResCAM for "
@@ -35,11 +39,11 @@ METHOD_NOTE = ("Red marks the regions that pushed the model towards the class sh
 class ModelHolder:
     """Loads a run's model once, on a worker thread, and keeps it for later saliency requests."""
 
-    def __init__(self, model_path: Path | None, loaded: Any = None) -> None:
+    def __init__(self, model_path: Path | None, loaded: LoadedModel | None = None) -> None:
         self.model_path = None if model_path is None else Path(model_path)
-        self.loaded: Any = loaded
+        self.loaded = loaded
 
-    def get(self) -> Any:
+    def get(self) -> LoadedModel:
         """The loaded model (call from a worker thread)."""
         if self.loaded is None:
             from tl_desktop.engine.models.bundle import load_bundle
@@ -113,7 +117,7 @@ class SaliencyView(QWidget):
 class MistakesDialog(QDialog):
     """The misclassified images, most confidently wrong first (optionally one matrix cell), with saliency."""
 
-    def __init__(self, parent: QWidget | None, predictions: Any, model_path: Path,
+    def __init__(self, parent: QWidget | None, predictions: Predictions, model_path: Path,
                  true_class: str | None = None, predicted_class: str | None = None) -> None:
         super().__init__(parent)
         from tl_desktop.engine.evaluation.evaluate import misclassified, most_confused
@@ -161,7 +165,7 @@ class MistakesDialog(QDialog):
 
 
 
-def open_saliency_dialog(parent: QWidget | None, loaded: Any, path: str) -> QDialog:
+def open_saliency_dialog(parent: QWidget | None, loaded: LoadedModel, path: str) -> QDialog:
     """A non-modal dialog with the saliency of ``path`` for the class ``loaded`` predicts."""
     dialog = QDialog(parent)
     dialog.setWindowTitle(f"Why “{Path(path).name}”?")

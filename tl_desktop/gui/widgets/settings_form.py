@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -16,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tl_desktop.config import TrainConfig
+from tl_desktop.config import ModelConfig, TrainConfig
 from tl_desktop.gui.widgets.common import Collapsible
 
 AUGMENTATION_CHOICES = (("light", "Light (flips, small crops) — recommended"),
@@ -24,6 +22,7 @@ AUGMENTATION_CHOICES = (("light", "Light (flips, small crops) — recommended"),
                         ("none", "None"))
 DEVICE_CHOICES = (("auto", "Automatic (graphics card if available)"), ("cpu", "Processor (CPU)"),
                   ("cuda", "NVIDIA graphics card (CUDA)"), ("mps", "Apple graphics (MPS)"))
+DEVICE_TEXT = dict(DEVICE_CHOICES)
 BALANCE_CHOICES = (("auto", "Automatic"), ("on", "On"), ("off", "Off"))
 MAX_VIEWS = 16
 VIEWS_TIP = ("How many randomly changed copies of each training image are prepared before training.\n"
@@ -57,11 +56,12 @@ def _real(low: float, high: float, decimals: int, step: float, tip: str) -> QDou
 
 
 class SettingsForm(QWidget):
-    """Maps widgets to a TrainConfig (and the head's dropout) and back; remembered in QSettings."""
+    """Maps widgets to a TrainConfig (and the head's dropout) and back; ``changed`` when the user edits one."""
 
-    def __init__(self, session: Any) -> None:
+    changed = Signal()
+
+    def __init__(self) -> None:
         super().__init__()
-        self.session = session
         self.epochs = _spin(1, 500, "How many times training goes through all training images")
         self.augmentation = _combo(AUGMENTATION_CHOICES, "Random changes to training images so the "
                                    "model learns what matters, not where or how bright")
@@ -113,11 +113,20 @@ class SettingsForm(QWidget):
         layout.addLayout(front)
         layout.addWidget(self.advanced)
         self._trainable_blocks: int | str = 0
+        self._loading = False
         self.augmentation.currentIndexChanged.connect(self._update_views_hint)
         self.views.valueChanged.connect(self._update_views_hint)
         self.head_epochs.valueChanged.connect(self._update_views_hint)
-        self.load(self._remembered())
-        self._update_views_hint()
+        self.load(TrainConfig(), ModelConfig().dropout)
+        for box in (self.epochs, self.batch_size, self.lr, self.finetune_lr, self.head_epochs, self.patience,
+                    self.smoothing, self.seed, self.views, self.dropout_box, self.weight_decay):
+            box.valueChanged.connect(self._on_edit)
+        for combo in (self.augmentation, self.device_box, self.balance):
+            combo.currentIndexChanged.connect(self._on_edit)
+
+    def _on_edit(self) -> None:
+        if not self._loading:
+            self.changed.emit()
 
     def set_trainable_blocks(self, value: int | str) -> None:
         """Follow the model page's choice: copies only matter while some pretrained blocks are frozen."""
@@ -142,20 +151,17 @@ class SettingsForm(QWidget):
                 else "balanced" if count < 8 else "most robust, slowest to prepare")
         self.views_hint.setText(f"{word}   (1 = fastest … 8 = most robust)")
 
-    def _remembered(self) -> TrainConfig:
-        default = TrainConfig()
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(TrainConfig):
-            raw = self.session.recall(f"train/{f.name}")
-            if raw is not None and f.name != "num_workers":
-                values[f.name] = type(getattr(default, f.name))(raw)
+    def load(self, cfg: TrainConfig, dropout: float) -> None:
+        """Show ``cfg`` and the head's ``dropout`` in the widgets (``changed`` is emitted once, at the end)."""
+        self._loading = True
         try:
-            return dataclasses.replace(default, **values)
-        except (TypeError, ValueError):
-            return default
+            self._show(cfg, dropout)
+        finally:
+            self._loading = False
+        self._update_views_hint()
+        self.changed.emit()
 
-    def load(self, cfg: TrainConfig, dropout: float | None = None) -> None:
-        """Show ``cfg`` in the widgets."""
+    def _show(self, cfg: TrainConfig, dropout: float) -> None:
         self.epochs.setValue(cfg.epochs)
         self._set_combo(self.augmentation, cfg.augmentation)
         self._set_combo(self.device_box, cfg.device)
@@ -169,7 +175,7 @@ class SettingsForm(QWidget):
         self.seed.setValue(cfg.seed)
         self.views.setValue(cfg.cached_views)
         self.weight_decay.setValue(cfg.weight_decay)
-        self.dropout_box.setValue(float(self.session.recall("model/dropout", 0.2)) if dropout is None else dropout)
+        self.dropout_box.setValue(dropout)
 
     @staticmethod
     def _set_combo(combo: QComboBox, value: str) -> None:
@@ -183,16 +189,11 @@ class SettingsForm(QWidget):
         return float(self.dropout_box.value())
 
     def train_config(self) -> TrainConfig:
-        """The widgets as a TrainConfig (head epochs clipped to the epoch count); remembered."""
-        cfg = TrainConfig(
+        """The widgets as a TrainConfig (head epochs clipped to the epoch count)."""
+        return TrainConfig(
             epochs=self.epochs.value(), head_epochs=min(self.head_epochs.value(), self.epochs.value()),
             batch_size=self.batch_size.value(), lr=self.lr.value(), finetune_lr=self.finetune_lr.value(),
             weight_decay=self.weight_decay.value(), label_smoothing=self.smoothing.value(),
             class_balance=str(self.balance.currentData()), augmentation=str(self.augmentation.currentData()),
             cached_views=self.views.value(), early_stopping_patience=self.patience.value(),
             seed=self.seed.value(), device=self.device())
-        for key, value in dataclasses.asdict(cfg).items():
-            if value is not None:
-                self.session.remember(f"train/{key}", value)
-        self.session.remember("model/dropout", self.dropout())
-        return cfg

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import shiboken6
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -76,7 +75,7 @@ class ThreadedCanvas(FigureCanvasQTAgg):
             self.render_count += 1
             return True
 
-    def _rendered(self, drawn: Any) -> None:
+    def _rendered(self, drawn: bool) -> None:
         if drawn and shiboken6.isValid(self):
             self.update()
 

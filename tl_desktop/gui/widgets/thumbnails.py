@@ -9,6 +9,7 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem
 
 THUMB_PX = 72
+Thumbnail = tuple[str, "QImage | None"]  # a path and its thumbnail (None: the file could not be read)
 
 
 def load_thumbnail(path: str, size: int = THUMB_PX) -> QImage:
@@ -29,11 +30,11 @@ def pil_to_qimage(image) -> QImage:  # noqa: ANN001 - a PIL image; PIL is import
 
 
 def load_thumbnails(paths: Sequence[str], size: int = THUMB_PX,
-                    should_stop: Callable[[], bool] = lambda: False) -> list[tuple[str, QImage | None]]:
+                    should_stop: Callable[[], bool] = lambda: False) -> list[Thumbnail]:
     """Thumbnails for ``paths``; an unreadable file gives ``None`` instead of failing the batch."""
     from tl_desktop.engine.data.images import ImageLoadError
 
-    out: list[tuple[str, QImage | None]] = []
+    out: list[Thumbnail] = []
     for path in paths:
         if should_stop():
             break
@@ -62,7 +63,7 @@ class ThumbnailStrip(QListWidget):
             self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
             self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-    def set_images(self, items: Sequence[tuple[str, QImage | None]], captions: Sequence[str] = ()) -> None:
+    def set_images(self, items: Sequence[Thumbnail], captions: Sequence[str] = ()) -> None:
         """Show ``(path, image)`` pairs; a missing image shows as a labelled placeholder."""
         self.clear()
         for index, (path, image) in enumerate(items):
