@@ -23,6 +23,7 @@ from tl_desktop.engine.models.bundle import (
     save_bundle,
     update_bundle_meta,
 )
+from tl_desktop.engine.training.runfolder import model_file_of
 from tl_desktop.engine.training.trainer import Trainer
 
 
@@ -67,7 +68,7 @@ def test_trained_run_exports_the_best_model(tiny_backbone, tmp_path, make_image_
                        train=TrainConfig(epochs=2, head_epochs=1, batch_size=4), out_dir=str(tmp_path / "runs"))
     trainer = Trainer(config)
     result = trainer.fit()
-    loaded = load_bundle(result.run_dir)  # a run folder resolves to its model.tlmodel
+    loaded = load_bundle(model_file_of(result.run_dir))  # a run folder resolves to its model.tlmodel
 
     paths = [s.path for s in trainer.scan.split.val + trainer.scan.split.test]
     expected = in_memory_probs(trainer.model, tiny_backbone.preprocessing, paths)
@@ -193,6 +194,8 @@ def test_missing_model_and_empty_run_folder(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
         load_bundle(tmp_path / "nothing.tlmodel")
     with pytest.raises(BundleError, match="has no model.tlmodel"):
+        load_bundle(model_file_of(tmp_path))
+    with pytest.raises(BundleError, match="is a folder, not a model file"):
         load_bundle(Path(tmp_path))
 
 

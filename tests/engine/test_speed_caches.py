@@ -330,7 +330,7 @@ class _Recorder:
 
     def on_event(self, event) -> None:
         self.events.append(event)
-        if self.stop_on_cache is not None and event.kind == "CacheProgress" and "train" in event.stage:
+        if self.stop_on_cache is not None and event.kind == "CacheProgress" and event.split == "train":
             self.stop_on_cache.request()
 
 

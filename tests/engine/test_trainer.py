@@ -339,7 +339,7 @@ def test_console_progress_lines():
     out = io.StringIO()
     console = ConsoleProgress(out)
     for done in range(0, 101, 10):
-        console.on_event(CacheProgress("computing train features", done, 100))
+        console.on_event(CacheProgress("features", done, 100, "train"))
     console.on_event(EpochEnded(3, 10, "finetune", 0.51, 0.84, 0.43, 0.875, 1e-4, 12.3, 95.0, True))
     console.on_event(FitEnded("completed", "runs/x", "runs/x/model.tlmodel", 3, 0.875, 0.43, 10, 130.0))
     lines = out.getvalue().splitlines()
@@ -352,7 +352,7 @@ def test_console_progress_lines():
 
 def test_error_descriptions_are_one_line():
     from tl_desktop.engine.data.images import ImageLoadError
-    from tl_desktop.engine.training.trainer import describe_error
+    from tl_desktop.engine.training.errors import describe_error
     from tl_desktop.fileio import DiskWriteError
 
     assert describe_error(ImageLoadError("/d/a.jpg", "truncated or corrupt JPEG")) == (

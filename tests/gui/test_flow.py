@@ -170,12 +170,12 @@ def test_train_page_shows_cache_progress(window):
 
     train = window.train_page
     window.go_to(2)
-    train.on_event(CacheProgress("decoding train images", 3, 12))
+    train.on_event(CacheProgress("decoding", 3, 12, "train"))
     assert train.progress.maximum() == 1000 and train.progress.value() == 250
     assert "Preparing: reading the training images — 3 of 12" in train.progress.format()
-    train.on_event(CacheProgress("downloading weights", 2_500_000, -1))
+    train.on_event(CacheProgress("weights", 2_500_000, -1))
     assert train.progress.maximum() == 0 and "2.5 MB" in train.progress.format()
-    train.on_event(CacheProgress("computing train features", 0, 8))
+    train.on_event(CacheProgress("features", 0, 8, "train"))
     assert train.progress.maximum() == 1000 and train.progress.value() == 0
     assert train.log.toPlainText().count("Preparing:") == 3
 
@@ -215,9 +215,10 @@ def test_stop_while_caches_are_built(qtbot, window, make_image_folder, tmp_path,
 
 
 def test_cache_stages_read_as_plain_words():
+    from tl_desktop.engine.training.events import CacheProgress
     from tl_desktop.gui.pages.train_page import stage_text
 
-    assert stage_text("decoding val images") == "reading the validation images"
-    assert stage_text("computing train activations") == "running the frozen layers on the training images"
-    assert stage_text("computing val features") == "summarising the validation images for the new head"
-    assert stage_text("downloading weights") == "downloading weights"
+    assert stage_text(CacheProgress("decoding", 0, 1, "val")) == "reading the validation images"
+    assert stage_text(CacheProgress("activations", 0, 1, "train")) == "running the frozen layers on the training images"
+    assert stage_text(CacheProgress("features", 0, 1, "val")) == "summarising the validation images for the new head"
+    assert stage_text(CacheProgress("weights", 0, -1)) == "downloading weights"

@@ -66,7 +66,9 @@ def test_analysis_bar_dialogs_on_a_real_run(qtbot, tiny_run, external_folder, tm
     calibration.panel.fit_button.click()
     qtbot.waitUntil(lambda: bool(refreshed), timeout=60_000)
     assert "Stored temperature" in calibration.panel.result.text()
-    assert load_bundle(tiny_run).meta.temperature != 1.0
+    from tl_desktop.engine.training.runfolder import RunFolder
+
+    assert load_bundle(RunFolder(tiny_run).model_file).meta.temperature != 1.0
     calibration.close()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from tl_desktop.engine.evaluation.evaluate import Predictions, compute_metrics
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.report import figures
 
 
@@ -58,7 +59,7 @@ def test_read_epoch_history_skips_bad_lines(tmp_path):
              '"train_accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4, "lr": 0.001, "seconds": 1.0, '
              '"eta_seconds": 0.0, "is_best": true}']
     (tmp_path / "events.jsonl").write_text("\n".join(lines), encoding="utf-8")
-    history = figures.read_epoch_history(tmp_path)
+    history = RunFolder(tmp_path).epoch_history()
     assert [e.epoch for e in history] == [1]
     fig = figures.training_curves_figure(history)
     assert fig.axes[1].get_legend() is not None

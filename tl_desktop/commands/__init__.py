@@ -1,2 +1,7 @@
 """Sub-commands of ``tl-desktop``: each module has ``add_parser(subparsers)``; the parser it adds
 sets ``run`` (via ``set_defaults(run=...)``) to a function taking the parsed arguments."""
+
+EXIT_OK = 0  # done
+EXIT_FAILED = 1  # the work itself failed (training failed, nothing could be written)
+EXIT_BAD_INPUT = 2  # a bad file, folder or setting; the message names it
+EXIT_STOPPED = 130  # stopped with Ctrl-C (128 + SIGINT)

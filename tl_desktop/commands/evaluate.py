@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from tl_desktop.config import DEVICES
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,31 +37,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.add_argument("--calibrate", action="store_true",
                         help="first fit temperature scaling on the run's validation split and store it in the model")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.set_defaults(run=run)
     return parser
 
 
-def _run_dir_of(model: Path) -> Path | None:
-    folder = model if model.is_dir() else model.parent
-    return folder if (folder / "split.json").is_file() and (folder / "model.tlmodel").is_file() else None
-
-
 def run(args: argparse.Namespace) -> int:
-    from tl_desktop.engine.evaluation.evaluate import (
-        EvaluationError,
-        evaluate_folder,
-        evaluate_run,
-        fit_temperature_on_run,
-    )
-    from tl_desktop.engine.evaluation.files import (
-        EVALUATION_DIR,
-        external_dir,
-        save_evaluation,
-        summary_lines,
-    )
-    from tl_desktop.engine.models.bundle import BundleError, load_bundle
+    from tl_desktop.engine.evaluation.evaluate import EvaluationError, evaluate_run
+    from tl_desktop.engine.evaluation.files import save_evaluation, summary_lines
+    from tl_desktop.engine.models.bundle import BundleError
     from tl_desktop.engine.runtime.device import pick_device
+    from tl_desktop.engine.training.runfolder import RunFolder
+    from tl_desktop.engine.workflows.evaluation import calibrate_run, evaluate_external
     from tl_desktop.fileio import DiskWriteError
 
     if args.bootstrap < 0:
@@ -70,46 +58,49 @@ def run(args: argparse.Namespace) -> int:
     if not model.exists():
         print(f"error: {model} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
-    run_dir = _run_dir_of(model)
+    run = RunFolder.containing(model)
     options = {"positive_class": args.positive_class, "threshold": args.threshold,
                "n_bootstrap": args.bootstrap, "seed": args.seed}
     try:
         if args.calibrate:
-            if run_dir is None:
+            if run is None:
                 raise EvaluationError("--calibrate needs a run folder (its validation split is used to fit)")
-            fitted = fit_temperature_on_run(run_dir)
-            print(f"Temperature scaling: T = {fitted['temperature']:.3f} stored in {run_dir / 'model.tlmodel'} "
-                  f"(validation NLL {fitted['val_nll_before']:.3f} -> {fitted['val_nll_after']:.3f}, "
-                  f"ECE {fitted['val_ece_before']:.3f} -> {fitted['val_ece_after']:.3f})")
+            fitted = calibrate_run(run.path)
+            print(f"Temperature scaling: T = {fitted.temperature:.3f} stored in {fitted.model_file} "
+                  f"(validation NLL {fitted.val_nll_before:.3f} -> {fitted.val_nll_after:.3f}, "
+                  f"ECE {fitted.val_ece_before:.3f} -> {fitted.val_ece_after:.3f})")
         if args.data:
-            loaded = load_bundle(model, device=pick_device(args.device))
-            predictions, result = evaluate_folder(loaded, args.data, **options)
-            source = {"kind": "external", "folder": str(Path(args.data).resolve()), "model": str(model.resolve())}
-            default_out = external_dir(run_dir or Path.cwd(), args.data)
+            external = evaluate_external(model, args.data, out_dir=args.out, device=pick_device(args.device),
+                                         **options)
+            predictions, result, out, written = external.predictions, external.metrics, external.out_dir, external.files
+            where = f"external folder {Path(args.data).resolve()}"
         else:
-            if run_dir is None:
+            if run is None:
                 raise EvaluationError(f"{model} is not in a run folder, so it has no split to evaluate on; "
                                       "give an image folder with --data")
-            predictions, result = evaluate_run(run_dir, args.split, **options)
-            source = {"kind": "split", "split": args.split, "run": str(run_dir.resolve())}
-            default_out = run_dir / EVALUATION_DIR / args.split
+            predictions, result = evaluate_run(run.path, args.split, **options)
+            out, written = Path(args.out) if args.out else run.split_evaluation_dir(args.split), None
+            where = f"{args.split} split of {run.name}"
     except (BundleError, EvaluationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except DiskWriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return EXIT_STOPPED
-    where = "external folder " + source["folder"] if args.data else f"{args.split} split of {run_dir.name}"
     print(f"Evaluation on the {where}")
     for line in summary_lines(result):
         print(line)
     for path, reason in predictions.failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    out = Path(args.out) if args.out else default_out
-    try:
-        written = save_evaluation(out, predictions, result, source)
-    except DiskWriteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    if written is None:
+        source = {"kind": "split", "split": args.split, "run": str(run.path.resolve())}
+        try:
+            written = save_evaluation(out, predictions, result, source)
+        except DiskWriteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     print(f"Wrote {', '.join(p.name for p in written)} to {out}")
     return EXIT_OK if len(predictions) else EXIT_FAILED

@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from tl_desktop.config import DEVICES
+
 if TYPE_CHECKING:
     from tl_desktop.engine.models.bundle import PredictionResult
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -30,7 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default 3)")
     parser.add_argument("--csv", metavar="FILE", help="write all probabilities to this CSV file")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.set_defaults(run=run)
     return parser
 
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.data.dataset import DataError, list_images
     from tl_desktop.engine.models.bundle import BundleError, load_bundle
     from tl_desktop.engine.runtime.device import pick_device
+    from tl_desktop.engine.training.runfolder import model_file_of
     from tl_desktop.fileio import DiskWriteError
 
     if args.top_k < 1:
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {target} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        loaded = load_bundle(args.model, device=pick_device(args.device))
+        loaded = load_bundle(model_file_of(args.model), device=pick_device(args.device))
         paths = list_images(target)
     except (BundleError, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,13 +13,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 from tl_desktop.config import AUGMENTATION_PRESETS, CLASS_BALANCE_MODES, DEVICES
 
 if TYPE_CHECKING:
     from tl_desktop.config import RunConfig
     from tl_desktop.engine.runtime.stop import StopToken
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
 
 # flag destination -> (config section, field)
 _FLAG_FIELDS: dict[str, tuple[str, str]] = {

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import hint
@@ -133,10 +134,9 @@ class ReportDialog(QDialog):
         """Write the report with the edited card text in the background."""
         if self.data is None:
             return
-        from tl_desktop.report.model_card import CARD_FILE
 
         self.data.model_card = self.card.toPlainText()
-        data, out, card_path = self.data, Path(self.folder.text().strip()), self.run_dir / CARD_FILE
+        data, out, card_path = self.data, Path(self.folder.text().strip()), RunFolder(self.run_dir).card_file
 
         def write(_ctx: TaskContext) -> ReportFiles:
             from tl_desktop.fileio import atomic_write_text

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from tl_desktop.config import ModelConfig, RunConfig
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.stored_config import load_config, save_config
 
 if TYPE_CHECKING:
@@ -116,8 +117,8 @@ class Session(QObject):
         """The current run's exported model file, when it exists."""
         if self.run_dir is None:
             return None
-        path = self.run_dir / "model.tlmodel"
-        return path if path.exists() else None
+        run = RunFolder(self.run_dir)
+        return run.model_file if run.is_complete() else None
 
     def remember(self, key: str, value: Any) -> None:
         self.settings.setValue(key, value)

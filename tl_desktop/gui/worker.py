@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 from tl_desktop.engine.training.callbacks import Callback
+from tl_desktop.engine.training.errors import describe_error
 from tl_desktop.engine.training.events import BatchEnded, Event
 
 if TYPE_CHECKING:
@@ -205,18 +206,6 @@ def stop_all_workers(timeout_ms: int = 60000) -> bool:
     for worker in workers:
         worker.stop()
     return all(worker.wait(timeout_ms) for worker in workers)
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line human description of an exception (its message, or its type when it has none)."""
-    text = str(exc).strip()
-    if isinstance(exc, MemoryError):
-        return "The computer ran out of memory."
-    if isinstance(exc, PermissionError):
-        return f"Permission denied: {exc.filename or text}"
-    if isinstance(exc, FileNotFoundError):
-        return f"File or folder not found: {exc.filename or text}"
-    return text or type(exc).__name__
 
 
 def leftover_workers() -> list[Worker]:

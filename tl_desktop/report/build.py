@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.fileio import atomic_write_text, atomic_writer
 from tl_desktop.report.blocks import Section
 from tl_desktop.report.content import gather_report
 from tl_desktop.report.data import ReportData
 from tl_desktop.report.html import render_html
-from tl_desktop.report.model_card import CARD_FILE, read_saved_card
+from tl_desktop.report.model_card import read_saved_card
 from tl_desktop.report.pdf import render_pdf
 from tl_desktop.report.sections import build_sections
 
@@ -59,7 +60,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, model_c
     card = model_card if model_card is not None else read_saved_card(run_dir)
     data = gather_report(run_dir, model_card=card, n_bootstrap=n_bootstrap, seed=seed, progress=progress, stop=stop)
     if model_card is not None:
-        atomic_write_text(run_dir / CARD_FILE, model_card)
+        atomic_write_text(RunFolder(run_dir).card_file, model_card)
     if progress is not None:
         progress("Writing the HTML and PDF files")
     return write_report(data, Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR)

@@ -1,8 +1,8 @@
 """Everything a report shows, gathered from a run folder (no rendering here).
 
-Reads ``config.json``, ``audit.json``, ``events.jsonl`` and the model file; evaluates the model on
+Reads the run folder's config, audit, events and model file; evaluates the model on
 the run's validation and test splits; reloads external evaluations saved under
-``<run>/evaluation/external-*``; and computes saliency overlays for the most confidently wrong images.
+the run folder; and computes saliency overlays for the most confidently wrong images.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from tl_desktop.engine.training.events import (
     FitEnded,
     FitStarted,
     PhaseStarted,
-    event_from_dict,
 )
+from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
 from tl_desktop.report.data import EvaluationSection, MistakeImage, ReportData
 from tl_desktop.report.model_card import default_model_card
 
@@ -34,27 +34,13 @@ MAX_MISTAKES = 8
 THUMB_SIZE = 320
 ProgressFn = Callable[[str], None]
 
-def read_events(run_dir: Path) -> list[Any]:
-    """All events of a run's ``events.jsonl`` (unreadable lines skipped)."""
-    path = run_dir / "events.jsonl"
-    events = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                events.append(event_from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                continue
-    return events
-
-
-def _load_audit(run_dir: Path) -> Any:
+def _load_audit(run: RunFolder) -> Any:
     from tl_desktop.engine.data.audit import Audit
 
-    path = run_dir / "audit.json"
-    if not path.is_file():
+    if not run.audit_file.is_file():
         return None
     try:
-        return Audit.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return Audit.from_dict(json.loads(run.audit_file.read_text(encoding="utf-8")))
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -87,36 +73,23 @@ def mistake_images(loaded: Any, sections: list[EvaluationSection], limit: int = 
     return found, notes
 
 
-def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstrap: int = 1000, seed: int = 0,
-                  progress: ProgressFn | None = None, stop: Any = None) -> ReportData:
-    """Collect (and compute) everything a report of ``run_dir`` shows."""
-    from tl_desktop.engine.evaluation.files import (
-        load_evaluation,
-        saved_external_evaluations,
-    )
-    from tl_desktop.engine.models.backbones import BackboneError, get_backbone_spec
-    from tl_desktop.engine.models.bundle import load_bundle, utc_now
+def _evaluations(run: RunFolder, n_bootstrap: int, seed: int, say: ProgressFn, stop: Any
+                 ) -> tuple[list[EvaluationSection], list[str]]:
+    """The run's validation and test splits evaluated now, and its saved external evaluations reloaded."""
+    from tl_desktop.engine.evaluation.files import load_evaluation
 
-    run_dir = Path(run_dir)
-    say = progress or (lambda _text: None)
-    if not (run_dir / "config.json").is_file():
-        raise EvaluationError(f"{run_dir} is not a run folder (it has no config.json)")
-    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    say("Loading the model")
-    loaded = load_bundle(run_dir)
-    events = read_events(run_dir)
     evaluations, notes = [], []
     for split, title in (("val", "Validation split"), ("test", "Test split")):
         say(f"Evaluating the {title.lower()}")
         try:
-            predictions, result = evaluate_run(run_dir, split, stop=stop, n_bootstrap=n_bootstrap, seed=seed)
+            predictions, result = evaluate_run(run.path, split, stop=stop, n_bootstrap=n_bootstrap, seed=seed)
         except EvaluationError as exc:
             notes.append(str(exc))
             continue
         evaluations.append(EvaluationSection(split, title, f"the {len(predictions)} images the run set aside "
                                              f"as its {'validation' if split == 'val' else 'test'} split",
                                              predictions, result))
-    for folder in saved_external_evaluations(run_dir):
+    for folder in run.external_evaluations():
         say(f"Reading the external evaluation {folder.name}")
         try:
             predictions, payload = load_evaluation(folder)
@@ -127,6 +100,28 @@ def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstra
         evaluations.append(EvaluationSection(
             folder.name, f"External: {Path(source).name}", f"all {len(predictions)} images of {source}",
             predictions, compute_metrics(predictions, n_bootstrap=n_bootstrap, seed=seed)))
+    return evaluations, notes
+
+
+def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstrap: int = 1000, seed: int = 0,
+                  progress: ProgressFn | None = None, stop: Any = None) -> ReportData:
+    """Collect (and compute) everything a report of ``run_dir`` shows."""
+    from tl_desktop.config import ConfigError
+    from tl_desktop.engine.models.backbones import BackboneError, get_backbone_spec
+    from tl_desktop.engine.models.bundle import load_bundle, utc_now
+
+    run = RunFolder(Path(run_dir))
+    say = progress or (lambda _text: None)
+    if not run.is_run():
+        raise EvaluationError(f"{run.path} is not a run folder (it has no {run.config_file.name})")
+    try:
+        config = run.config()
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from exc
+    say("Loading the model")
+    loaded = load_bundle(model_file_of(run.path))
+    events = run.events()
+    evaluations, notes = _evaluations(run, n_bootstrap, seed, say, stop)
     say("Computing saliency maps of the most confident mistakes")
     mistakes, unreadable = mistake_images(loaded, evaluations)
     notes += [f"Could not show {text}" for text in unreadable]
@@ -136,8 +131,8 @@ def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstra
     except BackboneError:
         backbone_title, num_blocks = loaded.meta.backbone, None
     data = ReportData(
-        run_dir=run_dir, run_name=run_dir.name, generated=utc_now(), config=config, meta=loaded.meta,
-        audit=_load_audit(run_dir), history=[e for e in events if isinstance(e, EpochEnded)],
+        run_dir=run.path, run_name=run.name, generated=utc_now(), config=config, meta=loaded.meta,
+        audit=_load_audit(run), history=[e for e in events if isinstance(e, EpochEnded)],
         phases=[e for e in events if isinstance(e, PhaseStarted)],
         started=next((e for e in events if isinstance(e, FitStarted)), None),
         ended=next((e for e in reversed(events) if isinstance(e, FitEnded)), None),

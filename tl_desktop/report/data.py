@@ -8,6 +8,7 @@ from typing import Any
 
 from PIL import Image
 
+from tl_desktop.config import RunConfig
 from tl_desktop.engine.evaluation.evaluate import Predictions
 from tl_desktop.engine.evaluation.metrics import Metrics
 from tl_desktop.engine.training.events import (
@@ -53,7 +54,7 @@ class ReportData:
     run_dir: Path
     run_name: str
     generated: str
-    config: dict[str, Any]
+    config: RunConfig
     meta: Any
     audit: Any
     history: list[EpochEnded]

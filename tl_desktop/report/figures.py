@@ -7,36 +7,16 @@ is centred at data coordinates ``(x=j, y=i)``, so a click maps back with ``confu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from tl_desktop.engine.training.events import EpochEnded, Event, event_from_dict
+from tl_desktop.engine.training.events import EpochEnded, Event
 
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#d62728"
-
-
-def read_epoch_history(events_path: str | Path) -> list[EpochEnded]:
-    """The ``EpochEnded`` events of a run's ``events.jsonl`` (bad lines are skipped, not fatal)."""
-    history = []
-    path = Path(events_path)
-    if path.is_dir():
-        path = path / "events.jsonl"
-    if not path.exists():
-        return history
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(raw, dict) and raw.get("event") == EpochEnded.kind:
-            history.append(event_from_dict(raw))
-    return history
 
 
 def _epoch_rows(history: Iterable[Event | dict[str, Any]]) -> list[dict[str, Any]]:

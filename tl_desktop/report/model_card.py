@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.report.data import ReportData
 
-CARD_FILE = "model_card.md"
 FILL_IN = "[to be completed by the person responsible for this model]"
 WIDE_INTERVAL = 0.15
 
@@ -30,7 +30,7 @@ def default_model_card(data: ReportData) -> str:
         f"different the image is. Other uses: {FILL_IN}.",
         "",
         "Training data",
-        f"Images from {data.config.get('data', {}).get('root', 'an unknown folder')}. Where and how they were "
+        f"Images from {data.config.data.root or 'an unknown folder'}. Where and how they were "
         f"collected (sites, devices, period, who labelled them): {FILL_IN}.",
         "",
         "Limitations found by this program",
@@ -75,5 +75,5 @@ def detected_limitations(data: ReportData) -> list[str]:
 
 def read_saved_card(run_dir: str | Path) -> str | None:
     """The card text saved in a run folder by an earlier export, if any."""
-    path = Path(run_dir) / CARD_FILE
+    path = RunFolder(Path(run_dir)).card_file
     return path.read_text(encoding="utf-8") if path.is_file() else None

@@ -14,16 +14,16 @@ MAX_LISTED = 8
 
 def dataset_blocks(data: ReportData) -> list[Any]:
     """Classes and counts per split, how the split was made, and what the audit found."""
-    cfg = data.config.get("data", {})
+    cfg = data.config.data
     audit = data.audit
     if audit is None:
-        return [Para(f"Images from {cfg.get('root', 'an unknown folder')}. The run folder has no audit.json, so "
+        return [Para(f"Images from {cfg.root or 'an unknown folder'}. The run folder has no audit.json, so "
                      "counts per split are not available.")]
     if audit.layout == "folders":
         how = "The folder's own train/val/test sub-folders were used as the split."
     else:
-        how = (f"Split automatically, per class, with seed {cfg.get('seed', 0)}: "
-               f"{cfg.get('val_fraction', 0):.0%} validation, {cfg.get('test_fraction', 0):.0%} test, the rest "
+        how = (f"Split automatically, per class, with seed {cfg.seed}: "
+               f"{cfg.val_fraction:.0%} validation, {cfg.test_fraction:.0%} test, the rest "
                "training (identical images kept in the same split).")
     rows = []
     for name in audit.classes:
@@ -49,7 +49,7 @@ def dataset_blocks(data: ReportData) -> list[Any]:
 
 
 def _trainable_text(data: ReportData) -> str:
-    blocks = data.config.get("model", {}).get("trainable_blocks")
+    blocks = data.config.model.trainable_blocks
     total = data.num_blocks
     if blocks == 0:
         return "none: the pretrained backbone stays frozen and only the new head trains"
@@ -63,7 +63,7 @@ def _trainable_text(data: ReportData) -> str:
 
 def model_blocks(data: ReportData) -> list[Any]:
     """Backbone, freezing, hyper-parameters, seeds, device, calibration and library versions."""
-    model, train, cfg_data = (data.config.get(k, {}) for k in ("model", "train", "data"))
+    model, train, cfg_data = data.config.model, data.config.train, data.config.data
     finetune = [p for p in data.phases if p.phase == "finetune"]
     phase_params = finetune[-1] if finetune else (data.phases[-1] if data.phases else None)
     rows = [
@@ -73,17 +73,17 @@ def model_blocks(data: ReportData) -> list[Any]:
          if phase_params else "not recorded"],
         ["Input", f"short side resized to {data.meta.preprocessing.get('resize_size')} px, centre crop "
                   f"{data.meta.preprocessing.get('input_size')} px"],
-        ["Epochs", f"{train.get('epochs')} in all; the first {train.get('head_epochs')} train the new head only"],
-        ["Batch size", str(train.get("batch_size"))],
-        ["Learning rates", f"head {train.get('lr')}, fine-tuning {train.get('finetune_lr')} (AdamW, warm-up then "
-                           f"cosine); weight decay {train.get('weight_decay')}"],
-        ["Regularisation", f"dropout {model.get('dropout')}, label smoothing {train.get('label_smoothing')}, "
-                           f"augmentation '{train.get('augmentation')}'"],
-        ["Class balancing", str(train.get("class_balance"))],
-        ["Early stopping", f"patience {train.get('early_stopping_patience')} epochs"
-         if train.get("early_stopping_patience") else "off"],
-        ["Seeds", f"split {cfg_data.get('seed')}, training {train.get('seed')}"],
-        ["Device", data.started.device if data.started else str(train.get("device"))],
+        ["Epochs", f"{train.epochs} in all; the first {train.head_epochs} train the new head only"],
+        ["Batch size", str(train.batch_size)],
+        ["Learning rates", f"head {train.lr}, fine-tuning {train.finetune_lr} (AdamW, warm-up then "
+                           f"cosine); weight decay {train.weight_decay}"],
+        ["Regularisation", f"dropout {model.dropout}, label smoothing {train.label_smoothing}, "
+                           f"augmentation '{train.augmentation}'"],
+        ["Class balancing", str(train.class_balance)],
+        ["Early stopping", f"patience {train.early_stopping_patience} epochs"
+         if train.early_stopping_patience else "off"],
+        ["Seeds", f"split {cfg_data.seed}, training {train.seed}"],
+        ["Device", data.started.device if data.started else str(train.device)],
         ["Temperature", f"{data.meta.temperature:.3f}" + (" (fitted on the validation split)"
                                                            if data.meta.temperature != 1.0 else " (not calibrated)")],
         ["Model file created", str(data.meta.created)],

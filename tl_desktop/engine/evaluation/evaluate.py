@@ -15,6 +15,7 @@ import numpy as np
 from tl_desktop.engine.evaluation import calibration, metrics
 from tl_desktop.engine.evaluation.bootstrap import bootstrap_intervals
 from tl_desktop.engine.evaluation.metrics import Metrics
+from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
 
 if TYPE_CHECKING:
     from tl_desktop.engine.data.dataset import Sample
@@ -165,23 +166,22 @@ def predict_split(loaded: "LoadedModel", samples: Sequence["Sample"],
 
 def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[int, int], None] | None = None,
                  stop: "StopToken | None" = None, **metric_options: Any) -> tuple[Predictions, Metrics]:
-    """Evaluate a run's model on its own validation or test split (from ``run_dir/split.json``)."""
+    """Evaluate a run's model on its own validation or test split (as the run stored it)."""
     from tl_desktop.engine.data.dataset import DatasetSplit
     from tl_desktop.engine.models.bundle import load_bundle
 
     if split not in SPLITS:
         raise EvaluationError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    run_dir = Path(run_dir)
-    split_file = run_dir / "split.json"
+    run = RunFolder(run_dir)
     try:
-        dataset = DatasetSplit.from_dict(json.loads(split_file.read_text(encoding="utf-8")))
+        dataset = DatasetSplit.from_dict(json.loads(run.split_file.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError) as exc:
-        raise EvaluationError(f"cannot read the split of run {run_dir}: {exc}") from exc
+        raise EvaluationError(f"cannot read the split of run {run.path}: {exc}") from exc
     samples = getattr(dataset, split)
     if not samples:
-        raise EvaluationError(f"run {run_dir.name} has no {'validation' if split == 'val' else 'test'} images")
-    loaded = load_bundle(run_dir)
-    _check_same_classes(list(loaded.classes), list(dataset.classes), f"the split of run {run_dir.name}")
+        raise EvaluationError(f"run {run.name} has no {'validation' if split == 'val' else 'test'} images")
+    loaded = load_bundle(model_file_of(run.path))
+    _check_same_classes(list(loaded.classes), list(dataset.classes), f"the split of run {run.name}")
     predictions = predict_split(loaded, samples, progress=progress, stop=stop)
     return predictions, compute_metrics(predictions, **metric_options)
 
@@ -212,33 +212,6 @@ def _check_same_classes(model_classes: list[str], other: list[str], where: str) 
         raise EvaluationError(
             f"{where} has classes the model does not know: {', '.join(missing)}. The model's classes are: "
             f"{', '.join(model_classes)}. Rename the sub-folders to match (names are compared exactly).")
-
-
-def fit_temperature_on_run(run_dir: str | Path, progress: Callable[[int, int], None] | None = None,
-                           stop: "StopToken | None" = None) -> dict[str, float]:
-    """Fit temperature scaling on the run's validation split and store it in the run's model file."""
-    from tl_desktop.engine.models.bundle import (
-        MODEL_SUFFIX,
-        load_bundle,
-        update_bundle_meta,
-    )
-
-    run_dir = Path(run_dir)
-    model_path = run_dir if run_dir.suffix == MODEL_SUFFIX else run_dir / f"model{MODEL_SUFFIX}"
-    predictions, _ = evaluate_run(model_path.parent, "val", progress=progress, stop=stop, n_bootstrap=0)
-    old_temperature = float(load_bundle(model_path).meta.temperature)
-    relative = calibration.fit_temperature(predictions.probs, predictions.labels)
-    scaled = calibration.apply_temperature(predictions.probs, relative)
-    summary = {
-        "temperature": old_temperature * relative,
-        "previous_temperature": old_temperature,
-        "val_nll_before": calibration.log_loss(predictions.probs, predictions.labels),
-        "val_nll_after": calibration.log_loss(scaled, predictions.labels),
-        "val_ece_before": calibration.expected_calibration_error(predictions.probs, predictions.labels),
-        "val_ece_after": calibration.expected_calibration_error(scaled, predictions.labels),
-    }
-    update_bundle_meta(model_path, temperature=summary["temperature"])
-    return summary
 
 
 def per_class_csv(result: Metrics) -> str:

@@ -2,8 +2,8 @@
 
 A folder holds ``metrics.json`` (metrics, where the images came from, unreadable files),
 ``per_class.csv``, ``confusion_matrix.csv`` and ``predictions.csv`` (every probability, so the
-evaluation can be reloaded without running the model again). External evaluations of a run live in
-``<run>/evaluation/external-<folder name>/`` and the report includes them.
+evaluation can be reloaded without running the model again). Where a run keeps them is the run
+folder's business (:class:`~tl_desktop.engine.training.runfolder.RunFolder`); the report includes them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,6 @@ from tl_desktop.engine.evaluation.evaluate import (
 )
 from tl_desktop.engine.evaluation.metrics import Metrics
 from tl_desktop.fileio import atomic_write_text
-
-EVALUATION_DIR = "evaluation"
-EXTERNAL_PREFIX = "external-"
-
-
-def external_dir(run_dir: str | Path, folder: str | Path) -> Path:
-    """Where the evaluation of an external ``folder`` is kept inside a run folder."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(folder).resolve().name) or "folder"
-    return Path(run_dir) / EVALUATION_DIR / f"{EXTERNAL_PREFIX}{name}"
 
 
 def confusion_csv(result: Metrics) -> str:
@@ -81,14 +71,6 @@ def load_evaluation(folder: str | Path) -> tuple[Predictions, dict[str, Any]]:
         probs=np.array([[float(v) for v in r[4:]] for r in body]).reshape(len(body), len(classes)),
         classes=classes, failures=[(u["path"], u["reason"]) for u in payload.get("unreadable", [])])
     return predictions, payload
-
-
-def saved_external_evaluations(run_dir: str | Path) -> list[Path]:
-    """Folders of the external evaluations saved in a run folder, sorted by name."""
-    root = Path(run_dir) / EVALUATION_DIR
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.name.startswith(EXTERNAL_PREFIX) and (p / "metrics.json").is_file())
 
 
 def fmt(value: float | None, percent: bool = True) -> str:

@@ -25,17 +25,16 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop import __version__
+from tl_desktop.config import ConfigError, RunConfig
 from tl_desktop.engine.data.preprocess import Preprocessing
 from tl_desktop.engine.runtime.allocator import heavy_work
 from tl_desktop.engine.runtime.device import prepare_model, to_model_input
 from tl_desktop.engine.runtime.stop import StopToken
 from tl_desktop.fileio import atomic_writer
 
-MODEL_SUFFIX = ".tlmodel"
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "weights.safetensors"
 META_NAME = "meta.json"
-RUN_MODEL_NAME = "model" + MODEL_SUFFIX
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt")
 
 
@@ -120,14 +119,11 @@ def save_bundle(path: str | Path, model: torch.nn.Module, meta: BundleMeta) -> P
     return _write_zip(Path(path), meta, state_bytes(model))
 
 
-def resolve_model_path(path_or_run_dir: str | Path) -> Path:
-    """A model file as given, or a run folder's ``model.tlmodel``."""
-    path = Path(path_or_run_dir).expanduser()
+def existing_model_file(path: str | Path) -> Path:
+    """``path`` if it is a file (run folders resolve through ``runfolder.model_file_of``)."""
+    path = Path(path).expanduser()
     if path.is_dir():
-        candidate = path / RUN_MODEL_NAME
-        if not candidate.is_file():
-            raise BundleError(f"run folder {path} has no {RUN_MODEL_NAME} (did the run finish an epoch?)")
-        return candidate
+        raise BundleError(f"{path} is a folder, not a model file")
     if not path.is_file():
         raise BundleError(f"model file {path} does not exist")
     return path
@@ -218,17 +214,20 @@ class LoadedModel:
         return PredictionResult(paths=done_paths, probs=probs, failures=failures)
 
 
-def load_bundle(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Open a model file (or a run folder's model) for prediction, without executing any stored code."""
     from tl_desktop.engine.models.backbones import create_model
 
-    path = resolve_model_path(path_or_run_dir)
+    path = existing_model_file(path)
     meta, weights = read_bundle(path)
     try:
         state = load_safetensors_bytes(weights)
     except (SafetensorError, ValueError) as exc:
         raise BundleError(f"{path} has damaged weights ({exc})") from exc
-    dropout = float(meta.config.get("model", {}).get("dropout", 0.0))
+    try:
+        dropout = RunConfig.from_dict(meta.config).model.dropout
+    except (ConfigError, TypeError) as exc:
+        raise BundleError(f"{path} has settings this version cannot read ({exc})") from exc
     model = create_model(meta.backbone, num_classes=len(meta.classes), dropout=dropout, pretrained=False)
     try:
         model.load_state_dict(state, strict=True)
@@ -241,7 +240,7 @@ def load_bundle(path_or_run_dir: str | Path, device: str | torch.device = "cpu")
 
 def update_bundle_meta(path: str | Path, **changes: Any) -> BundleMeta:
     """Change metadata fields (e.g. ``temperature``, ``metrics``) of a model file atomically."""
-    path = resolve_model_path(path)
+    path = existing_model_file(path)
     meta, weights = read_bundle(path)
     unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(BundleMeta)})
     if unknown:

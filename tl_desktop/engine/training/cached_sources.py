@@ -36,7 +36,7 @@ from tl_desktop.engine.training.batch_sources import (
     context_loader,
     drop_last_for,
 )
-from tl_desktop.engine.training.events import CacheProgress, Message
+from tl_desktop.engine.training.events import CacheProgress, CacheStage, Message
 from tl_desktop.engine.training.recipe import Phase, plan_phases
 
 
@@ -85,8 +85,8 @@ class CachedSources:
         split = self.context.split
         return list(split.train if split_name == "train" else split.val)
 
-    def _progress(self, stage: str) -> Callable[[int, int], None]:
-        return lambda done, total: self.context.emit(CacheProgress(stage, done, total))
+    def _progress(self, stage: CacheStage, split_name: str) -> Callable[[int, int], None]:
+        return lambda done, total: self.context.emit(CacheProgress(stage, done, total, split_name))
 
     def images(self, split_name: str) -> DecodedImages:
         """The decoded images of ``split_name`` ("train" or "val"), decoding them on first use."""
@@ -97,7 +97,7 @@ class CachedSources:
             budget = self.memory_budget_bytes * len(samples) // max(1, total)
             images = DecodedImages([s.path for s in samples], self.context.preprocessing,
                                    memory_budget_bytes=budget, store=self.store,
-                                   progress=self._progress(f"decoding {split_name} images"), stop=self.context.stop)
+                                   progress=self._progress("decoding", split_name), stop=self.context.stop)
             if images.failures:
                 images.close()
                 path, reason = images.failures[0]
@@ -117,7 +117,6 @@ class CachedSources:
                                      augmentation=cfg.augmentation if augment else "none", seed=cfg.seed)
             transform = train_transform(pre, cfg.augmentation) if augment else eval_transform(pre)
             samples = self._samples(split_name)
-            what = "features" if pooled else "activations"
             # Head first, then the last blocks: the frozen part runs once, for the boundary activations,
             # and the head's pooled features come from them through the remaining blocks.
             later = self._later_boundary()
@@ -126,7 +125,7 @@ class CachedSources:
             self._features[cache_id] = cached_features(
                 self.context.model, _LazyImages(self, split_name, [s.path for s in samples]),
                 [s.label for s in samples], transform, request, pre, cfg.batch_size, self.context.device,
-                store=self.store, progress=self._progress(f"computing {split_name} {what}"), stop=self.context.stop,
+                store=self.store, progress=self._progress("features" if pooled else "activations", split_name), stop=self.context.stop,
                 activations=activations,
             )
         return self._features[cache_id]

@@ -172,7 +172,7 @@ class ConsoleProgress(Callback):
         if self._cache_shown == (e.stage, quarter):
             return
         self._cache_shown = (e.stage, quarter)
-        self._print(f"{e.stage}: {e.done}/{e.total}" if e.total > 0 else f"{e.stage} ...")
+        self._print(f"{e.describe()}: {e.done}/{e.total}" if e.total > 0 else f"{e.describe()} ...")
 
     @staticmethod
     def _epoch_line(e: EpochEnded) -> str:

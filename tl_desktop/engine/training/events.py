@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,26 @@ class FitStarted(Event):
     config: dict[str, Any] = field(default_factory=dict)
 
 
+CacheStage = Literal["decoding", "features", "activations", "weights"]
+RunStatus = Literal["completed", "stopped", "failed"]
+CACHE_STAGE_WORDS: dict[str, str] = {"decoding": "decoding {split} images", "features": "computing {split} features",
+                                     "activations": "computing {split} activations", "weights": "downloading weights"}
+
+
 @dataclass(frozen=True)
 class CacheProgress(Event):
+    """Work done once before the first epoch: decoding images, caching features or activations of a
+    split ("train" or "val"), or downloading weights (``total`` -1 when unknown)."""
+
     kind: ClassVar[str] = "CacheProgress"
-    stage: str
+    stage: CacheStage
     done: int
     total: int
+    split: str = ""
+
+    def describe(self) -> str:
+        """The stage in a few words, e.g. "computing val features"."""
+        return CACHE_STAGE_WORDS.get(self.stage, self.stage).format(split=self.split)
 
 
 @dataclass(frozen=True)
@@ -112,7 +126,7 @@ class Message(Event):
 @dataclass(frozen=True)
 class FitEnded(Event):
     kind: ClassVar[str] = "FitEnded"
-    status: str
+    status: RunStatus
     run_dir: str
     model_path: str | None
     best_epoch: int | None

@@ -1,4 +1,5 @@
-"""The run folder: a fresh ``<out_dir>/<YYYYmmdd-HHMMSS>-<backbone>`` per fit and the files in it.
+"""The run folder: a fresh ``<out_dir>/<YYYYmmdd-HHMMSS>-<backbone>`` per fit, and the one place that
+knows the files in it.
 
 ::
 
@@ -8,75 +9,201 @@
     events.jsonl      one JSON event per line, flushed as it happens
     best.safetensors  the best checkpoint so far (atomic writes)
     model.tlmodel     the model file, exported from the best checkpoint at the end
+    model_card.md     the intended-use text the user edited for the report
+    evaluation/       saved evaluations: <split>/ and external-<folder name>/
+
+Importing this module is cheap (no torch): the window reads run folders before torch is loaded.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from tl_desktop.config import RunConfig
-from tl_desktop.engine.models.bundle import (
-    RUN_MODEL_NAME,
-    BundleMeta,
-    save_bundle,
-    state_bytes,
+from tl_desktop.engine.models import MODEL_SUFFIX
+from tl_desktop.engine.training.events import (
+    EpochEnded,
+    Event,
+    FitEnded,
+    RunStatus,
+    event_from_dict,
 )
 from tl_desktop.fileio import DiskWriteError, atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
+    import torch
+
     from tl_desktop.engine.data.dataset import ScanResult
     from tl_desktop.engine.data.preprocess import Preprocessing
 
-CONFIG_NAME = "config.json"
-SPLIT_NAME = "split.json"
-AUDIT_NAME = "audit.json"
-EVENTS_NAME = "events.jsonl"
-BEST_NAME = "best.safetensors"
+EXTERNAL_PREFIX = "external-"
 
 
-def new_run_dir(out_dir: str | Path, backbone: str) -> Path:
-    """Create and return a fresh ``<out_dir>/<YYYYmmdd-HHMMSS>-<backbone>`` folder (suffixed if taken)."""
-    base = f"{datetime.now():%Y%m%d-%H%M%S}-{backbone}"
-    for attempt in range(1, 1000):
-        path = Path(out_dir) / (base if attempt == 1 else f"{base}-{attempt}")
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
-    raise DiskWriteError(f"could not create a new run folder under {out_dir}")
+@dataclass(frozen=True)
+class RunFolder:
+    """The layout of one run folder; every reader and writer of a run goes through it."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).expanduser())
+
+    @classmethod
+    def create(cls, out_dir: str | Path, backbone: str) -> RunFolder:
+        """Create a fresh ``<out_dir>/<YYYYmmdd-HHMMSS>-<backbone>`` folder (suffixed if taken)."""
+        base = f"{datetime.now():%Y%m%d-%H%M%S}-{backbone}"
+        for attempt in range(1, 1000):
+            path = Path(out_dir) / (base if attempt == 1 else f"{base}-{attempt}")
+            try:
+                path.mkdir(parents=True, exist_ok=False)
+                return cls(path)
+            except FileExistsError:
+                continue
+        raise DiskWriteError(f"could not create a new run folder under {out_dir}")
+
+    @classmethod
+    def containing(cls, path: str | Path) -> RunFolder | None:
+        """The run folder that ``path`` is (or whose model file it is), or None outside a run folder."""
+        path = Path(path).expanduser()
+        folder = cls(path if path.is_dir() else path.parent)
+        return folder if folder.split_file.is_file() and folder.model_file.is_file() else None
+
+    # ----- the files ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def split_file(self) -> Path:
+        return self.path / "split.json"
+
+    @property
+    def audit_file(self) -> Path:
+        return self.path / "audit.json"
+
+    @property
+    def events_file(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.path / "best.safetensors"
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / f"model{MODEL_SUFFIX}"
+
+    @property
+    def card_file(self) -> Path:
+        return self.path / "model_card.md"
+
+    @property
+    def evaluations_dir(self) -> Path:
+        return self.path / "evaluation"
+
+    def split_evaluation_dir(self, split: str) -> Path:
+        """Where the evaluation of the run's own ``split`` is saved."""
+        return self.evaluations_dir / split
+
+    def external_evaluation_dir(self, folder: str | Path) -> Path:
+        """Where the evaluation of an external image ``folder`` is saved."""
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(folder).resolve().name) or "folder"
+        return self.evaluations_dir / f"{EXTERNAL_PREFIX}{name}"
+
+    def external_evaluations(self) -> list[Path]:
+        """Folders of the saved external evaluations, sorted by name."""
+        root = self.evaluations_dir
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir()
+                      if p.name.startswith(EXTERNAL_PREFIX) and (p / "metrics.json").is_file())
+
+    # ----- what the files say ---------------------------------------------------------------------
+    def is_run(self) -> bool:
+        """Whether this folder was created by a training run (it has its config)."""
+        return self.config_file.is_file()
+
+    def is_complete(self) -> bool:
+        """Whether the run produced its model file."""
+        return self.model_file.is_file()
+
+    def config(self) -> RunConfig:
+        """The run's configuration (migrated to the current schema)."""
+        return RunConfig.load(self.config_file)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The configuration exactly as stored (for the report's settings table)."""
+        return json.loads(self.config_file.read_text(encoding="utf-8"))
+
+    def events(self) -> list[Event]:
+        """Every readable event of ``events.jsonl`` in order (a torn or unknown line is skipped)."""
+        if not self.events_file.is_file():
+            return []
+        events = []
+        for line in self.events_file.read_text(encoding="utf-8").splitlines():
+            try:
+                raw = json.loads(line)
+                events.append(event_from_dict(raw))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return events
+
+    def epoch_history(self) -> list[EpochEnded]:
+        """The run's ``EpochEnded`` events."""
+        return [e for e in self.events() if isinstance(e, EpochEnded)]
+
+    def status(self) -> RunStatus | None:
+        """How the run ended, from its last ``FitEnded`` event; None while it runs or after a hard kill."""
+        ended = [e for e in self.events() if isinstance(e, FitEnded)]
+        return ended[-1].status if ended else None
+
+    # ----- writing --------------------------------------------------------------------------------
+    def write_records(self, config: RunConfig, scan: ScanResult) -> None:
+        """Write ``config.json``, ``split.json`` and ``audit.json`` atomically."""
+        config.save(self.config_file)
+        atomic_write_text(self.split_file, json.dumps(scan.split.to_dict(), indent=1))
+        atomic_write_text(self.audit_file, json.dumps(scan.audit.to_dict(), indent=1))
+
+    def save_checkpoint(self, model: torch.nn.Module) -> Path:
+        """Write the model's weights to the best checkpoint atomically; return its path."""
+        from tl_desktop.engine.models.bundle import state_bytes
+
+        atomic_write_bytes(self.best_checkpoint, state_bytes(model))
+        return self.best_checkpoint
+
+    def export_best_model(self, model: torch.nn.Module, config: RunConfig, classes: list[str],
+                          preprocessing: Preprocessing, metrics: dict[str, Any]) -> Path:
+        """Load the best checkpoint into ``model`` and write the model file; return its path."""
+        from safetensors.torch import load_file
+
+        from tl_desktop.engine.models.bundle import BundleMeta, save_bundle
+
+        device = next(model.parameters()).device
+        model.load_state_dict(load_file(str(self.best_checkpoint), device=str(device)), strict=True)
+        meta = BundleMeta(
+            backbone=config.model.backbone, classes=list(classes), preprocessing=preprocessing.to_dict(),
+            config=config.to_dict(), metrics=metrics,
+        )
+        return save_bundle(self.model_file, model.eval(), meta)
 
 
-def write_run_records(run_dir: Path, config: RunConfig, scan: ScanResult) -> None:
-    """Write ``config.json``, ``split.json`` and ``audit.json`` atomically."""
-    config.save(run_dir / CONFIG_NAME)
-    atomic_write_text(run_dir / SPLIT_NAME, json.dumps(scan.split.to_dict(), indent=1))
-    atomic_write_text(run_dir / AUDIT_NAME, json.dumps(scan.audit.to_dict(), indent=1))
+def model_file_of(path_or_run_dir: str | Path) -> Path:
+    """A model file as given, or a run folder's model file; a run folder without one is refused."""
+    path = Path(path_or_run_dir).expanduser()
+    if not path.is_dir():
+        return path
+    folder = RunFolder(path)
+    if not folder.is_complete():
+        from tl_desktop.engine.models.bundle import BundleError
 
-
-def save_checkpoint(run_dir: Path, model: torch.nn.Module) -> Path:
-    """Write the model's weights to ``best.safetensors`` atomically; return the path."""
-    path = run_dir / BEST_NAME
-    atomic_write_bytes(path, state_bytes(model))
-    return path
-
-
-def export_best_model(
-    run_dir: Path, model: torch.nn.Module, config: RunConfig, classes: list[str],
-    preprocessing: Preprocessing, metrics: dict[str, Any],
-) -> Path:
-    """Load ``best.safetensors`` into ``model`` and write ``model.tlmodel``; return its path."""
-    from safetensors.torch import load_file
-
-    device = next(model.parameters()).device
-    model.load_state_dict(load_file(str(run_dir / BEST_NAME), device=str(device)), strict=True)
-    meta = BundleMeta(
-        backbone=config.model.backbone, classes=list(classes), preprocessing=preprocessing.to_dict(),
-        config=config.to_dict(), metrics=metrics,
-    )
-    return save_bundle(run_dir / RUN_MODEL_NAME, model.eval(), meta)
+        raise BundleError(f"run folder {path} has no {folder.model_file.name} (did the run finish an epoch?)")
+    return folder.model_file

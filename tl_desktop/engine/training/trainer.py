@@ -47,6 +47,7 @@ from tl_desktop.engine.training.callbacks import (
     JsonlLogger,
     is_better,
 )
+from tl_desktop.engine.training.errors import describe_error
 from tl_desktop.engine.training.events import (
     BatchEnded,
     CacheProgress,
@@ -59,14 +60,7 @@ from tl_desktop.engine.training.events import (
     Message,
     PhaseStarted,
 )
-from tl_desktop.engine.training.runfolder import (
-    EVENTS_NAME,
-    export_best_model,
-    new_run_dir,
-    save_checkpoint,
-    write_run_records,
-)
-from tl_desktop.fileio import DiskWriteError
+from tl_desktop.engine.training.runfolder import RunFolder
 
 if TYPE_CHECKING:
     from tl_desktop.engine.data.dataset import ScanResult
@@ -82,29 +76,6 @@ class FitResult:
     best_epoch: int | None
     best_val_accuracy: float | None
     history: list[EpochEnded]
-
-
-def describe_error(exc: BaseException) -> str:
-    """One clear sentence for a user, whatever went wrong."""
-    from tl_desktop.engine.data.images import ImageLoadError
-
-    if isinstance(exc, ImageLoadError):
-        return f"could not read image {exc.path}: {exc.reason}"
-    text = str(exc).strip()
-    if isinstance(exc, OSError) and exc.strerror:  # drop the "[Errno 28]" prefix, keep the file name
-        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
-        return "ran out of memory; try a smaller batch size or fewer trainable blocks"
-    if "Original Traceback" in text:
-        # Re-raised from a DataLoader worker process: the last line names the original error.
-        name, _, detail = text.splitlines()[-1].partition(": ")
-        if name.endswith("ImageLoadError"):
-            return f"could not read image {detail}"
-        return f"unexpected error ({name.rsplit('.', 1)[-1]}): {detail}"
-    first_line = text.splitlines()[0] if text else ""
-    if isinstance(exc, (DiskWriteError, ConfigError)) or type(exc).__module__.startswith("tl_desktop"):
-        return first_line
-    return f"unexpected error ({type(exc).__name__}): {first_line}"
 
 
 class Trainer:
@@ -125,6 +96,7 @@ class Trainer:
         self.user_callbacks = list(callbacks)
         self.stop = stop or StopToken()
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.folder: RunFolder | None = None
         self.model = None
         self.device = torch.device("cpu")
         self.spec = None
@@ -161,9 +133,10 @@ class Trainer:
         status, error, details, model_path = "completed", None, None, None
         with heavy_work():
             try:
-                self.run_dir = self.run_dir or new_run_dir(cfg.out_dir, cfg.model.backbone)
+                self.folder = RunFolder(self.run_dir) if self.run_dir else RunFolder.create(cfg.out_dir, cfg.model.backbone)
+                self.run_dir = self.folder.path
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                self._callbacks = [JsonlLogger(self.run_dir / EVENTS_NAME), self._history, self._early]
+                self._callbacks = [JsonlLogger(self.folder.events_file), self._history, self._early]
                 self._callbacks += self.user_callbacks
                 self._prepare()
                 self._emit_started()
@@ -210,7 +183,7 @@ class Trainer:
         split = self.scan.split
         if not split.train or not split.val:
             raise ConfigError("training needs at least one training and one validation image")
-        write_run_records(self.run_dir, cfg, self.scan)
+        self.folder.write_records(cfg, self.scan)
 
     def _build_model(self) -> None:
         """Build the pretrained model (a weights download reports as CacheProgress) and the caches."""
@@ -219,7 +192,7 @@ class Trainer:
         cfg = self.config
 
         def progress(done: int, total: int | None) -> None:
-            self.emit(CacheProgress("downloading weights", done, -1 if total is None else total))
+            self.emit(CacheProgress("weights", done, -1 if total is None else total))
 
         model = create_model(
             cfg.model.backbone, num_classes=len(self.scan.split.classes), dropout=cfg.model.dropout,
@@ -335,7 +308,7 @@ class Trainer:
         best_acc, best_loss = (self._best[1], self._best[2]) if self._best else (None, None)
         improved = is_better(val_acc, val_loss, best_acc, best_loss)
         if improved:
-            best_path = save_checkpoint(self.run_dir, self.model)
+            best_path = self.folder.save_checkpoint(self.model)
             self._best = (epoch, val_acc, val_loss)
         seconds = time.monotonic() - started
         self._epoch_seconds.append(seconds)
@@ -352,9 +325,9 @@ class Trainer:
 
     # ----- export -------------------------------------------------------------------------------
     def _export(self) -> Path:
-        """Load the best checkpoint into the model and write ``model.tlmodel``."""
+        """Load the best checkpoint into the model and write the run's model file."""
         best_epoch, best_acc, best_loss = self._best
         metrics = {"best_epoch": best_epoch, "val_accuracy": best_acc, "val_loss": best_loss,
                    "epochs_completed": self._epochs_done}
-        return export_best_model(self.run_dir, self.model, self.config, self.scan.split.classes,
-                                 self.spec.preprocessing, metrics)
+        return self.folder.export_best_model(self.model, self.config, self.scan.split.classes,
+                                             self.spec.preprocessing, metrics)

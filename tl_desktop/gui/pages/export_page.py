@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets.common import PathPicker, heading, hint
@@ -38,8 +39,9 @@ def export_files(run_dir: Path, folder: Path, evaluation: tuple[Predictions, Met
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if what.get("model"):
-        target = folder / f"{run_dir.name}.tlmodel"
-        shutil.copyfile(run_dir / "model.tlmodel", target)
+        run = RunFolder(run_dir)
+        target = folder / f"{run.name}{run.model_file.suffix}"
+        shutil.copyfile(run.model_file, target)
         written.append(target)
     if not any(what.get(k) for k in ("matrix", "csv", "json")):
         return written

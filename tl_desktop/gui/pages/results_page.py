@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets.analysis import AnalysisBar
@@ -157,8 +158,9 @@ class ResultsPage(Page):
 
     def open_run(self, folder: Path) -> None:
         """Make ``folder`` the current run and evaluate it."""
-        if not (folder / "model.tlmodel").exists():
-            self.show_error(f"{folder} is not a finished training run (it has no model.tlmodel).",
+        run = RunFolder(folder)
+        if not run.is_complete():
+            self.show_error(f"{folder} is not a finished training run (it has no {run.model_file.name}).",
                             "Choose a folder created by a training run (named like 20250101-120000-…).")
             return
         self.session.set_run(folder)

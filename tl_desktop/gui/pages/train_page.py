@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,23 +43,20 @@ if TYPE_CHECKING:
     from tl_desktop.engine.training.trainer import FitResult
 
 PHASE_TEXT = {"head": "training only the new head", "finetune": "fine-tuning the unfrozen blocks"}
-STAGE_PATTERN = re.compile(r"(decoding|computing) (train|val) (images|features|activations)")
 STATUS_TEXT = {"completed": "Training finished.", "stopped": "Training stopped.",
                "failed": "Training failed."}
 
 
-def stage_text(stage: str) -> str:
-    """An engine cache stage ("computing val activations") in plain words."""
-    match = STAGE_PATTERN.fullmatch(stage)
-    if match is None:
-        return stage
-    verb, split, what = match.groups()
-    images = "training" if split == "train" else "validation"
-    if verb == "decoding":
+def stage_text(e: CacheProgress) -> str:
+    """What a cache stage does, in plain words."""
+    images = "training" if e.split == "train" else "validation"
+    if e.stage == "decoding":
         return f"reading the {images} images"
-    if what == "features":
+    if e.stage == "features":
         return f"summarising the {images} images for the new head"
-    return f"running the frozen layers on the {images} images"
+    if e.stage == "activations":
+        return f"running the frozen layers on the {images} images"
+    return e.describe()
 
 
 def outcome_text(e: FitEnded) -> str:
@@ -148,7 +144,7 @@ class TrainPage(Page):
         self._fit_started_at = 0.0
         self._epochs_total = 1
         self._stopping = False
-        self._cache_stage = ""
+        self._cache_stage: tuple[str, str] = ("", "")
         for changed in (session.config_changed, session.scan_changed, session.catalogue_changed):
             changed.connect(lambda: self._describe_plan())
 
@@ -236,7 +232,7 @@ class TrainPage(Page):
         self.status_of_run = ""
         self.outcome = ""
         self._stopping = False
-        self._cache_stage = ""
+        self._cache_stage = ("", "")
         self._describe_plan(starting=True)
 
     # ----- events -------------------------------------------------------------------------------
@@ -284,15 +280,15 @@ class TrainPage(Page):
 
     def _cache_progress(self, e: CacheProgress) -> None:
         """Preparing data before the first epoch: one stage at a time, determinate when its size is known."""
-        words = stage_text(e.stage)
-        if e.stage != self._cache_stage:
-            self._cache_stage = e.stage
-            self._log(f"Preparing: {words}" + (" (done once, then reused)" if "weights" not in e.stage else "")
+        words = stage_text(e)
+        if (e.stage, e.split) != self._cache_stage:
+            self._cache_stage = (e.stage, e.split)
+            self._log(f"Preparing: {words}" + (" (done once, then reused)" if e.stage != "weights" else "")
                       + ".")
         if e.total <= 0:
-            amount = f" — {e.done / 1e6:.1f} MB" if "weights" in e.stage else ""
+            amount = f" — {e.done / 1e6:.1f} MB" if e.stage == "weights" else ""
             self._set_bar(None, f"Preparing: {words}{amount}…")
-        elif "weights" in e.stage:
+        elif e.stage == "weights":
             self._set_bar(int(1000 * e.done / e.total),
                           f"Preparing: {words} — {e.done / 1e6:.1f} of {e.total / 1e6:.1f} MB")
         else:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.widgets.common import PathPicker, hint, stretch_first_column
 from tl_desktop.gui.worker import TaskContext, Worker
@@ -33,6 +34,7 @@ from tl_desktop.gui.worker import TaskContext, Worker
 if TYPE_CHECKING:
     from tl_desktop.engine.evaluation.evaluate import Predictions
     from tl_desktop.engine.evaluation.metrics import Metrics
+    from tl_desktop.engine.workflows.evaluation import Calibration
     from tl_desktop.gui.session import Session
 
 
@@ -99,7 +101,7 @@ class ThresholdPanel(QWidget):
 class CalibrationPanel(QWidget):
     """The reliability diagram of an evaluation, and temperature scaling fitted on the validation split."""
 
-    temperature_fitted = Signal(dict)
+    temperature_fitted = Signal(object)
 
     def __init__(self, metrics: Metrics, run_dir: Path | None) -> None:
         super().__init__()
@@ -131,10 +133,10 @@ class CalibrationPanel(QWidget):
         self.fit_button.setEnabled(False)
         self.result.setText("Fitting on the validation images…")
 
-        def fit_temperature(ctx: TaskContext) -> dict:
-            from tl_desktop.engine.evaluation.evaluate import fit_temperature_on_run
+        def fit_temperature(ctx: TaskContext) -> Calibration:
+            from tl_desktop.engine.workflows.evaluation import calibrate_run
 
-            return fit_temperature_on_run(run_dir, progress=ctx.progress, stop=ctx.stop)
+            return calibrate_run(run_dir, progress=ctx.progress, stop=ctx.stop)
 
         def connect(worker: Worker) -> None:
             worker.succeeded.connect(self._fitted)
@@ -143,13 +145,13 @@ class CalibrationPanel(QWidget):
 
         self.worker = self.tasks.start(fit_temperature, "calibrate", connect)
 
-    def _fitted(self, summary: dict) -> None:
+    def _fitted(self, fitted: Calibration) -> None:
         self.result.setText(
-            f"Stored temperature {summary['temperature']:.2f} in the model file. On the validation images the "
-            f"calibration error went from {summary['val_ece_before']:.3f} to {summary['val_ece_after']:.3f} "
-            f"(log-loss {summary['val_nll_before']:.3f} → {summary['val_nll_after']:.3f}). Results are "
+            f"Stored temperature {fitted.temperature:.2f} in the model file. On the validation images the "
+            f"calibration error went from {fitted.val_ece_before:.3f} to {fitted.val_ece_after:.3f} "
+            f"(log-loss {fitted.val_nll_before:.3f} → {fitted.val_nll_after:.3f}). Results are "
             "re-computed with the calibrated probabilities.")
-        self.temperature_fitted.emit(summary)
+        self.temperature_fitted.emit(fitted)
 
 
 HEADLINES = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"),
@@ -203,15 +205,10 @@ class ExternalPanel(QWidget):
         self.message.setText(f"Evaluating {folder}…")
 
         def evaluate(ctx: TaskContext) -> tuple[Predictions, Metrics]:
-            from tl_desktop.engine.evaluation.evaluate import evaluate_folder
-            from tl_desktop.engine.evaluation.files import external_dir, save_evaluation
-            from tl_desktop.engine.models.bundle import load_bundle
+            from tl_desktop.engine.workflows.evaluation import evaluate_external
 
-            predictions, metrics = evaluate_folder(load_bundle(run_dir), folder, progress=ctx.progress,
-                                                   stop=ctx.stop)
-            save_evaluation(external_dir(run_dir, folder), predictions, metrics,
-                            {"kind": "external", "folder": str(Path(folder).resolve())})
-            return predictions, metrics
+            external = evaluate_external(run_dir, folder, progress=ctx.progress, stop=ctx.stop)
+            return external.predictions, external.metrics
 
         def connect(worker: Worker) -> None:
             worker.progress.connect(lambda done, total: total > 0 and (self.progress.setRange(0, total),
@@ -317,7 +314,7 @@ class AnalysisBar(QWidget):
         from tl_desktop.gui.widgets.saliency import MistakesDialog
 
         predictions, _ = self._current()
-        dialog = MistakesDialog(self.window(), predictions, self.session.run_dir / "model.tlmodel",
+        dialog = MistakesDialog(self.window(), predictions, RunFolder(self.session.run_dir).model_file,
                                 true_class or None, predicted_class or None)
         dialog.show()
         return self._keep(dialog)

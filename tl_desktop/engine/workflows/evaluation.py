@@ -1,0 +1,91 @@
+"""Evaluate a model on an external image folder and save the result; calibrate a run's model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tl_desktop.engine.evaluation import calibration
+from tl_desktop.engine.evaluation.evaluate import (
+    EvaluationError,
+    Predictions,
+    evaluate_folder,
+    evaluate_run,
+)
+from tl_desktop.engine.evaluation.files import save_evaluation
+from tl_desktop.engine.evaluation.metrics import Metrics
+from tl_desktop.engine.models.bundle import load_bundle, update_bundle_meta
+from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ExternalEvaluation:
+    """An external folder's predictions and metrics, and the files they were saved to."""
+
+    predictions: Predictions
+    metrics: Metrics
+    out_dir: Path
+    files: list[Path]
+
+
+def evaluate_external(model: str | Path, folder: str | Path, out_dir: str | Path | None = None,
+                      device: str | torch.device = "cpu", progress: Progress | None = None,
+                      stop: StopToken | None = None, **metric_options: Any) -> ExternalEvaluation:
+    """Evaluate a model file or run on every image of ``folder`` and save the result.
+
+    The files go to ``out_dir``, by default into the model's run folder (where the report finds them),
+    or under ``./evaluation`` for a model file outside a run folder.
+    """
+    model_file = model_file_of(model)
+    predictions, metrics = evaluate_folder(load_bundle(model_file, device=device), folder, progress=progress,
+                                           stop=stop, **metric_options)
+    run = RunFolder.containing(model_file) or RunFolder(Path.cwd())
+    target = Path(out_dir) if out_dir is not None else run.external_evaluation_dir(folder)
+    source = {"kind": "external", "folder": str(Path(folder).resolve()), "model": str(model_file.resolve())}
+    return ExternalEvaluation(predictions, metrics, target, save_evaluation(target, predictions, metrics, source))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling fitted on a run's validation split and stored in its model file."""
+
+    model_file: Path
+    temperature: float
+    previous_temperature: float
+    val_nll_before: float | None
+    val_nll_after: float | None
+    val_ece_before: float | None
+    val_ece_after: float | None
+
+
+def calibrate_run(run_dir: str | Path, progress: Progress | None = None,
+                  stop: StopToken | None = None) -> Calibration:
+    """Fit temperature scaling on the run's validation split and store it in the run's model file.
+
+    The validation probabilities already include the stored temperature, so the fitted factor
+    multiplies it: the new temperature is the stored one times the factor.
+    """
+    run = RunFolder.containing(run_dir)
+    if run is None:
+        raise EvaluationError(f"{run_dir} is not a finished run folder; calibration needs the run's validation "
+                              "images")
+    predictions, _ = evaluate_run(run.path, "val", progress=progress, stop=stop, n_bootstrap=0)
+    previous = float(load_bundle(run.model_file).meta.temperature)
+    factor = calibration.fit_temperature(predictions.probs, predictions.labels)
+    scaled = calibration.apply_temperature(predictions.probs, factor)
+    result = Calibration(
+        model_file=run.model_file, temperature=previous * factor, previous_temperature=previous,
+        val_nll_before=calibration.log_loss(predictions.probs, predictions.labels),
+        val_nll_after=calibration.log_loss(scaled, predictions.labels),
+        val_ece_before=calibration.expected_calibration_error(predictions.probs, predictions.labels),
+        val_ece_after=calibration.expected_calibration_error(scaled, predictions.labels),
+    )
+    update_bundle_meta(run.model_file, temperature=result.temperature)
+    return result
