@@ -16,9 +16,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
+
+from tl_desktop.gui.pages.base import Step
+
+if TYPE_CHECKING:
+    from tl_desktop.gui.main_window import MainWindow
 
 WINDOW_SIZE = (1280, 800)
 PAGES = ("data", "model", "train", "results", "export", "predict")
@@ -71,7 +77,7 @@ def synthetic_folder(target: Path, per_class: int) -> Path:
     return target
 
 
-def take(window, name: str, out_dir: Path) -> Path:
+def take(window: MainWindow, name: str, out_dir: Path) -> Path:
     """Save the whole window as ``NN-name.png``."""
     QApplication.processEvents()
     path = out_dir / f"{PAGES.index(name) + 1:02d}-{name}.png"
@@ -83,14 +89,25 @@ def take(window, name: str, out_dir: Path) -> Path:
 
 def run(out_dir: Path, data: Path | None, per_class: int, backbone: str, epochs: int) -> list[Path]:
     """Drive the window through every page and save a screenshot of each."""
+    work = Path(tempfile.mkdtemp(prefix="tl-desktop-screens-"))
+    images = (subset_folder(data, per_class, work / "images") if data
+              else synthetic_folder(work / "images", per_class))
+    window = open_window(work, backbone)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shots = [*shoot_data_and_model(window, images, backbone, epochs, out_dir),
+             *shoot_train_and_results(window, out_dir),
+             *shoot_export_and_predict(window, images, work / "export", out_dir)]
+    window.close()
+    return shots
+
+
+def open_window(work: Path, backbone: str) -> MainWindow:
+    """The application and its window, with settings of their own in ``work``."""
     from tl_desktop.config import ModelConfig, RunConfig
     from tl_desktop.gui.app import create_application
     from tl_desktop.gui.main_window import MainWindow
     from tl_desktop.gui.stored_config import save_config
 
-    work = Path(tempfile.mkdtemp(prefix="tl-desktop-screens-"))
-    images = (subset_folder(data, per_class, work / "images") if data
-              else synthetic_folder(work / "images", per_class))
     app = create_application(sys.argv[:1])
     app.setStyle("Fusion")
     settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
@@ -99,15 +116,17 @@ def run(out_dir: Path, data: Path | None, per_class: int, backbone: str, epochs:
     window = MainWindow(settings)
     window.resize(*WINDOW_SIZE)
     window.show()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shots: list[Path] = []
+    return window
 
+
+def shoot_data_and_model(window: MainWindow, images: Path, backbone: str, epochs: int,
+                         out_dir: Path) -> list[Path]:
+    """Scan ``images``, then choose ``backbone`` with quick CPU settings and time it."""
     window.data_page.open_folder(str(images))
     wait_until(lambda: window.session.scan is not None, 300, "the folder scan")
-    shots.append(take(window, "data", out_dir))
-
+    shots = [take(window, "data", out_dir)]
     model = window.model_page
-    window.go_to(1)
+    window.go_to(Step.MODEL)
     wait_until(lambda: model._loaded, 300, "the list of models")
     model.table.select(backbone)
     model.freeze.set_value(1)
@@ -117,38 +136,40 @@ def run(out_dir: Path, data: Path | None, per_class: int, backbone: str, epochs:
     form._set_combo(form.device_box, "cpu")
     model.measure_speeds([backbone])
     wait_until(lambda: not model.busy(), 300, "the speed measurement")
-    shots.append(take(window, "model", out_dir))
+    return [*shots, take(window, "model", out_dir)]
 
-    window.go_to(2)
+
+def shoot_train_and_results(window: MainWindow, out_dir: Path) -> list[Path]:
+    """Train, then show the evaluation of the best model."""
+    window.go_to(Step.TRAIN)
     window.train_page.start_training()
     wait_until(lambda: window.session.training, 10, "training to start")
     wait_until(lambda: not window.session.training, 1800, "training to finish")
     plots = window.train_page.plots
     wait_until(lambda: plots.canvas is not None and not plots.rendering(), 120, "the curves")
-    shots.append(take(window, "train", out_dir))
-
+    shots = [take(window, "train", out_dir)]
     wait_until(lambda: "val" in window.session.evaluations, 600, "the evaluation")
-    window.go_to(3)
+    window.go_to(Step.RESULTS)
     results = window.results_page
     wait_until(lambda: results.matrix_canvas is not None and not results.matrix_canvas.rendering()
                and results.matrix_canvas.render_count > 0, 120, "the confusion matrix")
-    shots.append(take(window, "results", out_dir))
+    return [*shots, take(window, "results", out_dir)]
 
-    window.go_to(4)
-    window.export_page.folder.set_path(str(work / "export"))
+
+def shoot_export_and_predict(window: MainWindow, images: Path, export_to: Path, out_dir: Path) -> list[Path]:
+    """Export the run to ``export_to``, then classify one of ``images``."""
+    window.go_to(Step.EXPORT)
+    window.export_page.folder.set_path(str(export_to))
     window.export_page.export()
     wait_until(lambda: not window.export_page.busy(), 300, "the export")
-    shots.append(take(window, "export", out_dir))
-
-    window.go_to(5)
+    shots = [take(window, "export", out_dir)]
+    window.go_to(Step.PREDICT)
     predict = window.predict_page
     wait_until(lambda: predict.loaded is not None, 300, "the model to load")
     first_class = sorted(p for p in images.iterdir() if p.is_dir())[0]
     predict.predict_image(sorted(first_class.iterdir())[0])
     wait_until(lambda: predict.table.rowCount() > 0 and not predict.busy(), 300, "the prediction")
-    shots.append(take(window, "predict", out_dir))
-    window.close()
-    return shots
+    return [*shots, take(window, "predict", out_dir)]
 
 
 def main(argv: list[str] | None = None) -> int:

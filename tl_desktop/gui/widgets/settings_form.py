@@ -79,12 +79,30 @@ class SettingsForm(QWidget):
         self.views.setAccessibleName("Augmented copies prepared per image")
         self.views_hint = QLabel()
         self.views_hint.setStyleSheet("color: #555;")
+        self.dropout_box = _real(0.0, 0.9, 2, 0.05, "Dropout before the new head")
+        self.weight_decay = _real(0.0, 1.0, 4, 1e-3, "Weight decay (regularisation)")
+        self.advanced = Collapsible("Advanced", self._advanced_body())
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._front_rows())
+        layout.addWidget(self.advanced)
+        self._trainable_blocks: int | str = 0
+        self._loading = False
+        self.augmentation.currentIndexChanged.connect(self._update_views_hint)
+        self.views.valueChanged.connect(self._update_views_hint)
+        self.head_epochs.valueChanged.connect(self._update_views_hint)
+        self.load(TrainConfig(), ModelConfig().dropout)
+        for box in (self.epochs, self.batch_size, self.lr, self.finetune_lr, self.head_epochs, self.patience,
+                    self.smoothing, self.seed, self.views, self.dropout_box, self.weight_decay):
+            box.valueChanged.connect(self._on_edit)
+        for combo in (self.augmentation, self.device_box, self.balance):
+            combo.currentIndexChanged.connect(self._on_edit)
+
+    def _front_rows(self) -> QFormLayout:
+        """The settings most people change: epochs, augmentation, device, augmented copies."""
         views_row = QHBoxLayout()
         views_row.addWidget(self.views)
         views_row.addWidget(self.views_hint, 1)
-        self.dropout_box = _real(0.0, 0.9, 2, 0.05, "Dropout before the new head")
-        self.weight_decay = _real(0.0, 1.0, 4, 1e-3, "Weight decay (regularisation)")
-
         front = QFormLayout()
         front.addRow("&Epochs", self.epochs)
         front.addRow("&Augmentation", self.augmentation)
@@ -92,6 +110,10 @@ class SettingsForm(QWidget):
         views_label = QLabel("Augmented &copies per image")
         views_label.setBuddy(self.views)
         front.addRow(views_label, views_row)
+        return front
+
+    def _advanced_body(self) -> QWidget:
+        """The rest, in two columns, behind the "Advanced" header."""
         advanced_body = QWidget()
         left, right = QFormLayout(), QFormLayout()
         for form, rows in ((left, (("Batch size", self.batch_size), ("Learning rate (head)", self.lr),
@@ -107,22 +129,7 @@ class SettingsForm(QWidget):
         columns.setContentsMargins(16, 0, 0, 0)
         columns.addLayout(left)
         columns.addLayout(right)
-        self.advanced = Collapsible("Advanced", advanced_body)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(front)
-        layout.addWidget(self.advanced)
-        self._trainable_blocks: int | str = 0
-        self._loading = False
-        self.augmentation.currentIndexChanged.connect(self._update_views_hint)
-        self.views.valueChanged.connect(self._update_views_hint)
-        self.head_epochs.valueChanged.connect(self._update_views_hint)
-        self.load(TrainConfig(), ModelConfig().dropout)
-        for box in (self.epochs, self.batch_size, self.lr, self.finetune_lr, self.head_epochs, self.patience,
-                    self.smoothing, self.seed, self.views, self.dropout_box, self.weight_decay):
-            box.valueChanged.connect(self._on_edit)
-        for combo in (self.augmentation, self.device_box, self.balance):
-            combo.currentIndexChanged.connect(self._on_edit)
+        return advanced_body
 
     def _on_edit(self) -> None:
         if not self._loading:
