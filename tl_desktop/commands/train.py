@@ -118,7 +118,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
     from tl_desktop.engine.data.dataset import DataError, scan_dataset
-    from tl_desktop.engine.models.backbones import BackboneError, get_backbone_spec
+    from tl_desktop.engine.models.backbones import BackboneError
     from tl_desktop.engine.models.weights import (
         WeightsFileError,
         WeightsUnavailable,
@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from tl_desktop.engine.runtime.stop import StopRequested, StopToken
     from tl_desktop.engine.training.callbacks import ConsoleProgress
+    from tl_desktop.engine.training.checks import check_before_training, check_settings
     from tl_desktop.engine.training.trainer import Trainer
 
     stop = StopToken()
@@ -133,12 +134,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             config = build_config(args)
-            spec = get_backbone_spec(config.model.backbone)
+            check_settings(config)
             print(f"Scanning {config.data.root} ...", flush=True)
             scan = scan_dataset(config.data, stop=stop)
             for line in scan.audit.summary_lines():
                 print(line)
-            resolve_weights(spec, weights_file=config.model.weights_file, progress=_download_progress(), stop=stop)
+            plan = check_before_training(config, scan)
+            if plan.needs_download:
+                resolve_weights(plan.spec, progress=_download_progress(), stop=stop)
         except (ConfigError, DataError, WeightsUnavailable, WeightsFileError, BackboneError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from tl_desktop.config import ConfigError, RunConfig
+from tl_desktop.config import RunConfig
 from tl_desktop.engine.runtime.allocator import heavy_work
 from tl_desktop.engine.runtime.device import (
     configure_threads,
@@ -47,6 +47,7 @@ from tl_desktop.engine.training.callbacks import (
     JsonlLogger,
     is_better,
 )
+from tl_desktop.engine.training.checks import check_split
 from tl_desktop.engine.training.errors import describe_error
 from tl_desktop.engine.training.events import (
     BatchEnded,
@@ -180,9 +181,7 @@ class Trainer:
         self.spec = get_backbone_spec(cfg.model.backbone)
         if self.scan is None:
             self.scan = scan_dataset(cfg.data, stop=self.stop)
-        split = self.scan.split
-        if not split.train or not split.val:
-            raise ConfigError("training needs at least one training and one validation image")
+        check_split(self.scan.split)
         self.folder.write_records(cfg, self.scan)
 
     def _build_model(self) -> None:

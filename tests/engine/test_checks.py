@@ -1,0 +1,49 @@
+"""Pre-training checks: one set of rules for the command line, the window and the trainer."""
+
+from __future__ import annotations
+
+import pytest
+
+from tl_desktop.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from tl_desktop.engine.data.dataset import scan_dataset
+from tl_desktop.engine.models.backbones import BackboneError
+from tl_desktop.engine.models.weights import WeightsFileError
+from tl_desktop.engine.training.checks import check_before_training, check_settings, check_split
+
+
+def _config(root, backbone="tiny_cnn", **model) -> RunConfig:
+    return RunConfig(data=DataConfig(root=str(root)), model=ModelConfig(backbone=backbone, **model),
+                     train=TrainConfig(epochs=2, head_epochs=1, batch_size=4))
+
+
+def test_a_good_run_passes_and_knows_its_weights_are_here(tiny_backbone, tmp_path, make_image_folder):
+    root = make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=40)
+    plan = check_before_training(_config(root), scan_dataset(DataConfig(root=str(root))))
+    assert plan.spec.name == "tiny_cnn"
+    assert plan.needs_download is False  # the tiny backbone's weights resolve as bundled
+
+
+def test_a_backbone_without_weights_here_needs_a_download(tiny_backbone, tmp_path, make_image_folder):
+    root = make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=40)
+    plan = check_before_training(_config(root, backbone="resnet18"), scan_dataset(DataConfig(root=str(root))))
+    assert plan.needs_download is True
+
+
+def test_each_bad_setting_is_named(tiny_backbone, tmp_path):
+    with pytest.raises(BackboneError, match="unknown backbone 'no_such_net'"):
+        check_settings(_config(tmp_path, backbone="no_such_net"))
+    with pytest.raises(WeightsFileError, match="weights file not found: .*missing.safetensors"):
+        check_settings(_config(tmp_path, weights_file=str(tmp_path / "missing.safetensors")))
+    with pytest.raises(ConfigError, match="batch_size"):
+        check_settings(_config(tmp_path).replace(train=TrainConfig(batch_size=0)))
+
+
+def test_a_split_without_validation_images_cannot_train(tiny_backbone, tmp_path, make_image_folder):
+    root = make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=40)
+    split = scan_dataset(DataConfig(root=str(root))).split
+    split.val = []
+    with pytest.raises(ConfigError, match="at least one training and one validation image"):
+        check_split(split)
+    split.classes = split.classes[:1]
+    with pytest.raises(ConfigError, match="at least two classes; the data have 1"):
+        check_split(split)

@@ -1,0 +1,57 @@
+"""What can be known to be wrong before a run starts, checked once for the command line, the window
+and the trainer itself. Each problem is an exception whose message tells the user what to change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tl_desktop.config import ConfigError, RunConfig
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.data.dataset import DatasetSplit, ScanResult
+    from tl_desktop.engine.models.specs import BackboneSpec
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """A run that passed the checks: its settings, its backbone, and whether weights must be downloaded."""
+
+    config: RunConfig
+    spec: BackboneSpec
+    needs_download: bool
+
+
+def check_split(split: DatasetSplit) -> None:
+    """A split can train: two classes or more, and images to train and to validate on."""
+    if len(split.classes) < 2:
+        raise ConfigError(f"training needs at least two classes; the data have {len(split.classes)}")
+    if not split.train or not split.val:
+        raise ConfigError("training needs at least one training and one validation image")
+
+
+def check_settings(config: RunConfig) -> BackboneSpec:
+    """The settings, the backbone and the weights file (before the data are scanned); the backbone's spec."""
+    from tl_desktop.engine.models.backbones import get_backbone_spec
+    from tl_desktop.engine.models.weights import WeightsFileError
+
+    config.validate()
+    spec = get_backbone_spec(config.model.backbone)
+    weights_file = config.model.weights_file
+    if weights_file is not None and not Path(weights_file).expanduser().is_file():
+        raise WeightsFileError(f"weights file not found: {weights_file}")
+    return spec
+
+
+def check_before_training(config: RunConfig, scan: ScanResult) -> TrainingPlan:
+    """Check the settings and the scanned data of a run about to start.
+
+    Raises ConfigError, BackboneError or WeightsFileError; nothing is downloaded or trained.
+    """
+    from tl_desktop.engine.models.weights import weights_status
+
+    spec = check_settings(config)
+    check_split(scan.split)
+    needs_download = config.model.weights_file is None and weights_status(spec) == "download"
+    return TrainingPlan(config, spec, needs_download)
