@@ -158,6 +158,19 @@ def test_modules_stay_small():
     assert not long, f"modules over 400 lines: {long}"
 
 
+def test_functions_fit_on_a_screen():
+    """No function over 60 lines, except the constructors of the window's pages (they lay out widgets)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        constructors_allowed = path.parent.name == "pages"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60 and not (constructors_allowed and node.name == "__init__"):
+                    long.append(f"{module_name(path)}.{node.name} ({lines} lines)")
+    assert not long, "functions over 60 lines: " + ", ".join(sorted(long))
+
+
 def _engine_modules() -> list[str]:
     return sorted(name for name in import_graph() if name.startswith(("tl_desktop.engine", "tl_desktop.report")))
 

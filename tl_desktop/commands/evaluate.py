@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 from tl_desktop.config import DEVICES
+
+if TYPE_CHECKING:
+    from tl_desktop.engine.workflows.evaluation import Calibration
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,6 +45,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def calibration_line(fitted: Calibration) -> str:
+    return (f"Temperature scaling: T = {fitted.temperature:.3f} stored in {fitted.model_file} "
+            f"(validation NLL {fitted.val_nll_before:.3f} -> {fitted.val_nll_after:.3f}, "
+            f"ECE {fitted.val_ece_before:.3f} -> {fitted.val_ece_after:.3f})")
+
+
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.evaluation.evaluate import EvaluationError, evaluate_run
     from tl_desktop.engine.evaluation.files import save_evaluation, summary_lines
@@ -65,10 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if args.calibrate:
             if run is None:
                 raise EvaluationError("--calibrate needs a run folder (its validation split is used to fit)")
-            fitted = calibrate_run(run.path)
-            print(f"Temperature scaling: T = {fitted.temperature:.3f} stored in {fitted.model_file} "
-                  f"(validation NLL {fitted.val_nll_before:.3f} -> {fitted.val_nll_after:.3f}, "
-                  f"ECE {fitted.val_ece_before:.3f} -> {fitted.val_ece_after:.3f})")
+            print(calibration_line(calibrate_run(run.path)))
         if args.data:
             external = evaluate_external(model, args.data, out_dir=args.out, device=pick_device(args.device),
                                          **options)
