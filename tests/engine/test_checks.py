@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from tl_desktop.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from tl_desktop.config import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from tl_desktop.engine.data.dataset import scan_dataset
 from tl_desktop.engine.models.backbones import BackboneError
 from tl_desktop.engine.models.weights import WeightsFileError
-from tl_desktop.engine.training.checks import check_before_training, check_settings, check_split
+from tl_desktop.engine.training.checks import (
+    check_before_training,
+    check_settings,
+    check_split,
+)
 
 
 def _config(root, backbone="tiny_cnn", **model) -> RunConfig:

@@ -68,3 +68,19 @@ def test_shutdown_within_reaches_nested_owners_and_stops_them_all_first(qtbot):
     assert all(owner.closed for owner in owners)
     assert all(w.stop_token.requested and not w.thread_alive for w in workers)
     assert not any(owner.start(_until_stopped, "again") for owner in owners)
+
+
+def test_a_closed_window_delivers_nothing_late_and_starts_nothing(qtbot, window, dialogs_shown):
+    from tl_desktop.gui.pages.base import Step
+
+    page = window.model_page
+    window.go_to(Step.TRAIN)  # the Train page asks for the list of backbones: a task of the Model page
+    [listing] = page.tasks.running("list")
+    assert listing.wait(30000)  # its thread ended; its result waits, undelivered, for the event loop
+    assert window.close()
+    qtbot.wait(200)  # long enough for the closed window's timers to fire
+    assert not page._loaded  # the list never reached the closed page …
+    assert page.run_task(lambda ctx: 1, "late") is None  # … and nothing starts there any more
+    page._count_params(1)  # what the late list used to trigger (and then failed in the next test)
+    assert not page.busy() and not leftover_workers()
+    assert dialogs_shown == []

@@ -1,2 +1,2 @@
-"""Workflows both front ends offer (pre-training checks, external evaluation, calibration): composed
+"""Workflows both front ends offer (external evaluation, calibration): composed
 here once; the command line and the window only call them and present their results."""
