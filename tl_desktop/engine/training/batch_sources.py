@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -30,6 +30,13 @@ from tl_desktop.engine.training.events import Event
 from tl_desktop.engine.training.recipe import Phase, seed_worker
 
 
+@runtime_checkable
+class EpochCounted(Protocol):
+    """Batches that change with the epoch (cached augmented views cycle by it)."""
+
+    epoch: int
+
+
 @dataclass
 class BatchSource:
     """A re-iterable of (inputs, labels) batches and what the inputs are.
@@ -42,6 +49,11 @@ class BatchSource:
     steps: int
     start_block: int = 0
     pooled: bool = False
+
+    def skip_epochs(self, count: int) -> None:
+        """Go on as if ``count`` epochs had been drawn already (a resumed run)."""
+        if isinstance(self.batches, EpochCounted):
+            self.batches.epoch = count
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ knows the files in it.
     audit.json        the data audit
     events.jsonl      one JSON event per line, flushed as it happens
     best.safetensors  the best checkpoint so far (atomic writes)
+    resume.safetensors  where the run stood after its last completed epoch (removed when it completes)
     model.tlmodel     the model file, exported from the best checkpoint at the end
     model_card.md     the intended-use text the user edited for the report
     evaluation/       saved evaluations: <split>/ and external-<folder name>/
@@ -24,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tl_desktop.config import RunConfig
+from tl_desktop.config import ConfigError, RunConfig
 from tl_desktop.engine.models import MODEL_SUFFIX
 from tl_desktop.engine.training.events import (
     EpochEnded,
@@ -99,6 +100,10 @@ class RunFolder:
         return self.path / "best.safetensors"
 
     @property
+    def resume_file(self) -> Path:
+        return self.path / "resume.safetensors"
+
+    @property
     def model_file(self) -> Path:
         return self.path / f"model{MODEL_SUFFIX}"
 
@@ -165,6 +170,18 @@ class RunFolder:
         """How the run ended, from its last ``FitEnded`` event; None while it runs or after a hard kill."""
         ended = [e for e in self.events() if isinstance(e, FitEnded)]
         return ended[-1].status if ended else None
+
+    def scan(self) -> ScanResult:
+        """The split and audit the run trained on (a resumed run goes on with exactly these images)."""
+        from tl_desktop.engine.data.audit import Audit
+        from tl_desktop.engine.data.dataset import DatasetSplit, ScanResult
+
+        try:
+            split = DatasetSplit.from_dict(json.loads(self.split_file.read_text(encoding="utf-8")))
+            audit = Audit.from_dict(json.loads(self.audit_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"cannot read the split and audit of run {self.path}: {exc}") from exc
+        return ScanResult(split=split, audit=audit)
 
     # ----- writing --------------------------------------------------------------------------------
     def write_records(self, config: RunConfig, scan: ScanResult) -> None:

@@ -61,6 +61,13 @@ from tl_desktop.engine.training.events import (
     Message,
     PhaseStarted,
 )
+from tl_desktop.engine.training.resume import (
+    ResumeState,
+    capture_rng,
+    load_resume_state,
+    restore_rng,
+    save_resume_state,
+)
 from tl_desktop.engine.training.runfolder import RunFolder
 
 if TYPE_CHECKING:
@@ -91,6 +98,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         stop: StopToken | None = None,
         run_dir: Path | None = None,
+        resume: bool = False,
     ) -> None:
         self.config = config
         self.scan = scan
@@ -98,6 +106,8 @@ class Trainer:
         self.stop = stop or StopToken()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.folder: RunFolder | None = None
+        self.resume = resume
+        self._resume: ResumeState | None = None
         self.model = None
         self.device = torch.device("cpu")
         self.spec = None
@@ -137,13 +147,17 @@ class Trainer:
                 self.folder = RunFolder(self.run_dir) if self.run_dir else RunFolder.create(cfg.out_dir, cfg.model.backbone)
                 self.run_dir = self.folder.path
                 self.run_dir.mkdir(parents=True, exist_ok=True)
+                self._resume = load_resume_state(self.folder.resume_file) if self.resume else None
                 self._callbacks = [JsonlLogger(self.folder.events_file), self._history, self._early]
                 self._callbacks += self.user_callbacks
                 self._prepare()
                 self._emit_started()
                 self._build_model()
                 self._announce_loss()
+                self._restore_progress()
                 for phase in recipe.plan_phases(cfg.train, cfg.model.trainable_blocks):
+                    if self._resume is not None and phase.last_epoch <= self._resume.epoch:
+                        continue  # finished before the run was interrupted
                     if not self._run_phase(phase):
                         break
             except StopRequested:
@@ -155,6 +169,8 @@ class Trainer:
         if status != "failed" and self._best is not None:
             try:
                 model_path = self._export()
+                if status == "completed":
+                    self.folder.resume_file.unlink(missing_ok=True)
             except Exception as exc:  # noqa: BLE001
                 status, error, details = "failed", describe_error(exc), traceback.format_exc()
         if not self._started and self._callbacks:
@@ -180,9 +196,10 @@ class Trainer:
         configure_threads()
         self.spec = get_backbone_spec(cfg.model.backbone)
         if self.scan is None:
-            self.scan = scan_dataset(cfg.data, stop=self.stop)
+            self.scan = self.folder.scan() if self.resume else scan_dataset(cfg.data, stop=self.stop)
         check_split(self.scan.split)
-        self.folder.write_records(cfg, self.scan)
+        if not self.resume:
+            self.folder.write_records(cfg, self.scan)
 
     def _build_model(self) -> None:
         """Build the pretrained model (a weights download reports as CacheProgress) and the caches."""
@@ -243,18 +260,30 @@ class Trainer:
 
     # ----- phases and epochs --------------------------------------------------------------------
     def _run_phase(self, phase: recipe.Phase) -> bool:
-        """Train one phase; return False when a callback ended training early."""
+        """Train one phase (from the resume point, when it lies inside it); return False when a callback
+        ended training early."""
+        resume, self._resume = self._resume, None
+        if resume is not None and resume.epoch < phase.first_epoch:
+            restore_rng(resume.rng, self.generator)  # the phase starts afresh, from where the last one ended
+            resume = None
         summary = self.model.set_trainable_blocks(phase.trainable_blocks)
         source = self.sources.train_source(phase)
         optimizer = recipe.make_optimizer(self.model, phase.lr, self.config.train.weight_decay)
         scheduler = recipe.make_scheduler(optimizer, source.steps, phase.epochs, self.config.train.warmup_epochs)
-        self.emit(PhaseStarted(phase.name, phase.first_epoch, phase.last_epoch, summary.trainable_params,
-                               summary.total_params, phase.lr))
-        for epoch in range(phase.first_epoch, phase.last_epoch + 1):
+        if resume is not None:  # inside the phase: its optimizer, schedule and batch order go on
+            optimizer.load_state_dict(resume.optimizer)
+            scheduler.load_state_dict(resume.scheduler)
+            restore_rng(resume.rng, self.generator)
+            source.skip_epochs(resume.epoch - phase.first_epoch + 1)
+        else:
+            self.emit(PhaseStarted(phase.name, phase.first_epoch, phase.last_epoch, summary.trainable_params,
+                                   summary.total_params, phase.lr))
+        for epoch in range((resume.epoch + 1) if resume else phase.first_epoch, phase.last_epoch + 1):
             started = time.monotonic()
             train_loss, train_acc, lr = self._train_epoch(epoch, source, optimizer, scheduler)
             val_loss, val_acc = self._validate(phase)
             self._end_epoch(epoch, phase, started, train_loss, train_acc, val_loss, val_acc, lr)
+            self._save_resume_point(epoch, phase, optimizer, scheduler)
             asking = [cb for cb in self._callbacks if cb.stop_training]
             if asking:
                 reason = getattr(asking[0], "reason", "") or f"{type(asking[0]).__name__} ended training early"
@@ -321,6 +350,29 @@ class Trainer:
         ))
         if improved:
             self.emit(CheckpointSaved(epoch, str(best_path), "val_accuracy", val_acc))
+
+    # ----- resume -------------------------------------------------------------------------------
+    def _save_resume_point(self, epoch: int, phase: recipe.Phase, optimizer, scheduler) -> None:
+        """Everything needed to go on after ``epoch``, written atomically."""
+        save_resume_state(self.folder.resume_file, ResumeState(
+            epoch=epoch, phase=phase.name, model=self.model.state_dict(), optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(), rng=capture_rng(self.generator),
+            callbacks={"history": self._history.state_dict(), "early_stopping": self._early.state_dict()},
+            trainer={"best": self._best, "epoch_seconds": self._epoch_seconds},
+        ))
+
+    def _restore_progress(self) -> None:
+        """Load the resume point's weights, history, early stopping and best epoch (when resuming)."""
+        state = self._resume
+        if state is None:
+            return
+        self.model.load_state_dict(state.model, strict=True)
+        self._history.load_state_dict(state.callbacks["history"])
+        self._early.load_state_dict(state.callbacks["early_stopping"])
+        self._best = tuple(state.trainer["best"]) if state.trainer["best"] is not None else None
+        self._epoch_seconds = list(state.trainer["epoch_seconds"])
+        self._epochs_done = state.epoch
+        self.emit(Message("info", f"resuming after epoch {state.epoch} of {self.config.train.epochs}"))
 
     # ----- export -------------------------------------------------------------------------------
     def _export(self) -> Path:
