@@ -1,7 +1,9 @@
 """``tl-desktop train``: scan a folder of images, print its audit, train, say where the model is.
 
 Exit codes: 0 trained, 1 training failed, 2 bad input (data, configuration, weights), 130 stopped
-with Ctrl-C (the first Ctrl-C asks the run to stop cleanly after the current batch).
+with Ctrl-C, 143 stopped by SIGTERM (either asks the run to stop cleanly after the current batch and
+keeps its best model; a second Ctrl-C aborts at once). ``--resume RUN`` continues an interrupted run
+from its last completed epoch.
 """
 
 from __future__ import annotations
@@ -13,11 +15,18 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from tl_desktop.commands import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_TERMINATED,
+)
 from tl_desktop.config import AUGMENTATION_PRESETS, CLASS_BALANCE_MODES, DEVICES
 
 if TYPE_CHECKING:
     from tl_desktop.config import RunConfig
+    from tl_desktop.engine.data.dataset import ScanResult
     from tl_desktop.engine.runtime.stop import StopToken
 
 
@@ -66,6 +75,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", metavar="PATH", help="image folder (required unless --config names one)")
     parser.add_argument("--config", metavar="FILE", help="start from this config.json (flags override it)")
+    parser.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last "
+                        "completed epoch, with the run's own settings and images")
     parser.add_argument("--out", metavar="DIR", help="where run folders go (default: runs/)")
     parser.add_argument("--backbone", help="pretrained network (default: efficientnet_lite0)")
     parser.add_argument("--trainable-blocks", type=trainable_blocks_arg, metavar="N|all",
@@ -115,54 +126,99 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return config.validate()
 
 
+def resume_config(args: argparse.Namespace) -> RunConfig:
+    """The settings of the run ``--resume`` names; only --device and --num-workers may change."""
+    from tl_desktop.config import ConfigError
+    from tl_desktop.engine.training.runfolder import RunFolder
+
+    fixed = [f"--{dest.replace('_', '-')}" for dest in (*_FLAG_FIELDS, "config", "out", "seed")
+             if dest not in ("device", "num_workers") and getattr(args, dest, None) is not None]
+    if fixed:
+        raise ConfigError(f"--resume goes on with the run's own settings; leave out {', '.join(fixed)}")
+    run = RunFolder(args.resume)
+    if not run.is_run():
+        raise ConfigError(f"{run.path} is not a run folder (it has no {run.config_file.name})")
+    if not run.resume_file.is_file():
+        raise ConfigError(f"{run.path} has no resume point: it completed, or stopped before its first epoch ended")
+    config = run.config()
+    train = dataclasses.replace(config.train, **{name: getattr(args, name) for name in ("device", "num_workers")
+                                                 if getattr(args, name) is not None})
+    return config.replace(train=train).validate()
+
+
+def prepare(args: argparse.Namespace, stop: StopToken) -> tuple[RunConfig, ScanResult | None]:
+    """The run's settings and scanned images (printing the audit), or a resumed run's settings;
+    weights a new run needs are downloaded first. Raises on bad input."""
+    from tl_desktop.engine.data.dataset import scan_dataset
+    from tl_desktop.engine.models.weights import resolve_weights
+    from tl_desktop.engine.training.checks import check_before_training, check_settings
+
+    if args.resume:
+        return resume_config(args), None
+    config = build_config(args)
+    check_settings(config)
+    print(f"Scanning {config.data.root} ...", flush=True)
+    scan = scan_dataset(config.data, stop=stop)
+    for line in scan.audit.summary_lines():
+        print(line)
+    plan = check_before_training(config, scan)
+    if plan.needs_download:
+        resolve_weights(plan.spec, progress=_download_progress(), stop=stop)
+    return config, scan
+
+
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
-    from tl_desktop.engine.data.dataset import DataError, scan_dataset
+    from tl_desktop.engine.data.dataset import DataError
     from tl_desktop.engine.models.backbones import BackboneError
-    from tl_desktop.engine.models.weights import (
-        WeightsFileError,
-        WeightsUnavailable,
-        resolve_weights,
-    )
+    from tl_desktop.engine.models.weights import WeightsFileError, WeightsUnavailable
     from tl_desktop.engine.runtime.stop import StopRequested, StopToken
     from tl_desktop.engine.training.callbacks import ConsoleProgress
-    from tl_desktop.engine.training.checks import check_before_training, check_settings
     from tl_desktop.engine.training.trainer import Trainer
 
-    stop = StopToken()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: _on_interrupt(stop))
+    stop, signals, trainer = StopToken(), [], None
+    previous = {sig: signal.signal(sig, lambda signum, frame: _on_signal(stop, signum, signals))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            config = build_config(args)
-            check_settings(config)
-            print(f"Scanning {config.data.root} ...", flush=True)
-            scan = scan_dataset(config.data, stop=stop)
-            for line in scan.audit.summary_lines():
-                print(line)
-            plan = check_before_training(config, scan)
-            if plan.needs_download:
-                resolve_weights(plan.spec, progress=_download_progress(), stop=stop)
+            config, scan = prepare(args, stop)
         except (ConfigError, DataError, WeightsUnavailable, WeightsFileError, BackboneError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except StopRequested:
             print("Stopped before training started.", file=sys.stderr)
-            return EXIT_STOPPED
-        result = Trainer(config, scan=scan, callbacks=[ConsoleProgress()], stop=stop).fit()
+            return _stopped_code(signals)
+        trainer = Trainer(config, scan=scan, callbacks=[ConsoleProgress()], stop=stop, run_dir=args.resume,
+                          resume=bool(args.resume))
+        result = trainer.fit()
+    except KeyboardInterrupt:
+        run_dir = trainer.run_dir if trainer is not None else None
+        where = f" in {run_dir}; `tl-desktop train --resume {run_dir}` goes on from there" if run_dir else ""
+        print(f"\nAborted at once; the best model and the last completed epoch are kept{where}.", file=sys.stderr)
+        return EXIT_STOPPED
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if result.status == "failed":
         return EXIT_FAILED
     if result.status == "stopped":
-        return EXIT_STOPPED
+        print(f"To go on later: tl-desktop train --resume {result.run_dir}", file=sys.stderr)
+        return _stopped_code(signals)
     return EXIT_OK
 
 
-def _on_interrupt(stop: StopToken) -> None:
-    if stop.requested:
+def _stopped_code(signals: list[int]) -> int:
+    return EXIT_TERMINATED if signal.SIGTERM in signals else EXIT_STOPPED
+
+
+def _on_signal(stop: StopToken, signum: int, seen: list[int]) -> None:
+    """First Ctrl-C or SIGTERM: stop after the current batch; a second Ctrl-C: abort at once."""
+    seen.append(signum)
+    if stop.requested and signum == signal.SIGINT:
         raise KeyboardInterrupt
-    print("\nStopping after the current batch (Ctrl-C again to abort at once) ...", file=sys.stderr, flush=True)
-    stop.request()
+    if not stop.requested:
+        print("\nStopping after the current batch (Ctrl-C again to abort at once) ...", file=sys.stderr, flush=True)
+        stop.request()
 
 
 def _download_progress() -> Callable[[int, int | None], None]:
