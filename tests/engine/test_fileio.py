@@ -1,6 +1,7 @@
 """Atomic writes: all-or-nothing, and the result is readable like any new file."""
 
 import os
+import time
 
 import pytest
 
@@ -71,13 +72,47 @@ def test_data_is_flushed_and_fsynced_before_the_rename(tmp_path, monkeypatch):
 def test_a_failed_rename_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
     target = tmp_path / "out.json"
     atomic_write_text(target, "old")
+    attempts, sleeps = [], []
 
     def refuse(src, dst):
+        attempts.append(dst)
         raise PermissionError(13, "Permission denied", str(dst))
 
     monkeypatch.setattr(os, "replace", refuse)
-    monkeypatch.setattr("time.sleep", lambda seconds: None)  # the retries would wait 1 s in all
+    monkeypatch.setattr(time, "sleep", sleeps.append)  # record the waits instead of waiting 1 s
     with pytest.raises(DiskWriteError, match="out.json"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    assert len(attempts) == 5 and sleeps == pytest.approx([0.1, 0.2, 0.3, 0.4])  # then it gives up
+
+
+def test_a_rename_held_up_for_a_moment_is_retried(tmp_path, monkeypatch):
+    """On Windows a virus scanner can hold the destination open for a moment."""
+    target = tmp_path / "out.json"
+    atomic_write_text(target, "old")
+    real_replace, attempts, sleeps = os.replace, [], []
+
+    def busy_twice(src, dst):
+        attempts.append(dst)
+        if len(attempts) <= 2:
+            raise PermissionError(13, "The file is in use by another process", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", busy_twice)
+    monkeypatch.setattr(time, "sleep", sleeps.append)
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new" and len(attempts) == 3
+    assert sleeps == pytest.approx([0.1, 0.2])
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_the_callers_error_surfaces_even_when_the_temp_file_is_already_gone(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        with atomic_writer(target) as handle:
+            handle.write(b"half")
+            for leftover in tmp_path.iterdir():  # a cleaner removed the temporary file meanwhile
+                leftover.unlink()
+            raise RuntimeError("killed mid-write")
+    assert list(tmp_path.iterdir()) == []
