@@ -1,33 +1,67 @@
-"""Seeded percentile-bootstrap 95% intervals for the headline and per-class metrics.
+"""Seeded percentile-bootstrap 95% intervals, for the metrics that have no closed-form interval.
 
 Each resample draws n images with replacement. Instead of materialising the resampled sets we draw
 the multiplicity of every image (a multinomial draw, which is the same distribution) and compute
 confusion matrices and AUCs as weighted sums, so 1000 resamples of a few thousand images take well
 under a second. Metrics undefined in a resample (a class that was not drawn has no recall) are left
 out of that metric's percentile.
+
+Given group ids (say one per patient), a resample draws groups instead of images and every image
+takes its group's multiplicity: images of one patient are not independent, and resampling them
+one by one would make the intervals too narrow.
+
+A percentile interval collapses to a point when every resample agrees (every image right) and is
+unreliable when few resamples define the metric, so :func:`bootstrap_interval` reports those cases
+as not estimable rather than printing a point; proportions and AUCs get their intervals elsewhere
+(:mod:`intervals`), by methods that do not collapse.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from tl_desktop.engine.evaluation.metrics import Interval
+from tl_desktop.engine.evaluation.metrics import BINARY_METRICS, Interval
 
 _CHUNK = 200
 LEVEL = 0.95
+PERCENTILE = "bootstrap_percentile"
+CLUSTER = "cluster_bootstrap_percentile"
+# A central 95% interval needs at least 1 / 0.025 = 40 values to have one in each tail.
+MIN_VALID_RESAMPLES = 40
+# Below this share of resamples that define the metric, leaving the others out biases the interval.
+MIN_VALID_SHARE = 0.9
+# The percentile bounds may miss the estimate by rounding (it is computed another way).
+_TOLERANCE = 1e-9
+HEADLINE_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")
+CLASS_KEYS = ("precision", "recall", "specificity", "f1", "auc")
 
 
-def resample_weights(n: int, n_bootstrap: int, seed: int) -> Iterator[np.ndarray]:
-    """Yield (chunk, n) arrays of how often each image appears in each resample."""
+def resample_weights(n: int, n_bootstrap: int, seed: int, groups: Sequence | np.ndarray | None = None
+                     ) -> Iterator[np.ndarray]:
+    """Yield (chunk, n) arrays of how often each image appears in each resample.
+
+    With ``groups`` (one id per image) groups are drawn with replacement and each image appears as
+    often as its group; ``groups`` with a different id for every image gives the image bootstrap.
+    """
     rng = np.random.default_rng(seed)
-    pvals = np.full(n, 1.0 / n)
+    if groups is None:
+        index, count = None, n
+    else:
+        ids = np.asarray(groups)
+        if ids.shape != (n,):
+            raise ValueError(f"{ids.size} group ids for {n} images")
+        _, index = np.unique(ids, return_inverse=True)
+        count = int(index.max()) + 1 if n else 0
+    pvals = np.full(count, 1.0 / count) if count else np.zeros(0)
     done = 0
     while done < n_bootstrap:
         size = min(_CHUNK, n_bootstrap - done)
-        yield rng.multinomial(n, pvals, size=size).astype(np.float64)
+        drawn = rng.multinomial(count, pvals, size=size).astype(np.float64)
+        yield drawn if index is None else drawn[:, index]
         done += size
 
 
@@ -95,27 +129,83 @@ def interval(values: np.ndarray, level: float = LEVEL) -> Interval:
     return Interval(float(low), float(high), level)
 
 
-def bootstrap_intervals(labels: np.ndarray, predicted: np.ndarray, probs: np.ndarray, classes: list[str],
-                        positive_index: int | None, n_bootstrap: int, seed: int
-                        ) -> tuple[dict[str, Interval], dict[str, dict[str, Interval]]]:
-    """Headline intervals and per-class intervals (precision, recall, specificity, F1, AUC)."""
-    k = len(classes)
+def bootstrap_interval(values: np.ndarray, estimate: float | None, level: float = LEVEL,
+                       method: str = PERCENTILE) -> Interval:
+    """The percentile interval of resampled ``values`` around ``estimate``, or not estimable with a reason."""
+    values = np.asarray(values, dtype=float)
+    if estimate is None or not np.isfinite(estimate):
+        return Interval(None, None, level, value=None, method=method, note="undefined")
+    estimate = float(estimate)
+    raw = interval(values, level)
+    valid = int(np.isfinite(values).sum())
+    note = None
+    if valid < MIN_VALID_RESAMPLES or valid < MIN_VALID_SHARE * values.size:
+        note = f"only {valid} of {values.size} resamples define it"
+    elif raw.high - raw.low <= _TOLERANCE:
+        note = "every resample gave the same value"
+    elif not raw.low - _TOLERANCE <= estimate <= raw.high + _TOLERANCE:
+        note = "the resampled values do not surround the estimate"
+    if note is not None:
+        return Interval(None, None, level, value=estimate, method=method, note=note)
+    return Interval(min(raw.low, estimate), max(raw.high, estimate), level, value=estimate, method=method)
+
+
+def _statistics(weight_chunks: Iterator[np.ndarray], labels: np.ndarray, predicted: np.ndarray,
+                probs: np.ndarray, k: int, positive_index: int | None, with_auc: bool) -> dict[str, np.ndarray]:
+    """Every metric of every weighted set: one row per row of the weight chunks."""
     collected: dict[str, list[np.ndarray]] = {}
-    for weights in resample_weights(labels.size, n_bootstrap, seed):
+    for weights in weight_chunks:
         stats = _chunk_statistics(_weighted_confusions(weights, labels, predicted, k), positive_index)
-        stats["auc"] = np.stack([_weighted_auc(weights, probs[:, c], labels == c) for c in range(k)], axis=1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            stats["macro_auc"] = np.nanmean(stats["auc"], axis=1)
+        if with_auc:
+            stats["auc"] = np.stack([_weighted_auc(weights, probs[:, c], labels == c) for c in range(k)], axis=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                stats["macro_auc"] = np.nanmean(stats["auc"], axis=1)
         for key, value in stats.items():
             collected.setdefault(key, []).append(value)
-    merged = {key: np.concatenate(parts) for key, parts in collected.items()}
-    headline = {key: interval(merged[key]) for key in ("accuracy", "balanced_accuracy", "macro_f1", "macro_auc")}
-    if positive_index is not None:
-        headline.update({key: interval(merged[key]) for key in ("sensitivity", "ppv", "npv")})
-        headline["specificity"] = interval(merged["specificity_binary"])
-    per_class = {
-        name: {key: interval(merged[key][:, c]) for key in ("precision", "recall", "specificity", "f1", "auc")}
-        for c, name in enumerate(classes)
-    }
+    return {key: np.concatenate(parts) for key, parts in collected.items()}
+
+
+def _estimate(given: Mapping[str, Any], full: dict[str, np.ndarray], key: str, column: str,
+              c: int | None) -> float | None:
+    if key in given:
+        value = given[key] if c is None else given[key][c]
+    else:
+        value = full[column][0] if c is None else full[column][0, c]
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def bootstrap_intervals(labels: np.ndarray, predicted: np.ndarray, probs: np.ndarray, classes: list[str],
+                        positive_index: int | None, n_bootstrap: int, seed: int,
+                        groups: Sequence | np.ndarray | None = None,
+                        estimates: Mapping[str, Any] | None = None,
+                        headline_keys: Sequence[str] | None = None, class_keys: Sequence[str] = CLASS_KEYS,
+                        level: float = LEVEL) -> tuple[dict[str, Interval], dict[str, dict[str, Interval]]]:
+    """Headline and per-class bootstrap intervals of the requested metrics.
+
+    ``estimates`` holds the point estimates the intervals are reported around (a list per class for
+    per-class keys); any that are missing are computed here from the full set. ``groups`` (one id per
+    image) turns the image bootstrap into a cluster bootstrap. By default every headline metric
+    (with sensitivity, specificity, PPV and NPV when a positive class is given) and every per-class one.
+    """
+    if headline_keys is None:
+        headline_keys = HEADLINE_KEYS + (BINARY_METRICS if positive_index is not None else ())
+    k = len(classes)
+    labels, predicted = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    probs = np.asarray(probs, dtype=float)
+    with_auc = "macro_auc" in headline_keys or "auc" in class_keys
+    args = (labels, predicted, probs, k, positive_index, with_auc)
+    merged = _statistics(resample_weights(labels.size, n_bootstrap, seed, groups), *args)
+    full = _statistics(iter([np.ones((1, labels.size))]), *args)
+    given = dict(estimates or {})
+    method = PERCENTILE if groups is None else CLUSTER
+    # For two classes at a threshold the headline's specificity is the negative class's recall.
+    headline_column = {"specificity": "specificity_binary"} if positive_index is not None else {}
+    headline = {}
+    for key in headline_keys:
+        column = headline_column.get(key, key)
+        headline[key] = bootstrap_interval(merged[column], _estimate(given, full, key, column, None), level, method)
+    per_class = {name: {key: bootstrap_interval(merged[key][:, c], _estimate(given, full, key, key, c), level,
+                                                method) for key in class_keys}
+                 for c, name in enumerate(classes)}
     return headline, per_class

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tl_desktop.engine.evaluation import calibration, metrics
-from tl_desktop.engine.evaluation.bootstrap import bootstrap_intervals
+from tl_desktop.engine.evaluation.intervals import metric_intervals
 from tl_desktop.engine.evaluation.metrics import Metrics
 from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
 
@@ -55,7 +55,11 @@ class Predictions:
 
 def compute_metrics(predictions: Predictions, positive_class: str | None = None, threshold: float | None = None,
                     n_bootstrap: int = 1000, seed: int = 0) -> Metrics:
-    """All metrics for ``predictions``; for two classes, decisions use ``positive_class`` and ``threshold``."""
+    """All metrics for ``predictions``; for two classes, decisions use ``positive_class`` and ``threshold``.
+
+    With ``n_bootstrap`` > 0 every metric gets a 95% interval (see :mod:`intervals` for the methods);
+    0 means no intervals at all.
+    """
     classes = list(predictions.classes)
     k = len(classes)
     labels, probs = predictions.labels, predictions.probs
@@ -87,8 +91,8 @@ def compute_metrics(predictions: Predictions, positive_class: str | None = None,
         n_bootstrap=n_bootstrap if labels.size else 0, seed=seed,
     )
     if n_bootstrap > 0 and labels.size > 0:
-        result.intervals, result.class_intervals = bootstrap_intervals(
-            labels, predicted, probs, classes, positive_index, n_bootstrap, seed)
+        result.intervals, result.class_intervals = metric_intervals(
+            result, labels, predicted, probs, positive_index, n_bootstrap, seed)
     return result
 
 
@@ -215,21 +219,21 @@ def _check_same_classes(model_classes: list[str], other: list[str], where: str) 
 
 
 def per_class_csv(result: Metrics) -> str:
-    """The per-class table (with 95% intervals when bootstrapped) as CSV text."""
+    """The per-class table (with 95% intervals and their methods when computed) as CSV text."""
     out = io.StringIO()
     writer = csv.writer(out)
     keys = ("precision", "recall", "specificity", "f1", "auc")
     header = ["class", "support", "predicted"]
     for key in keys:
-        header += [key, f"{key}_ci_low", f"{key}_ci_high"]
-    writer.writerow(header)
+        header += [key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_ci_method"]
+    writer.writerow(header + ["too_few_images_to_judge"])
     for row in result.per_class:
         line: list[Any] = [row.name, row.support, row.predicted]
         for key in keys:
             ci = result.class_intervals.get(row.name, {}).get(key)
             line += [_csv_value(getattr(row, key)), _csv_value(ci.low if ci else None),
-                     _csv_value(ci.high if ci else None)]
-        writer.writerow(line)
+                     _csv_value(ci.high if ci else None), ci.method if ci else ""]
+        writer.writerow(line + ["yes" if row.too_few_images else "no"])
     return out.getvalue()
 
 

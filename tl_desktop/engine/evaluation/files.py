@@ -22,8 +22,18 @@ from tl_desktop.engine.evaluation.evaluate import (
     per_class_csv,
     predictions_csv,
 )
-from tl_desktop.engine.evaluation.metrics import Metrics
+from tl_desktop.engine.evaluation.formatting import (
+    HEADLINE_LABELS,
+    fmt,
+    fmt_ci,
+    summary_lines,
+)
+from tl_desktop.engine.evaluation.metrics import Interval, Metrics
 from tl_desktop.fileio import atomic_write_text
+
+# The text helpers lived here before formatting.py; importing them from here keeps working.
+__all__ = ["HEADLINE_LABELS", "confusion_csv", "fmt", "fmt_ci", "load_evaluation", "save_evaluation",
+           "saved_intervals", "summary_lines"]
 
 
 def confusion_csv(result: Metrics) -> str:
@@ -73,53 +83,18 @@ def load_evaluation(folder: str | Path) -> tuple[Predictions, dict[str, Any]]:
     return predictions, payload
 
 
-def fmt(value: float | None, percent: bool = True) -> str:
-    """A metric for people: a percentage with one decimal, or 'undefined'."""
-    if value is None:
-        return "undefined"
-    return f"{value:.1%}" if percent else f"{value:.3f}"
+def saved_intervals(payload: dict[str, Any]) -> tuple[dict[str, Interval], dict[str, dict[str, Interval]]]:
+    """The headline and per-class intervals of a metrics.json payload, as :class:`Interval` objects.
 
-
-def fmt_ci(result: Metrics, key: str, value: float | None, percent: bool = True) -> str:
-    """A headline value with its 95% interval when one was computed."""
-    text = fmt(value, percent)
-    ci = result.intervals.get(key)
-    if value is not None and ci is not None and ci.low is not None:
-        text += f" (95% CI {fmt(ci.low, percent)}–{fmt(ci.high, percent)})"
-    return text
-
-
-HEADLINE_LABELS = {
-    "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "macro_f1": "Macro F1",
-    "macro_auc": "Macro AUC (one-vs-rest)",
-    "sensitivity": "Sensitivity",
-    "specificity": "Specificity",
-    "ppv": "PPV (precision)",
-    "npv": "NPV",
-}
-
-
-def summary_lines(result: Metrics) -> list[str]:
-    """The metrics as readable text lines (the CLI prints them)."""
-    lines = [f"{result.num_samples} images, {len(result.classes)} classes"]
-    if result.binary is not None:
-        lines.append(f"Positive class: {result.binary.positive_class}, decision threshold "
-                     f"{result.binary.threshold:.2f}")
-    for key, value in result.headline().items():
-        lines.append(f"  {HEADLINE_LABELS[key]:<24} {fmt_ci(result, key, value, key != 'macro_auc')}")
-    lines.append(f"  {'Calibration error (ECE)':<24} {fmt(result.ece, percent=False)}")
-    width = max([len(c) for c in result.classes] + [5])
-    lines.append(f"  {'class':<{width}}  {'support':>7}  {'precision':>9}  {'recall':>9}  {'specif.':>9}  "
-                 f"{'F1':>9}  {'AUC':>9}")
-    for row in result.per_class:
-        cells = [fmt(row.precision), fmt(row.recall), fmt(row.specificity), fmt(row.f1), fmt(row.auc, False)]
-        lines.append(f"  {row.name:<{width}}  {row.support:>7}  " + "  ".join(f"{c:>9}" for c in cells))
-    if result.absent_classes:
-        lines.append("No images of: " + ", ".join(result.absent_classes)
-                     + " (their recall is undefined; averages leave them out)")
-    never = [r.name for r in result.per_class if r.support > 0 and r.predicted == 0]
-    if never:
-        lines.append("Never predicted: " + ", ".join(never) + " (precision undefined, counted as 0 in averages)")
-    return lines
+    Files written before intervals carried their value and method hold ``{"low", "high", "level"}``
+    from a percentile bootstrap; they are read as such, with the value taken from the saved metrics.
+    """
+    saved = payload.get("metrics", {})
+    values = {"accuracy": saved.get("accuracy"), "balanced_accuracy": saved.get("balanced_accuracy"),
+              "macro_f1": (saved.get("macro") or {}).get("f1"), "macro_auc": saved.get("macro_auc"),
+              **(saved.get("binary") or {})}
+    rows = {row.get("name"): row for row in saved.get("per_class", [])}
+    headline = {key: Interval.from_dict(d, values.get(key)) for key, d in (saved.get("intervals") or {}).items()}
+    per_class = {name: {key: Interval.from_dict(d, rows.get(name, {}).get(key)) for key, d in found.items()}
+                 for name, found in (saved.get("class_intervals") or {}).items()}
+    return headline, per_class

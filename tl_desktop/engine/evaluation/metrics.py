@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 
 BINARY_METRICS = ("sensitivity", "specificity", "ppv", "npv")
+# Below this many images of a class its per-class numbers are shown but marked as too few to judge:
+# even a perfect 9 of 9 has a 95% Wilson interval reaching down to 70%.
+MIN_IMAGES_TO_JUDGE = 10
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -63,6 +66,11 @@ class ClassMetrics:
     specificity: float | None
     f1: float | None
     auc: float | None = None
+
+    @property
+    def too_few_images(self) -> bool:
+        """Some images, but fewer than :data:`MIN_IMAGES_TO_JUDGE`."""
+        return 0 < self.support < MIN_IMAGES_TO_JUDGE
 
 
 def per_class_from_confusion(cm: np.ndarray, classes: list[str]) -> list[ClassMetrics]:
@@ -178,14 +186,34 @@ def binary_metrics(cm: np.ndarray, classes: list[str], positive_index: int, thre
 
 @dataclass
 class Interval:
-    """A percentile bootstrap interval; bounds are None when the metric was undefined in every resample."""
+    """A 95% interval of one metric, with the method that produced it.
+
+    ``low``/``high`` are None when no interval could be given: the metric is undefined (``value``
+    None too) or the method cannot estimate one here (``note`` says why, e.g. every bootstrap
+    resample gave the same value). Bounds, when given, always hold ``value``.
+    """
 
     low: float | None
     high: float | None
     level: float = 0.95
+    value: float | None = None
+    method: str = "bootstrap_percentile"
+    note: str | None = None
+
+    @property
+    def estimable(self) -> bool:
+        return self.low is not None and self.high is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, "level": self.level}
+        return {"value": self.value, "low": self.low, "high": self.high, "method": self.method,
+                "level": self.level, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], value: float | None = None) -> "Interval":
+        """Read ``to_dict``'s form, or the older ``{"low", "high", "level"}`` (all percentile bootstrap)."""
+        return cls(low=data.get("low"), high=data.get("high"), level=float(data.get("level", 0.95)),
+                   value=data.get("value", value), method=str(data.get("method", "bootstrap_percentile")),
+                   note=data.get("note"))
 
 
 @dataclass
@@ -247,7 +275,7 @@ class Metrics:
             "log_loss": self.log_loss,
             "ece": self.ece,
             "absent_classes": list(self.absent_classes),
-            "per_class": [vars(r).copy() for r in self.per_class],
+            "per_class": [{**vars(r), "too_few_images_to_judge": r.too_few_images} for r in self.per_class],
             "roc": [vars(r).copy() for r in self.roc],
             "reliability": self.reliability,
             "binary": vars(self.binary).copy() if self.binary else None,
