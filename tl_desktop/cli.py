@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cache",
     "evaluate",
     "report",
+    "export",
 )
 QUIT_AFTER_SHOW_ENV = "TL_DESKTOP_QUIT_AFTER_SHOW"
 

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, tell
 from tl_desktop.config import DEVICES
 
 if TYPE_CHECKING:
+    from tl_desktop.engine.evaluation.evaluate import Predictions
+    from tl_desktop.engine.evaluation.metrics import Metrics
     from tl_desktop.engine.workflows.evaluation import Calibration
 
 
@@ -51,12 +53,22 @@ def calibration_line(fitted: Calibration) -> str:
             f"ECE {fitted.val_ece_before:.3f} -> {fitted.val_ece_after:.3f})")
 
 
+def print_evaluation(where: str, predictions: Predictions, result: Metrics) -> None:
+    from tl_desktop.engine.evaluation.files import summary_lines
+
+    print(f"Evaluation on the {where}")
+    for line in summary_lines(result):
+        print(line)
+    for path, reason in predictions.failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.evaluation.evaluate import EvaluationError, evaluate_run
-    from tl_desktop.engine.evaluation.files import save_evaluation, summary_lines
+    from tl_desktop.engine.evaluation.files import save_evaluation
     from tl_desktop.engine.models.bundle import BundleError
     from tl_desktop.engine.runtime.device import pick_device
-    from tl_desktop.engine.training.runfolder import RunFolder
+    from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
     from tl_desktop.engine.workflows.evaluation import calibrate_run, evaluate_external
     from tl_desktop.fileio import DiskWriteError
 
@@ -71,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"positive_class": args.positive_class, "threshold": args.threshold,
                "n_bootstrap": args.bootstrap, "seed": args.seed}
     try:
+        if run is not None:
+            model_file_of(run.path, note=tell)
         if args.calibrate:
             if run is None:
                 raise EvaluationError("--calibrate needs a run folder (its validation split is used to fit)")
@@ -96,11 +110,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return EXIT_STOPPED
-    print(f"Evaluation on the {where}")
-    for line in summary_lines(result):
-        print(line)
-    for path, reason in predictions.failures:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print_evaluation(where, predictions, result)
     if written is None:
         source = {"kind": "split", "split": args.split, "run": str(run.path.resolve())}
         try:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, tell
 from tl_desktop.config import DEVICES
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {target} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        loaded = load_bundle(model_file_of(args.model), device=pick_device(args.device))
+        loaded = load_bundle(model_file_of(args.model, note=tell), device=pick_device(args.device))
         paths = list_images(target)
     except (BundleError, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, tell
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.evaluation.evaluate import EvaluationError
     from tl_desktop.engine.models.bundle import BundleError
+    from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
     from tl_desktop.fileio import DiskWriteError
     from tl_desktop.report.build import build_report
 
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: cannot read the card file {args.card}: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     try:
+        if RunFolder(run_dir).is_run():
+            model_file_of(run_dir, note=tell)
         files = build_report(run_dir, args.out, model_card=card, n_bootstrap=args.bootstrap, seed=args.seed,
                              progress=lambda text: print(f"{text}…", file=sys.stderr))
     except (BundleError, EvaluationError) as exc:

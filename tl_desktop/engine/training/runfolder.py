@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,7 +73,8 @@ class RunFolder:
         """The run folder that ``path`` is (or whose model file it is), or None outside a run folder."""
         path = Path(path).expanduser()
         folder = cls(path if path.is_dir() else path.parent)
-        return folder if folder.split_file.is_file() and folder.model_file.is_file() else None
+        usable = folder.model_file.is_file() or folder.best_checkpoint.is_file()
+        return folder if folder.split_file.is_file() and usable else None
 
     # ----- the files ------------------------------------------------------------------------------
     @property
@@ -163,8 +165,10 @@ class RunFolder:
         return events
 
     def epoch_history(self) -> list[EpochEnded]:
-        """The run's ``EpochEnded`` events."""
-        return [e for e in self.events() if isinstance(e, EpochEnded)]
+        """The run's ``EpochEnded`` events, one per epoch (an epoch repeated after a resume counts once,
+        as it ran last)."""
+        by_epoch = {e.epoch: e for e in self.events() if isinstance(e, EpochEnded)}
+        return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
     def status(self) -> RunStatus | None:
         """How the run ended, from its last ``FitEnded`` event; None while it runs or after a hard kill."""
@@ -212,15 +216,39 @@ class RunFolder:
         )
         return save_bundle(self.model_file, model.eval(), meta)
 
+    def build_model_file(self) -> Path:
+        """Write the model file from the best checkpoint, for a run killed before it exported its model."""
+        from tl_desktop.engine.models.backbones import create_model, get_backbone_spec
 
-def model_file_of(path_or_run_dir: str | Path) -> Path:
-    """A model file as given, or a run folder's model file; a run folder without one is refused."""
+        config = self.config()
+        classes = list(self.scan().split.classes)
+        spec = get_backbone_spec(config.model.backbone)
+        model = create_model(config.model.backbone, num_classes=len(classes), dropout=config.model.dropout,
+                             pretrained=False)
+        history = self.epoch_history()
+        best = [e for e in history if e.is_best]
+        metrics = {"best_epoch": best[-1].epoch if best else None,
+                   "val_accuracy": best[-1].val_accuracy if best else None,
+                   "val_loss": best[-1].val_loss if best else None,
+                   "epochs_completed": history[-1].epoch if history else 0}
+        return self.export_best_model(model, config, classes, spec.preprocessing, metrics)
+
+
+def model_file_of(path_or_run_dir: str | Path, note: Callable[[str], None] | None = None) -> Path:
+    """A model file as given, or a run folder's model file. A run killed before it exported its model
+    gets one built from its best checkpoint (``note`` is told); a run with neither is refused."""
     path = Path(path_or_run_dir).expanduser()
     if not path.is_dir():
         return path
     folder = RunFolder(path)
-    if not folder.is_complete():
-        from tl_desktop.engine.models.bundle import BundleError
+    if folder.is_complete():
+        return folder.model_file
+    if folder.is_run() and folder.best_checkpoint.is_file():
+        built = folder.build_model_file()
+        if note is not None:
+            note(f"{folder.name} had no {built.name} (the run was interrupted); it was built from the run's "
+                 f"best checkpoint")
+        return built
+    from tl_desktop.engine.models.bundle import BundleError
 
-        raise BundleError(f"run folder {path} has no {folder.model_file.name} (did the run finish an epoch?)")
-    return folder.model_file
+    raise BundleError(f"run folder {path} has no {folder.model_file.name} (did the run finish an epoch?)")

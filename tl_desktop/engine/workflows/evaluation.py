@@ -76,16 +76,17 @@ def calibrate_run(run_dir: str | Path, progress: Progress | None = None,
     if run is None:
         raise EvaluationError(f"{run_dir} is not a finished run folder; calibration needs the run's validation "
                               "images")
+    model_file = model_file_of(run.path)
     predictions, _ = evaluate_run(run.path, "val", progress=progress, stop=stop, n_bootstrap=0)
-    previous = float(load_bundle(run.model_file).meta.temperature)
+    previous = float(load_bundle(model_file).meta.temperature)
     factor = calibration.fit_temperature(predictions.probs, predictions.labels)
     scaled = calibration.apply_temperature(predictions.probs, factor)
     result = Calibration(
-        model_file=run.model_file, temperature=previous * factor, previous_temperature=previous,
+        model_file=model_file, temperature=previous * factor, previous_temperature=previous,
         val_nll_before=calibration.log_loss(predictions.probs, predictions.labels),
         val_nll_after=calibration.log_loss(scaled, predictions.labels),
         val_ece_before=calibration.expected_calibration_error(predictions.probs, predictions.labels),
         val_ece_after=calibration.expected_calibration_error(scaled, predictions.labels),
     )
-    update_bundle_meta(run.model_file, temperature=result.temperature)
+    update_bundle_meta(model_file, temperature=result.temperature)
     return result
