@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tl_desktop.engine.evaluation.formatting import fmt_bounds
+from tl_desktop.engine.evaluation.metrics import MIN_IMAGES_TO_JUDGE
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.report.data import ReportData
 
@@ -52,9 +54,13 @@ def detected_limitations(data: ReportData) -> list[str]:
     for section in data.evaluations:
         m = section.metrics
         ci = m.intervals.get("accuracy")
-        if ci is not None and ci.low is not None and ci.high - ci.low > WIDE_INTERVAL:
+        if ci is not None and ci.estimable and ci.high - ci.low > WIDE_INTERVAL:
             found.append(f"{section.title}: only {m.num_samples} images, so accuracy is uncertain "
-                         f"(95% interval {ci.low:.0%} to {ci.high:.0%}).")
+                         f"(95% interval {fmt_bounds(ci)}).")
+        few = [r.name for r in m.per_class if r.too_few_images]
+        if few:
+            found.append(f"{section.title}: too few images to judge {', '.join(few)} (fewer than "
+                         f"{MIN_IMAGES_TO_JUDGE} each).")
         weak = [r.name for r in m.per_class if r.recall is not None and r.recall < 0.5]
         if weak:
             found.append(f"{section.title}: fewer than half of the images of {', '.join(weak)} are recognised.")

@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from tl_desktop.engine.evaluation.evaluate import most_confused
-from tl_desktop.engine.evaluation.files import HEADLINE_LABELS, fmt
-from tl_desktop.engine.evaluation.metrics import Metrics
+from tl_desktop.engine.evaluation.formatting import (
+    HEADLINE_LABELS,
+    TOO_FEW,
+    fmt,
+    is_percent,
+    methods_note,
+    with_interval,
+)
+from tl_desktop.engine.evaluation.metrics import MIN_IMAGES_TO_JUDGE, Metrics
 from tl_desktop.report import figures
 from tl_desktop.report.blocks import (
     Bullets,
@@ -24,13 +31,8 @@ from tl_desktop.report.data import EvaluationSection, ReportData
 SIDE_BY_SIDE_MAX_CLASSES = 5
 
 
-def _ci_cell(metrics: Metrics, value: float | None, interval: Any, percent: bool = True) -> str:
-    text = fmt(value, percent)
-    if value is not None and interval is not None and interval.low is not None:
-        low, high = (f"{interval.low:.0%}", f"{interval.high:.0%}") if percent else \
-            (f"{interval.low:.2f}", f"{interval.high:.2f}")
-        text += f" ({low}–{high})"
-    return text
+def _ci_cell(value: float | None, interval: Any, percent: bool = True) -> str:
+    return with_interval(value, interval, percent, prefix="")
 
 
 def headline_table(sections: list[EvaluationSection]) -> Table:
@@ -39,10 +41,11 @@ def headline_table(sections: list[EvaluationSection]) -> Table:
     rows = []
     for s in sections:
         m = s.metrics
-        cells = [_ci_cell(m, m.headline()[k], m.intervals.get(k), k != "macro_auc") for k in keys]
+        cells = [_ci_cell(m.headline()[k], m.intervals.get(k), is_percent(k)) for k in keys]
         rows.append([s.title, str(m.num_samples), *cells, fmt(m.ece, percent=False)])
+    note = methods_note(sections[0].metrics) if sections else ""
     return Table(["Images", "n", *(HEADLINE_LABELS[k] for k in keys), "ECE"], rows,
-                 "Point estimates with 95% bootstrap intervals in brackets. ECE: expected calibration error "
+                 f"Point estimates with 95% intervals in brackets. {note} ECE: expected calibration error "
                  "(0 = probabilities match observed accuracy).")
 
 
@@ -51,9 +54,9 @@ def per_class_table(m: Metrics) -> Table:
     rows = []
     for r in m.per_class:
         ci = m.class_intervals.get(r.name, {})
-        rows.append([r.name, str(r.support), _ci_cell(m, r.precision, ci.get("precision")),
-                     _ci_cell(m, r.recall, ci.get("recall")), _ci_cell(m, r.specificity, ci.get("specificity")),
-                     _ci_cell(m, r.f1, ci.get("f1")), _ci_cell(m, r.auc, ci.get("auc"), percent=False)])
+        images = f"{r.support} ({TOO_FEW})" if r.too_few_images else str(r.support)
+        rows.append([r.name, images, *(_ci_cell(getattr(r, k), ci.get(k), is_percent(k))
+                                       for k in ("precision", "recall", "specificity", "f1", "auc"))])
     avg = [["macro average", str(m.num_samples), *(fmt(m.macro[k]) for k in ("precision", "recall", "specificity",
                                                                               "f1")), fmt(m.macro_auc, False)],
            ["weighted average", str(m.num_samples), *(fmt(m.weighted[k]) for k in ("precision", "recall",
@@ -61,14 +64,14 @@ def per_class_table(m: Metrics) -> Table:
     return Table(["Class", "Images", "Precision (PPV)", "Recall (sensitivity)", "Specificity", "F1", "AUC"],
                  rows + avg, "Precision: of the images the model called this class, the share that were. Recall: of "
                  "the images of this class, the share found. 'undefined' = no images of the class (recall) or "
-                 "never predicted (precision).")
+                 f"never predicted (precision). {methods_note(m)}")
 
 
 def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
     m = section.metrics
     blocks: list[Any] = [Para(f"Evaluated on {section.description}. Unreadable images skipped: "
                               f"{len(section.predictions.failures)}.")]
-    lines = [f"{HEADLINE_LABELS[k]}: {_ci_cell(m, v, m.intervals.get(k), k != 'macro_auc')}"
+    lines = [f"{HEADLINE_LABELS[k]}: {with_interval(v, m.intervals.get(k), is_percent(k), method=True)}"
              for k, v in m.headline().items()]
     blocks.append(Bullets(lines))
     if m.binary is None and len(m.classes) == 2:
@@ -77,7 +80,7 @@ def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
         b = compute_metrics(section.predictions, positive_class=m.classes[1], threshold=0.5,
                             n_bootstrap=m.n_bootstrap, seed=m.seed)
         blocks.append(Para(f"Taking '{m.classes[1]}' as the positive class at a threshold of 0.50: "
-                           + "; ".join(f"{HEADLINE_LABELS[k]} {_ci_cell(b, getattr(b.binary, k), b.intervals.get(k))}"
+                           + "; ".join(f"{HEADLINE_LABELS[k]} {with_interval(getattr(b.binary, k), b.intervals.get(k))}"
                                        for k in ("sensitivity", "specificity", "ppv", "npv")) + "."))
     pairs = most_confused(section.predictions, 5)
     if pairs:
@@ -85,6 +88,11 @@ def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
     if m.absent_classes:
         blocks.append(Para(f"No images of {', '.join(m.absent_classes)} in this set: their recall is undefined "
                            "and averages leave them out."))
+    few = [f"{r.name} ({r.support})" for r in m.per_class if r.too_few_images]
+    if few:
+        blocks.append(Para(f"{TOO_FEW[0].upper()}{TOO_FEW[1:]}: {', '.join(few)} images in this set. Their per-class "
+                           f"numbers are shown, but with fewer than {MIN_IMAGES_TO_JUDGE} images a class's recall "
+                           "or precision can swing widely by chance; see how wide their intervals are."))
     counts = figures.confusion_matrix_figure(m.confusion, m.classes)
     shares = figures.confusion_matrix_figure(m.confusion, m.classes, normalize=True)
     counts_text = "Counts: rows are the true classes, columns what the model said; the diagonal holds the correct answers."

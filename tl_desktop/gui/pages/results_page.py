@@ -40,12 +40,15 @@ if TYPE_CHECKING:
     from tl_desktop.gui.widgets.threaded_canvas import ThreadedCanvas
 
 SPLIT_NAMES = {"val": "validation", "test": "test"}
-TABLE_COLUMNS = ("Class", "Images", "Precision", "Recall", "F1", "Specificity")
+TABLE_KEYS = ("precision", "recall", "f1", "specificity")
+TABLE_COLUMNS = ("Class", "Images", "Precision", "Recall", "F1", "Specificity", "Note")
 
 
 def percent(value: float | None) -> str:
     """0.875 → '87.5%'; None (undefined) → '–'."""
-    return "–" if value is None else f"{100 * value:.1f}%"
+    from tl_desktop.engine.evaluation.formatting import fmt
+
+    return "–" if value is None else fmt(value)
 
 
 class ResultsPage(Page):
@@ -110,7 +113,8 @@ class ResultsPage(Page):
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addWidget(heading("Per class"))
         table_layout.addWidget(hint("Recall: share of a class's images found. Precision: share of the "
-                                    "model's answers for a class that were right. F1 combines both."))
+                                    "model's answers for a class that were right. F1 combines both. "
+                                    "95% intervals in brackets (hover a cell for the method)."))
         table_layout.addWidget(self.table, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(matrix_side)
@@ -207,24 +211,50 @@ class ResultsPage(Page):
 
     def show_evaluation(self, split: str) -> None:
         """Show the stored evaluation of ``split``."""
+        from tl_desktop.engine.evaluation.formatting import (
+            fmt_bounds,
+            method_label,
+            with_interval,
+        )
+
         predictions, metrics = self.session.evaluations[split]
         ci = metrics.intervals.get("accuracy")
-        interval = f" (95% interval {percent(ci.low)}–{percent(ci.high)})" if ci else ""
+        interval = f" (95% interval {fmt_bounds(ci)}, {method_label(ci)})" if ci is not None and ci.estimable else ""
         failures = f" {len(predictions.failures)} image(s) could not be read." if predictions.failures else ""
         self.headline.setText(
             f"<span style='font-size:16pt'><b>Accuracy {percent(metrics.accuracy)}</b></span>{interval} on "
             f"{metrics.num_samples} {SPLIT_NAMES[split]} images of run <i>{self.session.run_dir.name}</i>. "
-            f"Balanced accuracy (every class counts the same): {percent(metrics.balanced_accuracy)}.{failures}")
+            f"Balanced accuracy (every class counts the same): "
+            f"{with_interval(metrics.balanced_accuracy, metrics.intervals.get('balanced_accuracy'), prefix='')}."
+            f"{failures}")
+        self._fill_table(metrics)
+        self._draw_matrix()
+
+    def _fill_table(self, metrics: Metrics) -> None:
+        """One row per class: each value with its 95% interval (the method in the tooltip)."""
+        from tl_desktop.engine.evaluation.formatting import (
+            TOO_FEW,
+            method_label,
+            with_interval,
+        )
+
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         self.table.setRowCount(len(metrics.per_class))
         for r, row in enumerate(metrics.per_class):
-            values = (row.name, str(row.support), percent(row.precision), percent(row.recall),
-                      percent(row.f1), percent(row.specificity))
-            for c, text in enumerate(values):
-                item = QTableWidgetItem(text)
-                if c:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            intervals = metrics.class_intervals.get(row.name, {})
+            self.table.setItem(r, 0, QTableWidgetItem(row.name))
+            support = QTableWidgetItem(str(row.support))
+            support.setTextAlignment(right)
+            self.table.setItem(r, 1, support)
+            for c, key in enumerate(TABLE_KEYS, start=2):
+                ci = intervals.get(key)
+                item = QTableWidgetItem(with_interval(getattr(row, key), ci, prefix=""))
+                item.setTextAlignment(right)
+                if ci is not None:
+                    item.setToolTip(f"95% interval: {method_label(ci)}" + (f" ({ci.note})" if ci.note else ""))
                 self.table.setItem(r, c, item)
-        self._draw_matrix()
+            self.table.setItem(r, len(TABLE_COLUMNS) - 1, QTableWidgetItem(TOO_FEW if row.too_few_images else ""))
+        self.table.resizeColumnsToContents()
 
     def _draw_matrix(self) -> None:
         """Build the confusion-matrix figure off the GUI thread, then show it in a canvas."""

@@ -38,8 +38,12 @@ if TYPE_CHECKING:
     from tl_desktop.gui.session import Session
 
 
-def _pct(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.1%}"
+def _share(k: int, n: int) -> str:
+    """k of n as a percentage with its 95% Wilson interval, or 'undefined' for n = 0."""
+    from tl_desktop.engine.evaluation.formatting import with_interval
+    from tl_desktop.engine.evaluation.intervals import wilson_interval
+
+    return with_interval(k / n if n else None, wilson_interval(k, n))
 
 
 class ThresholdPanel(QWidget):
@@ -89,11 +93,11 @@ class ThresholdPanel(QWidget):
         self.threshold_label.setText(f"{threshold:.2f}")
         b = compute_metrics(self.predictions, positive_class=positive, threshold=threshold, n_bootstrap=0).binary
         self.result.setText(
-            f"<table cellpadding='4'><tr><td><b>Sensitivity</b> {_pct(b.sensitivity)}</td>"
+            f"<table cellpadding='4'><tr><td><b>Sensitivity</b> {_share(b.tp, b.tp + b.fn)}</td>"
             f"<td>{b.tp} of {b.tp + b.fn} {positive} images found</td></tr>"
-            f"<tr><td><b>Specificity</b> {_pct(b.specificity)}</td><td>{b.tn} of {b.tn + b.fp} other images "
-            f"correctly left out</td></tr><tr><td><b>PPV</b> {_pct(b.ppv)}</td><td>{b.tp} of {b.tp + b.fp} "
-            f"positive calls right</td></tr><tr><td><b>NPV</b> {_pct(b.npv)}</td><td>{b.tn} of {b.tn + b.fn} "
+            f"<tr><td><b>Specificity</b> {_share(b.tn, b.tn + b.fp)}</td><td>{b.tn} of {b.tn + b.fp} other images "
+            f"correctly left out</td></tr><tr><td><b>PPV</b> {_share(b.tp, b.tp + b.fp)}</td><td>{b.tp} of {b.tp + b.fp} "
+            f"positive calls right</td></tr><tr><td><b>NPV</b> {_share(b.tn, b.tn + b.fn)}</td><td>{b.tn} of {b.tn + b.fn} "
             f"negative calls right</td></tr></table>")
         self.changed.emit(positive, threshold)
 
@@ -231,6 +235,12 @@ class ExternalPanel(QWidget):
         self.evaluated.emit(predictions, metrics)
 
     def _fill(self) -> None:
+        from tl_desktop.engine.evaluation.formatting import (
+            is_percent,
+            method_label,
+            with_interval,
+        )
+
         self.table.setColumnCount(1 + len(self.columns))
         self.table.setHorizontalHeaderLabels(["Metric", *(name for name, _ in self.columns)])
         self.table.setRowCount(len(HEADLINES) + 1)
@@ -238,13 +248,11 @@ class ExternalPanel(QWidget):
             self.table.setItem(r, 0, QTableWidgetItem(label))
             for c, (_, m) in enumerate(self.columns, start=1):
                 value = m.ece if key == "ece" else m.headline()[key]
-                text = "undefined" if value is None else (f"{value:.3f}" if key in ("ece", "macro_auc") else
-                                                          f"{value:.1%}")
-                ci = m.intervals.get(key)
-                if value is not None and ci is not None and ci.low is not None and key != "ece":
-                    text += f"  ({ci.low:.0%}–{ci.high:.0%})" if key != "macro_auc" else \
-                        f"  ({ci.low:.2f}–{ci.high:.2f})"
-                self.table.setItem(r, c, QTableWidgetItem(text))
+                ci = None if key == "ece" else m.intervals.get(key)
+                item = QTableWidgetItem(with_interval(value, ci, is_percent(key), prefix=""))
+                if ci is not None:
+                    item.setToolTip(f"95% interval: {method_label(ci)}" + (f" ({ci.note})" if ci.note else ""))
+                self.table.setItem(r, c, item)
         self.table.setItem(len(HEADLINES), 0, QTableWidgetItem("Images"))
         for c, (_, m) in enumerate(self.columns, start=1):
             self.table.setItem(len(HEADLINES), c, QTableWidgetItem(str(m.num_samples)))
