@@ -39,13 +39,15 @@ def test_interval_ignores_undefined_resamples_and_is_empty_without_any():
     assert (empty.low, empty.high, empty.level) == (None, None, 0.95)
 
 
-def test_accuracy_interval_is_as_wide_as_a_95_percent_binomial_interval():
+@pytest.mark.parametrize("key", ["accuracy", "balanced_accuracy", "macro_f1"])
+def test_intervals_are_as_wide_as_a_95_percent_binomial_interval(key):
     """400 images, half right: the normal approximation says 0.5 +- 1.96 * 0.025, width 0.098
-    (a 90% interval would be 0.082 wide)."""
+    (a 90% interval would be 0.082 wide). Accuracy gets Wilson's interval, the balanced accuracy and
+    macro F1 the percentile bootstrap: both must be 95% wide."""
     result = compute_metrics(_coin_flip_predictions(), n_bootstrap=2000, seed=0)
-    ci = result.intervals["accuracy"]
+    ci = result.intervals[key]
     assert ci.level == 0.95
-    assert 0.09 < ci.high - ci.low < 0.106
+    assert 0.09 < ci.high - ci.low < 0.106, (key, ci)
     assert ci.low < 0.5 < ci.high
     assert abs((ci.low + ci.high) / 2 - 0.5) < 0.01
 

@@ -135,26 +135,41 @@ def _all_intervals(result):
             yield f"{name}.{key}", ci
 
 
+def _estimates(result):
+    """The point estimate each interval belongs to, by the name _all_intervals gives it."""
+    values = dict(result.headline())
+    for row in result.per_class:
+        values.update({f"{row.name}.{key}": getattr(row, key)
+                       for key in ("precision", "recall", "specificity", "f1", "auc")})
+    return values
+
+
 @MODEST
 @given(k=st.integers(2, 4), drawn=rows, seed=st.integers(0, 2**32 - 1), threshold=st.none() | st.floats(0, 1))
-def test_intervals_are_proportions_around_their_estimate(k, drawn, seed, threshold):
+def test_intervals_are_proportions_that_hold_their_estimate(k, drawn, seed, threshold):
     options = {"positive_class": "c0", "threshold": threshold} if k == 2 and threshold is not None else {}
     result = compute_metrics(_predictions(k, drawn), n_bootstrap=200, seed=seed, **options)
+    estimates = _estimates(result)
     for name, ci in _all_intervals(result):
         assert ci.level == 0.95, name
         assert (ci.low is None) == (ci.high is None), name
+        if name in estimates:
+            assert ci.value == pytest.approx(estimates[name], abs=1e-12) if estimates[name] is not None \
+                else ci.value is None, (name, ci, estimates[name])
         if ci.low is not None:
-            assert 0.0 <= ci.low <= ci.high <= 1.0, (name, ci)
-    # Accuracy and recall are proportions of the resampled images: the estimate is the median of
-    # their resampling distribution, so a central 95% interval always holds it.
+            assert ci.value is not None, (name, ci)
+            assert 0.0 <= ci.low <= ci.value <= ci.high <= 1.0, (name, ci)
+            assert ci.high - ci.low > 1e-9, ("an interval collapsed to a point", name, ci)
+    # Wilson's interval of a proportion exists whenever there is something to count, and never
+    # collapses to a point (a percentile bootstrap says "100% (100-100%)" at 15 of 15).
     ci = result.intervals["accuracy"]
-    assert ci.low <= result.accuracy <= ci.high
+    assert ci.low < ci.high and ci.low <= result.accuracy <= ci.high
     for row in result.per_class:
         ci = result.class_intervals[row.name]["recall"]
-        if row.recall is None:
-            assert ci.low is None
+        if row.support:
+            assert ci.low < ci.high and ci.low <= row.recall <= ci.high, (row.name, row.recall, ci)
         else:
-            assert ci.low <= row.recall <= ci.high, (row.name, row.recall, ci)
+            assert ci.low is None
 
 
 # ----- cache keys --------------------------------------------------------------------------------
