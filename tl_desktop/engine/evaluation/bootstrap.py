@@ -54,8 +54,10 @@ def resample_weights(n: int, n_bootstrap: int, seed: int, groups: Sequence | np.
         ids = np.asarray(groups)
         if ids.shape != (n,):
             raise ValueError(f"{ids.size} group ids for {n} images")
-        _, index = np.unique(ids, return_inverse=True)
-        count = int(index.max()) + 1 if n else 0
+        # Groups numbered in order of first appearance, so one id per image gives the image bootstrap.
+        _, first, sorted_index = np.unique(ids, return_index=True, return_inverse=True)
+        index = np.argsort(np.argsort(first))[sorted_index.reshape(-1)]
+        count = first.size
     pvals = np.full(count, 1.0 / count) if count else np.zeros(0)
     done = 0
     while done < n_bootstrap:

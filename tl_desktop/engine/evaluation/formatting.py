@@ -20,6 +20,7 @@ NOT_ESTIMABLE = "interval not estimable"
 TOO_FEW = "too few images to judge"
 # Exact: a double has at most 767 significant decimal digits.
 _EXACT = Context(prec=800)
+_SNAP = Decimal("1e-9")
 
 HEADLINE_LABELS = {
     "accuracy": "Accuracy",
@@ -46,8 +47,8 @@ def is_percent(key: str) -> bool:
     return key not in PERCENT_KEYS_EXCEPT
 
 
-def _digits(value: float, percent: bool, rounding: str) -> str:
-    exact = _EXACT.multiply(Decimal(float(value)), Decimal(100 if percent else 1))
+def _digits(value: float, percent: bool, rounding: str, nudge: Decimal = Decimal(0)) -> str:
+    exact = _EXACT.add(_EXACT.multiply(Decimal(float(value)), Decimal(100 if percent else 1)), nudge)
     places = Decimal(1).scaleb(-(PERCENT_DIGITS if percent else PLAIN_DIGITS))
     text = str(exact.quantize(places, rounding=rounding, context=_EXACT))
     return text[1:] if text.startswith("-") and Decimal(text) == 0 else text
@@ -64,7 +65,11 @@ def fmt_bounds(ci: Interval | None, percent: bool = True) -> str:
     """'79.6–100.0%' (bounds rounded outwards), or 'interval not estimable'."""
     if ci is None or not ci.estimable:
         return NOT_ESTIMABLE
-    low, high = _digits(ci.low, percent, ROUND_FLOOR), _digits(ci.high, percent, ROUND_CEILING)
+    # A bound a hair's breadth from a printed digit (0.55 is stored as 0.55000000000000004) prints as
+    # that digit: the estimate, never further from it than the bound, still rounds inside.
+    low, high = _digits(ci.low, percent, ROUND_FLOOR, _SNAP), _digits(ci.high, percent, ROUND_CEILING, -_SNAP)
+    if low == high and ci.low < ci.high:
+        low, high = _digits(ci.low, percent, ROUND_FLOOR), _digits(ci.high, percent, ROUND_CEILING)
     return f"{low}–{high}" + ("%" if percent else "")
 
 
