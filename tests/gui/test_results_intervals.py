@@ -33,11 +33,11 @@ def test_results_table_shows_intervals_and_marks_small_classes(qtbot, settings, 
     page.show_evaluation("val")
 
     cells = {(r, TABLE_COLUMNS[c]): page.table.item(r, c) for r in range(2) for c in range(len(TABLE_COLUMNS))}
-    assert cells[0, "Class"].text() == "healthy" and cells[0, "Recall"].text() == "100.0% (79.6–100.0%)"
+    assert cells[0, "Class"].text() == "healthy" and cells[0, "Recall"].text() == "100.0%\n(79.6–100.0%)"
     assert cells[0, "Recall"].toolTip() == "95% interval: Wilson"
-    assert cells[0, "F1"].text() == "100.0% (interval not estimable)"
+    assert cells[0, "F1"].text() == "100.0%\n(not estimable)"
     assert "every resample gave the same value" in cells[0, "F1"].toolTip()
-    assert cells[0, "Note"].text() == "" and cells[1, "Note"].text() == TOO_FEW
+    assert cells[1, "Class"].text() == f"sick\n({TOO_FEW})"
     headline = page.headline.text()
     assert "Accuracy 100.0%" in headline and "(95% interval 84.5–100.0%, Wilson)" in headline  # 21 of 21
 

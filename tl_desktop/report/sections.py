@@ -43,7 +43,7 @@ def headline_table(sections: list[EvaluationSection]) -> Table:
         m = s.metrics
         cells = [_ci_cell(m.headline()[k], m.intervals.get(k), is_percent(k)) for k in keys]
         rows.append([s.title, str(m.num_samples), *cells, fmt(m.ece, percent=False)])
-    note = methods_note(sections[0].metrics) if sections else ""
+    note = methods_note(sections[0].metrics, per_class=False) if sections else ""
     return Table(["Images", "n", *(HEADLINE_LABELS[k] for k in keys), "ECE"], rows,
                  f"Point estimates with 95% intervals in brackets. {note} ECE: expected calibration error "
                  "(0 = probabilities match observed accuracy).")
@@ -88,9 +88,9 @@ def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
     if m.absent_classes:
         blocks.append(Para(f"No images of {', '.join(m.absent_classes)} in this set: their recall is undefined "
                            "and averages leave them out."))
-    few = [f"{r.name} ({r.support})" for r in m.per_class if r.too_few_images]
+    few = [f"{r.name} ({r.support} image{'s' if r.support > 1 else ''})" for r in m.per_class if r.too_few_images]
     if few:
-        blocks.append(Para(f"{TOO_FEW[0].upper()}{TOO_FEW[1:]}: {', '.join(few)} images in this set. Their per-class "
+        blocks.append(Para(f"{TOO_FEW[0].upper()}{TOO_FEW[1:]}: {', '.join(few)}. Their per-class "
                            f"numbers are shown, but with fewer than {MIN_IMAGES_TO_JUDGE} images a class's recall "
                            "or precision can swing widely by chance; see how wide their intervals are."))
     counts = figures.confusion_matrix_figure(m.confusion, m.classes)

@@ -93,15 +93,17 @@ def fmt_ci(result: Metrics, key: str, value: float | None, percent: bool = True,
     return with_interval(value, result.intervals.get(key), percent, method=method)
 
 
-def methods_note(result: Metrics) -> str:
-    """One sentence naming the interval methods used, for under a table."""
+def methods_note(result: Metrics, per_class: bool = True) -> str:
+    """A few sentences naming the interval methods used, for under a table."""
     if not result.intervals:
         return "No intervals were computed."
-    return (f"95% intervals: Wilson score for proportions; DeLong (logit scale) for AUC, Hanley–McNeil score where "
+    text = (f"95% intervals: Wilson score for proportions; DeLong (logit scale) for AUC, Hanley–McNeil score where "
             f"the classes are completely separated; percentile bootstrap ({result.n_bootstrap} resamples, seed "
             f"{result.seed}) for balanced accuracy, F1 and the macro AUC of three or more classes, "
-            f"'{NOT_ESTIMABLE}' where every resample agrees. Classes with fewer than {MIN_IMAGES_TO_JUDGE} images "
-            f"are marked '{TOO_FEW}'.")
+            f"'{NOT_ESTIMABLE}' where every resample agrees.")
+    if per_class:
+        text += f" Classes with fewer than {MIN_IMAGES_TO_JUDGE} images are marked '{TOO_FEW}'."
+    return text
 
 
 def _class_table(result: Metrics) -> list[str]:

@@ -29,6 +29,7 @@ from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets.analysis import AnalysisBar
 from tl_desktop.gui.widgets.common import heading, hint, stretch_first_column
 from tl_desktop.gui.widgets.image_grid import ImageGridDialog
+from tl_desktop.gui.widgets.resume_bar import ResumeBar
 from tl_desktop.gui.worker import TaskContext
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 SPLIT_NAMES = {"val": "validation", "test": "test"}
 TABLE_KEYS = ("precision", "recall", "f1", "specificity")
-TABLE_COLUMNS = ("Class", "Images", "Precision", "Recall", "F1", "Specificity", "Note")
+TABLE_COLUMNS = ("Class", "Images", "Precision", "Recall", "F1", "Specificity")
 
 
 def percent(value: float | None) -> str:
@@ -70,6 +71,10 @@ class ResultsPage(Page):
         self.open_button.clicked.connect(self.choose_run)
         self.progress = QProgressBar()
         self.progress.hide()
+        self.resume_bar = ResumeBar("The results below are of its best model so far; training can go on "
+                                    "from there.")
+        self.resume_bar.resume_clicked.connect(session.request_resume)
+        self._built_note: dict[Path, str] = {}  # runs whose model file this page built from the checkpoint
         self.headline = QLabel("Train a model (or open a previous run) to see its results here.")
         self.headline.setWordWrap(True)
         self.headline.setTextFormat(Qt.TextFormat.RichText)
@@ -114,7 +119,7 @@ class ResultsPage(Page):
         table_layout.addWidget(heading("Per class"))
         table_layout.addWidget(hint("Recall: share of a class's images found. Precision: share of the "
                                     "model's answers for a class that were right. F1 combines both. "
-                                    "95% intervals in brackets (hover a cell for the method)."))
+                                    "Under each value its 95% interval (hover a cell for the method)."))
         table_layout.addWidget(self.table, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(matrix_side)
@@ -123,12 +128,14 @@ class ResultsPage(Page):
         layout = QVBoxLayout(self)
         layout.addWidget(heading("4. Results"))
         layout.addLayout(top)
+        layout.addWidget(self.resume_bar)
         layout.addWidget(self.headline)
         layout.addWidget(splitter, 1)
         self.analysis = AnalysisBar(session, self.current_split, self._recalibrated)
         self.split_box.currentIndexChanged.connect(lambda _index: self.analysis.update_buttons())
         layout.addWidget(self.analysis)
         session.run_changed.connect(self._on_run_changed)
+        session.training_state_changed.connect(lambda _running: self._offer_resume())
 
     def current_split(self) -> str:
         return str(self.split_box.currentData())
@@ -140,6 +147,10 @@ class ResultsPage(Page):
 
     def _on_run_changed(self) -> None:
         self._clear()
+        self._offer_resume()
+
+    def _offer_resume(self) -> None:
+        self.resume_bar.show_for(self.session.run_dir, allowed=not self.session.training)
 
     def _on_split(self) -> None:
         split = self.current_split()
@@ -161,14 +172,44 @@ class ResultsPage(Page):
             self.open_run(Path(folder))
 
     def open_run(self, folder: Path) -> None:
-        """Make ``folder`` the current run and evaluate it."""
+        """Make ``folder`` the current run and evaluate it; a run killed before it exported its model gets
+        the model file built from its best checkpoint first (in the background)."""
         run = RunFolder(folder)
-        if not run.is_complete():
-            self.show_error(f"{folder} is not a finished training run (it has no {run.model_file.name}).",
+        if run.is_complete():
+            self.session.set_run(run.path)
+            self.evaluate_current_run()
+        elif not run.is_run():
+            self.show_error(f"{folder} is not a training run folder (it has no {run.config_file.name}).",
                             "Choose a folder created by a training run (named like 20250101-120000-…).")
+        elif not run.best_checkpoint.is_file():
+            self.show_error(f"Run {run.name} has no model: it ended before its first epoch finished.",
+                            "Start a new training run and let at least one epoch finish.")
+        else:
+            self._build_model_file(run)
+
+    def _build_model_file(self, run: RunFolder) -> None:
+        """Build a killed run's model file from its best checkpoint as a task, then open the run."""
+        if self.busy("build"):
             return
-        self.session.set_run(folder)
+
+        def build(ctx: TaskContext) -> Path:
+            from tl_desktop.engine.training.runfolder import model_file_of
+
+            return model_file_of(run.path)
+
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.emit(f"Building the model file of {run.name} from its best checkpoint…")
+        self.run_task(build, "build", on_success=lambda _path: self._built(run.path),
+                      on_done=lambda: self.progress.setVisible(self.busy("evaluate")),
+                      error_title=f"Could not build the model file of run {run.name}.",
+                      error_hint="The run's best checkpoint may be damaged: train the model again.")
+
+    def _built(self, run_dir: Path) -> None:
+        self._built_note[run_dir] = " The model file was built from the best checkpoint (the run was interrupted)."
+        self.session.set_run(run_dir)
         self.evaluate_current_run()
+        self.status.emit(f"Run {run_dir.name}: built the model file from the best checkpoint. Evaluating…")
 
     def evaluate_current_run(self) -> None:
         """Evaluate the current run on the selected split in the background."""
@@ -201,7 +242,8 @@ class ResultsPage(Page):
         self.session.set_evaluation(split, *result)
         if split == self.current_split():
             self.show_evaluation(split)
-        self.status.emit(f"Results ready: {SPLIT_NAMES[split]} accuracy {percent(result[1].accuracy)}.")
+        self.status.emit(f"Results ready: {SPLIT_NAMES[split]} accuracy {percent(result[1].accuracy)}."
+                         + self._built_note.get(run_dir, ""))
 
     def _clear(self) -> None:
         self.table.setRowCount(0)
@@ -231,30 +273,30 @@ class ResultsPage(Page):
         self._draw_matrix()
 
     def _fill_table(self, metrics: Metrics) -> None:
-        """One row per class: each value with its 95% interval (the method in the tooltip)."""
-        from tl_desktop.engine.evaluation.formatting import (
-            TOO_FEW,
-            method_label,
-            with_interval,
-        )
+        """One row per class: each value above its 95% interval (the method in the tooltip)."""
+        from tl_desktop.engine.evaluation.formatting import TOO_FEW, fmt_bounds, method_label
 
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         self.table.setRowCount(len(metrics.per_class))
         for r, row in enumerate(metrics.per_class):
             intervals = metrics.class_intervals.get(row.name, {})
-            self.table.setItem(r, 0, QTableWidgetItem(row.name))
+            name = QTableWidgetItem(f"{row.name}\n({TOO_FEW})" if row.too_few_images else row.name)
+            self.table.setItem(r, 0, name)
             support = QTableWidgetItem(str(row.support))
             support.setTextAlignment(right)
             self.table.setItem(r, 1, support)
             for c, key in enumerate(TABLE_KEYS, start=2):
-                ci = intervals.get(key)
-                item = QTableWidgetItem(with_interval(getattr(row, key), ci, prefix=""))
+                value, ci = getattr(row, key), intervals.get(key)
+                text = percent(value)
+                if value is not None and ci is not None:
+                    text += f"\n({fmt_bounds(ci)})" if ci.estimable else "\n(not estimable)"
+                item = QTableWidgetItem(text)
                 item.setTextAlignment(right)
-                if ci is not None:
+                if ci is not None and value is not None:
                     item.setToolTip(f"95% interval: {method_label(ci)}" + (f" ({ci.note})" if ci.note else ""))
                 self.table.setItem(r, c, item)
-            self.table.setItem(r, len(TABLE_COLUMNS) - 1, QTableWidgetItem(TOO_FEW if row.too_few_images else ""))
         self.table.resizeColumnsToContents()
+        self.table.resizeRowsToContents()
 
     def _draw_matrix(self) -> None:
         """Build the confusion-matrix figure off the GUI thread, then show it in a canvas."""
