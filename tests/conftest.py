@@ -57,7 +57,7 @@ def _make_image_folder(
     return root
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_image_folder() -> Callable[..., Path]:
     """``make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=48, layout="flat"|"split", ext=".jpg") -> root``."""
     return _make_image_folder
@@ -67,3 +67,49 @@ def make_image_folder() -> Callable[..., Path]:
 def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test caches features and decoded images in its own empty folder, never the user's."""
     monkeypatch.setenv("TL_DESKTOP_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+ENGINE_CONFTEST = Path(__file__).parent / "engine" / "conftest.py"
+
+# Registers the tiny backbone, then (by environment) sends this process a signal at a chosen event.
+TINY_LAUNCHER = """
+import importlib.util, os, signal, sys
+import torch
+from safetensors.torch import save_file
+
+spec = importlib.util.spec_from_file_location("tiny_backbone_conftest", {conftest!r})
+tiny = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tiny)
+from tl_desktop.engine.models.backbones import register_backbone
+
+torch.manual_seed(1234)
+save_file({{k: v.contiguous() for k, v in tiny.build_tiny_cnn().source.state_dict().items()}}, {weights!r})
+register_backbone(tiny.TINY_SPEC, tiny.build_tiny_cnn, bundled=lambda: {weights!r})
+
+moment = os.environ.get("TL_TEST_SIGNAL_AT")  # "<event kind>:<epoch>:<step>:<signal>[:<signal>]"
+if moment:
+    from tl_desktop.engine.training.callbacks import ConsoleProgress
+    kind, epoch, step, *signals = moment.split(":")
+    original = ConsoleProgress.on_event
+
+    def interrupting(self, event):
+        if event.kind == kind and event.epoch == int(epoch) and getattr(event, "step", 0) == int(step):
+            for name in signals:
+                os.kill(os.getpid(), getattr(signal, name))
+        original(self, event)
+
+    ConsoleProgress.on_event = interrupting
+
+from tl_desktop.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_launcher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A script that runs ``tl_desktop.cli.main`` in a subprocess with the tiny test backbone registered
+    (a subprocess cannot see pytest fixtures); ``TL_TEST_SIGNAL_AT`` sends it signals at a chosen event."""
+    folder = tmp_path_factory.mktemp("launcher")
+    script = folder / "tl_desktop_tiny.py"
+    script.write_text(TINY_LAUNCHER.format(conftest=str(ENGINE_CONFTEST), weights=str(folder / "tiny.safetensors")))
+    return script

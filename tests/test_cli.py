@@ -20,34 +20,6 @@ from tl_desktop.commands.train import build_config
 
 ENGINE_CONFTEST = Path(__file__).parent / "engine" / "conftest.py"
 
-LAUNCHER = """
-import importlib.util, os, signal, sys
-import torch
-from safetensors.torch import save_file
-
-spec = importlib.util.spec_from_file_location("tiny_backbone_conftest", {conftest!r})
-tiny = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tiny)
-from tl_desktop.engine.models.backbones import register_backbone
-
-torch.manual_seed(1234)
-save_file({{k: v.contiguous() for k, v in tiny.build_tiny_cnn().source.state_dict().items()}}, {weights!r})
-register_backbone(tiny.TINY_SPEC, tiny.build_tiny_cnn, bundled=lambda: {weights!r})
-
-if os.environ.get("TL_TEST_CTRL_C_AT_FIRST_BATCH"):
-    from tl_desktop.engine.training.callbacks import ConsoleProgress
-    original = ConsoleProgress.on_event
-
-    def interrupting(self, event):
-        if event.kind == "BatchEnded" and event.epoch == 1 and event.step == 1:
-            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in a terminal does
-        original(self, event)
-
-    ConsoleProgress.on_event = interrupting
-
-from tl_desktop.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 @pytest.fixture
@@ -75,10 +47,8 @@ def tiny_in_process(tmp_path):
 
 
 @pytest.fixture
-def launcher(tmp_path) -> Path:
-    script = tmp_path / "tl_desktop_tiny.py"
-    script.write_text(LAUNCHER.format(conftest=str(ENGINE_CONFTEST), weights=str(tmp_path / "tiny.safetensors")))
-    return script
+def launcher(tiny_launcher) -> Path:
+    return tiny_launcher
 
 
 def run_cli(launcher: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -135,7 +105,7 @@ def test_predict_one_image_prints_top_k(tiny_in_process, tmp_path, capsys, make_
 def test_ctrl_c_stops_cleanly_with_exit_130(launcher, tmp_path, make_image_folder):
     root = make_image_folder(tmp_path, classes={"a": 8, "b": 8}, size=40)
     result = run_cli(launcher, *train_args(root, tmp_path / "runs", epochs=3),
-                     env={"TL_TEST_CTRL_C_AT_FIRST_BATCH": "1"})
+                     env={"TL_TEST_SIGNAL_AT": "BatchEnded:1:1:SIGINT"})
     assert result.returncode == 130, result.stderr
     assert "Training stopped" in result.stdout and "Traceback" not in result.stderr
     events = next((tmp_path / "runs").glob("*/events.jsonl")).read_text(encoding="utf-8").splitlines()

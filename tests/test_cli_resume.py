@@ -3,7 +3,6 @@ SIGTERM and a second Ctrl-C stop cleanly without a traceback."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,48 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-ENGINE_CONFTEST = Path(__file__).parent / "engine" / "conftest.py"
-
-# Registers the tiny backbone, then (by environment) sends this process a signal at a chosen event.
-LAUNCHER = """
-import importlib.util, os, signal, sys
-import torch
-from safetensors.torch import save_file
-
-spec = importlib.util.spec_from_file_location("tiny_backbone_conftest", {conftest!r})
-tiny = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tiny)
-from tl_desktop.engine.models.backbones import register_backbone
-
-torch.manual_seed(1234)
-save_file({{k: v.contiguous() for k, v in tiny.build_tiny_cnn().source.state_dict().items()}}, {weights!r})
-register_backbone(tiny.TINY_SPEC, tiny.build_tiny_cnn, bundled=lambda: {weights!r})
-
-moment = os.environ.get("TL_TEST_SIGNAL_AT")  # "<event kind>:<epoch>:<step>:<signal>[:<signal>]"
-if moment:
-    from tl_desktop.engine.training.callbacks import ConsoleProgress
-    kind, epoch, step, *signals = moment.split(":")
-    original = ConsoleProgress.on_event
-
-    def interrupting(self, event):
-        if event.kind == kind and event.epoch == int(epoch) and getattr(event, "step", 0) == int(step):
-            for name in signals:
-                os.kill(os.getpid(), getattr(signal, name))
-        original(self, event)
-
-    ConsoleProgress.on_event = interrupting
-
-from tl_desktop.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
 
 @pytest.fixture(scope="module")
-def launcher(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("launcher")
-    script = folder / "tl_desktop_tiny.py"
-    script.write_text(LAUNCHER.format(conftest=str(ENGINE_CONFTEST), weights=str(folder / "tiny.safetensors")))
-    return script
+def launcher(tiny_launcher) -> Path:
+    return tiny_launcher
 
 
 def run_cli(launcher: Path, *args: str, moment: str | None = None) -> subprocess.CompletedProcess:
@@ -76,13 +37,10 @@ def _only_run(out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(launcher, tmp_path_factory):
+def reference(launcher, tmp_path_factory, make_image_folder):
     """An uninterrupted run (trained once for this module): its image folder, run folder and best weights."""
-    spec = importlib.util.spec_from_file_location("tl_tests_conftest", Path(__file__).parent / "conftest.py")
-    shared = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(shared)
     work = tmp_path_factory.mktemp("reference")
-    root = shared._make_image_folder(work, classes={"a": 8, "b": 8}, size=40)
+    root = make_image_folder(work, classes={"a": 8, "b": 8}, size=40)
     done = run_cli(launcher, *train_args(root, work / "whole"))
     assert done.returncode == 0, done.stderr
     run = _only_run(work / "whole")
