@@ -1,6 +1,6 @@
 """``tl-desktop evaluate``: metrics of a trained model on its own split or on an external folder.
 
-Prints the metrics (with 95% bootstrap intervals) and writes metrics.json, per_class.csv,
+Prints the metrics (with 95% intervals, each with its method) and writes metrics.json, per_class.csv,
 confusion_matrix.csv and predictions.csv. Exit codes: 0 evaluated, 1 nothing could be evaluated or
 written, 2 bad input (model, folder, class names, options), 130 stopped with Ctrl-C.
 """
@@ -38,7 +38,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="two classes only: positive when its probability is at least P (default 0.5)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples for 95%% intervals (0 = none; default 1000)")
+                        help="bootstrap resamples for the intervals of balanced accuracy, F1 and macro AUC "
+                        "(0 = no intervals at all; default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.add_argument("--calibrate", action="store_true",
                         help="first fit temperature scaling on the run's validation split and store it in the model")

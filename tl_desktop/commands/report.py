@@ -25,7 +25,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--card", metavar="FILE", help="text file with the intended use and limitations "
                         "(default: RUN/model_card.md if present, else a generated draft)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples for 95%% intervals (default 1000)")
+                        help="bootstrap resamples for the intervals of balanced accuracy, F1 and macro AUC "
+                        "(default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.set_defaults(run=run)
     return parser
