@@ -130,7 +130,7 @@ def test_bootstrap_interval_is_not_estimable_rather_than_a_point():
     sparse = bootstrap_interval(np.r_[np.linspace(0, 1, 800), [np.nan] * 200], 0.5)
     assert not sparse.estimable and "800 of 1000" in sparse.note
     few = bootstrap_interval(np.linspace(0, 1, 30), 0.5)
-    assert not few.estimable  # 30 resamples cannot place a 2.5% tail
+    assert not few.estimable and "too few" in few.note  # 30 resamples cannot place a 2.5% tail
     outside = bootstrap_interval(np.linspace(0.6, 0.9, 1000), 0.3)
     assert not outside.estimable and "surround" in outside.note
     fine = bootstrap_interval(np.linspace(0, 1, 1001), 0.5)

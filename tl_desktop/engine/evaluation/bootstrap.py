@@ -141,7 +141,9 @@ def bootstrap_interval(values: np.ndarray, estimate: float | None, level: float 
     raw = interval(values, level)
     valid = int(np.isfinite(values).sum())
     note = None
-    if valid < MIN_VALID_RESAMPLES or valid < MIN_VALID_SHARE * values.size:
+    if values.size < MIN_VALID_RESAMPLES:
+        note = f"{values.size} resamples are too few (a 95% interval needs at least {MIN_VALID_RESAMPLES})"
+    elif valid < MIN_VALID_RESAMPLES or valid < MIN_VALID_SHARE * values.size:
         note = f"only {valid} of {values.size} resamples define it"
     elif raw.high - raw.low <= _TOLERANCE:
         note = "every resample gave the same value"
