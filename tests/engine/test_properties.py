@@ -100,8 +100,6 @@ def _check_split(folder: str, contents: list[list[int]], fractions: tuple[float,
         {name: [Path(p).name for p in paths] for name, paths in parts.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: copies are grouped within a class only, so the same picture filed "
-                   "under two classes can land in train and in val")
 @MODEST
 @given(contents=folders, fractions=fractions, seed=st.integers(0, 2**31 - 1))
 def test_a_picture_filed_under_two_classes_stays_in_one_part(contents, fractions, seed):
@@ -201,8 +199,6 @@ def test_any_changed_component_changes_the_cache_key(parts, data):
     assert cache_key({n: v for n, v in parts.items() if n != name}) != key
 
 
-@pytest.mark.xfail(strict=True, reason="bug: components are merged into the same dict as the key format "
-                   "version, so a component named 'format' replaces it")
 def test_a_component_named_format_still_changes_the_key():
     assert cache_key({"format": 2}) != cache_key({})
 

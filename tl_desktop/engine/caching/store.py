@@ -86,7 +86,8 @@ def files_fingerprint(paths: Iterable[str | os.PathLike[str]]) -> str:
 def cache_key(components: Mapping[str, Any]) -> str:
     """A stable key for JSON-safe ``components``: any change to any component gives a new key."""
     canonical = json.dumps(
-        {"format": KEY_FORMAT_VERSION, **components}, sort_keys=True, separators=(",", ":"), default=str
+        {"format": KEY_FORMAT_VERSION, "components": dict(components)}, sort_keys=True, separators=(",", ":"),
+        default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 

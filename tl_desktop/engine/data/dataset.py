@@ -225,17 +225,24 @@ def _loose_notes(folders: list[tuple[str | None, Path]], listings: list[FolderLi
 
 
 def _split_auto(root: Path, classes: list[str], readable: list[FoundImage], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
-    """Stratified, seeded split; identical files stay together so no copy straddles splits."""
+    """Stratified, seeded split; identical files stay together so no copy straddles splits, even when
+    copies are filed under different classes (the audit reports those as conflicting labels)."""
     parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     notes: list[str] = []
     by_class: dict[str, list[str]] = {name: [] for name in classes}
     for f in readable:
         by_class[f.class_name].append(f.path)
+    placed: dict[str, str] = {}  # content digest -> the part its first copy went to
     for label, name in enumerate(classes):
         paths = sorted(by_class[name])
-        chosen = _allocate(paths, digests, cfg.val_fraction, cfg.test_fraction, f"{cfg.seed}:{name}")
+        forced = {p: placed[digests[p]] for p in paths if digests.get(p) in placed}
+        chosen = _allocate([p for p in paths if p not in forced], digests, cfg.val_fraction, cfg.test_fraction,
+                           f"{cfg.seed}:{name}")
+        for path, split in forced.items():
+            chosen[split].append(path)
         for split, members in chosen.items():
-            parts[split] += [Sample(p, label) for p in members]
+            parts[split] += [Sample(p, label) for p in sorted(members)]
+            placed.update({digests.get(p, p): split for p in members})
         if not chosen["val"]:
             notes.append(_no_val_note(name, len(paths)))
     return DatasetSplit(str(root), classes, layout="auto", **parts), notes
