@@ -125,6 +125,9 @@ def test_stop_mid_run_keeps_a_usable_best_model(qtbot, window, make_image_folder
     assert statuses == ["stopped"]
     assert train.start_button.isEnabled() and not train.stop_button.isEnabled()
     assert "Training stopped" in train.progress.format()
+    assert train.resume_bar.isVisible()  # the stopped run can go on
+    assert train.resume_bar.label.text().startswith("This run was stopped after epoch ")
+    assert "of 200." in train.resume_bar.label.text()
     model_path = window.session.model_path()
     assert model_path is not None
     loaded = load_bundle(model_path)
@@ -142,6 +145,7 @@ def test_closing_during_training_asks_then_stops_cleanly(qtbot, window, make_ima
     choose_tiny_model(window, epochs=200, trainable=0)
     window.go_to(2)
     window.train_page.start_button.click()
+    qtbot.waitUntil(lambda: window.train_page.worker is not None, timeout=30000)  # after the checks
     worker = window.train_page.worker
     with qtbot.waitSignal(worker.event, timeout=30000, check_params_cb=lambda e: isinstance(e, BatchEnded)):
         pass
@@ -162,7 +166,8 @@ def test_training_without_data_points_to_the_data_page(qtbot, window, dialogs_sh
 def test_results_page_refuses_a_folder_that_is_not_a_run(window, tmp_path: Path, dialogs_shown):
     window.go_to(3)
     window.results_page.open_run(tmp_path)
-    assert dialogs_shown and "not a finished training run" in dialogs_shown[0]
+    assert dialogs_shown and "is not a training run folder (it has no config.json)" in dialogs_shown[0]
+    assert window.session.run_dir is None
 
 
 def test_train_page_shows_cache_progress(window):
@@ -201,6 +206,7 @@ def test_stop_while_caches_are_built(qtbot, window, make_image_folder, tmp_path,
     window.go_to(2)
     assert train.plan.text().startswith("Ready:")
     train.start_button.click()
+    qtbot.waitUntil(lambda: train.plan.text().startswith("Training:"), timeout=30000)  # after the checks
     assert train.plan.text().startswith("Training: Tiny CNN (tests), training only the new head, 3 epochs")
     qtbot.waitUntil(lambda: train.progress.format().startswith("Preparing:"), timeout=30000)
     assert train.stop_button.isEnabled()

@@ -143,7 +143,7 @@ def shoot_train_and_results(window: MainWindow, out_dir: Path) -> list[Path]:
     """Train, then show the evaluation of the best model."""
     window.go_to(Step.TRAIN)
     window.train_page.start_training()
-    wait_until(lambda: window.session.training, 10, "training to start")
+    wait_until(lambda: window.session.training, 120, "the checks and the start of training")
     wait_until(lambda: not window.session.training, 1800, "training to finish")
     plots = window.train_page.plots
     wait_until(lambda: plots.canvas is not None and not plots.rendering(), 120, "the curves")

@@ -56,6 +56,7 @@ class Session(QObject):
     run_changed = Signal()
     evaluation_changed = Signal()
     training_state_changed = Signal(bool)
+    resume_requested = Signal(object)  # a run folder (Path) the user wants to go on training
 
     def __init__(self, settings: QSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +109,10 @@ class Session(QObject):
         """Store the evaluation of the current run on one split."""
         self.evaluations[split] = (predictions, metrics)
         self.evaluation_changed.emit()
+
+    def request_resume(self, run_dir: Path) -> None:
+        """The user asked to go on training ``run_dir`` from its resume point (the Train page does it)."""
+        self.resume_requested.emit(Path(run_dir))
 
     def set_training(self, running: bool) -> None:
         self.training = running

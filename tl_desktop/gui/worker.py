@@ -28,6 +28,8 @@ from tl_desktop.engine.training.errors import describe_error
 from tl_desktop.engine.training.events import BatchEnded, Event
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tl_desktop.config import RunConfig
     from tl_desktop.engine.data.dataset import ScanResult
     from tl_desktop.engine.training.trainer import FitResult
@@ -216,9 +218,14 @@ def leftover_workers() -> list[Worker]:
     return list(_ACTIVE)
 
 
-def fit_in_context(config: RunConfig, scan: ScanResult, ctx: TaskContext) -> FitResult:
-    """Run the trainer with the Qt relay; returns the FitResult (the trainer never raises for training)."""
+def fit_in_context(config: RunConfig, scan: ScanResult | None, ctx: TaskContext,
+                   resume_run: Path | None = None) -> FitResult:
+    """Run the trainer with the Qt relay; returns the FitResult (the trainer never raises for training).
+
+    With ``resume_run`` the run in that folder goes on from its resume point (its own settings and images).
+    """
     from tl_desktop.engine.training.trainer import Trainer
 
-    return Trainer(config, scan=scan, callbacks=[QtRelay(ctx)], stop=ctx.stop).fit()
-
+    trainer = Trainer(config, scan=scan, callbacks=[QtRelay(ctx)], stop=ctx.stop, run_dir=resume_run,
+                      resume=resume_run is not None)
+    return trainer.fit()

@@ -206,7 +206,8 @@ class ResultsPage(Page):
                       error_hint="The run's best checkpoint may be damaged: train the model again.")
 
     def _built(self, run_dir: Path) -> None:
-        self._built_note[run_dir] = " The model file was built from the best checkpoint (the run was interrupted)."
+        self._built_note[run_dir] = (" Built the model file from the best checkpoint (the run was interrupted before it "
+                                     "saved one).")
         self.session.set_run(run_dir)
         self.evaluate_current_run()
         self.status.emit(f"Run {run_dir.name}: built the model file from the best checkpoint. Evaluating…")

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QStandardPaths, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from tl_desktop.config import ConfigError, RunConfig
 from tl_desktop.engine.training.callbacks import format_seconds
+from tl_desktop.engine.training.errors import describe_error
 from tl_desktop.engine.training.events import (
     BatchEnded,
     CacheProgress,
@@ -31,56 +33,31 @@ from tl_desktop.engine.training.events import (
     Message,
     PhaseStarted,
 )
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.pages.train_helpers import (
+    PHASE_TEXT,
+    STATUS_TEXT,
+    check_for_training,
+    default_runs_folder,
+    outcome_text,
+    refusal_hint,
+    stage_text,
+)
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import PathPicker, heading, hint, human_count
 from tl_desktop.gui.widgets.live_plots import LivePlots
+from tl_desktop.gui.widgets.resume_bar import ResumeBar
 from tl_desktop.gui.widgets.settings_form import DEVICE_TEXT
 from tl_desktop.gui.worker import Worker, fit_in_context
 
 if TYPE_CHECKING:
+    from tl_desktop.engine.data.dataset import ScanResult
+    from tl_desktop.engine.training.checks import TrainingPlan
     from tl_desktop.engine.training.trainer import FitResult
 
-PHASE_TEXT = {"head": "training only the new head", "finetune": "fine-tuning the unfrozen blocks"}
-STATUS_TEXT = {"completed": "Training finished.", "stopped": "Training stopped.",
-               "failed": "Training failed."}
-
-
-def stage_text(e: CacheProgress) -> str:
-    """What a cache stage does, in plain words."""
-    images = "training" if e.split == "train" else "validation"
-    if e.stage == "decoding":
-        return f"reading the {images} images"
-    if e.stage == "features":
-        return f"summarising the {images} images for the new head"
-    if e.stage == "activations":
-        return f"running the frozen layers on the {images} images"
-    return e.describe()
-
-
-def outcome_text(e: FitEnded) -> str:
-    """What happened in a finished run and what to do next, for the plan line."""
-    best = (f"the best model (epoch {e.best_epoch}, {100 * e.best_val_accuracy:.1f}% validation accuracy) "
-            if e.model_path and e.best_epoch is not None and e.best_val_accuracy is not None
-            else "the best model ")
-    if e.status == "completed":
-        return (f"Finished: {e.epochs_completed} epoch(s) in {format_seconds(e.seconds)}; {best}is saved. "
-                "Next: check it on the Results page, or change the settings and train again.")
-    if e.status == "stopped" and e.model_path:
-        return (f"Stopped after {e.epochs_completed} epoch(s); {best}is kept. Next: check it on the Results "
-                "page, or start a new training run.")
-    if e.status == "stopped":
-        return ("Stopped before the first epoch finished, so no model was saved. Next: start training again "
-                "and let at least one epoch finish.")
-    return (f"Failed: {e.error or 'unknown error'}. Next: change the settings on the Model page or the images "
-            "on the Data page, then start again.")
-
-
-def default_runs_folder() -> str:
-    """Documents/tl-desktop runs (or the home folder when there is no Documents folder)."""
-    docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-    return str(Path(docs or Path.home()) / "tl-desktop runs")
+START_TEXT = "Start training"
 
 
 class TrainPage(Page):
@@ -95,7 +72,7 @@ class TrainPage(Page):
     def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.worker: Worker | None = None
-        self.start_button = QPushButton("Start training")
+        self.start_button = QPushButton(START_TEXT)
         self.start_button.setDefault(True)
         self.start_button.setShortcut(QKeySequence("Ctrl+Return"))
         self.start_button.setToolTip("Start training (Ctrl+Enter)")
@@ -106,6 +83,8 @@ class TrainPage(Page):
         self.stop_button.clicked.connect(self.stop_training)
         self.out_dir = PathPicker("Folder for training runs", button_text="Change…")
         self.out_dir.set_path(str(session.recall("folders/runs", default_runs_folder())))
+        self.resume_bar = ResumeBar("Resume goes on from there with the run's own settings and images.")
+        self.resume_bar.resume_clicked.connect(self.resume_training)
         self.plan = QLabel()
         self.plan.setWordWrap(True)
         self.progress = QProgressBar()
@@ -135,6 +114,7 @@ class TrainPage(Page):
         layout.addWidget(hint("Training runs in the background: the window stays usable, and Stop keeps "
                               "the best model found so far."))
         layout.addLayout(buttons)
+        layout.addWidget(self.resume_bar)
         layout.addWidget(self.plan)
         layout.addWidget(self.progress)
         layout.addWidget(self.best)
@@ -143,22 +123,33 @@ class TrainPage(Page):
         self.outcome = ""
         self._fit_started_at = 0.0
         self._epochs_total = 1
+        self._epochs_before = 0  # epochs a resumed run had finished before this session (for the ETA)
         self._stopping = False
         self._cache_stage: tuple[str, str] = ("", "")
         for changed in (session.config_changed, session.scan_changed, session.catalogue_changed):
             changed.connect(lambda: self._describe_plan())
+        for changed in (session.run_changed, session.training_state_changed):
+            changed.connect(lambda *_: self._offer_resume())
+        session.resume_requested.connect(self.resume_training)
 
     def on_shown(self) -> None:
         self.session.want_catalogue()  # to name the model, and to know whether its weights must be downloaded
         self._describe_plan()
+        self._offer_resume()
+
+    def _offer_resume(self) -> None:
+        """Show "Resume training" when the current run has a resume point and nothing runs."""
+        self.resume_bar.show_for(self.session.run_dir, allowed=not self.session.training
+                                 and not self.busy("check"))
 
     def _describe_plan(self, starting: bool = False) -> None:
         """The plan line: what the next (or, when ``starting``, this) run does, after the last outcome."""
         if self.session.training:
             return
         scan, cfg, catalogue = self.session.scan, self.session.config, self.session.catalogue
-        if scan is None:
-            self.plan.setText("First choose an image folder on the Data page.")
+        if scan is None:  # (a resumed run trains on its own images)
+            self.plan.setText(f"{self.outcome}\nNext run: choose an image folder on the Data page first."
+                              if self.outcome else "First choose an image folder on the Data page.")
             return
         blocks = cfg.model.trainable_blocks
         what = ("only the new head" if blocks == 0 else "all blocks" if blocks == "all"
@@ -175,10 +166,8 @@ class TrainPage(Page):
 
     # ----- start / stop -------------------------------------------------------------------------
     def start_training(self) -> None:
-        """Check the inputs, then start the trainer on a worker thread."""
-        from tl_desktop.config import ConfigError
-
-        if self.session.training:
+        """Check the inputs (in the background: the checks import torch), then train a new run."""
+        if self.session.training or self.busy("check"):
             return
         if self.session.scan is None:
             self.show_error("There are no images to train on yet.",
@@ -187,23 +176,67 @@ class TrainPage(Page):
             return
         out_dir = self.out_dir.path() or default_runs_folder()
         self.session.remember("folders/runs", out_dir)
-        cfg = self.session.config.replace(out_dir=out_dir)
-        try:
-            cfg.validate()
-        except ConfigError as exc:
-            self.show_error(f"A training setting is not valid: {exc}", "Change it on the Model page.")
+        self._check_then_train(self.session.config.replace(out_dir=out_dir), self.session.scan, None)
+
+    def resume_training(self, run_dir: Path | None = None) -> None:
+        """Go on training ``run_dir`` (default: the current run) from its resume point."""
+        run_dir = run_dir or self.session.run_dir
+        if self.session.training or self.busy("check") or run_dir is None:
             return
-        catalogue = self.session.catalogue
-        if catalogue is not None and catalogue.needs_download(cfg.model) and not dialogs.ask_yes_no(
-                self, "Download weights", f"The pretrained weights for {cfg.model.backbone} are not on this "
+        run = RunFolder(run_dir)
+        if not run.is_run() or not run.resume_file.is_file():
+            self.show_error(f"{run.path} cannot be resumed: it has no resume point.",
+                            "A run can go on only if it stopped after at least one finished epoch and did not "
+                            "complete. Start a new training run instead.")
+            return
+        try:
+            cfg = run.config()
+        except ConfigError as exc:
+            self.show_error(f"The settings of {run.name} cannot be read: {exc}", "Start a new training run instead.")
+            return
+        self.go_to_step.emit(Step.TRAIN)
+        self._check_then_train(cfg, None, run.path)
+
+    def _check_then_train(self, cfg: RunConfig, scan: ScanResult | None, resume_run: Path | None) -> None:
+        """Run the engine's pre-training checks as a short task; train when they pass (``scan`` None: the
+        resumed run's own images)."""
+        worker = self.run_task(lambda ctx: check_for_training(cfg, scan, resume_run), "check",
+                               on_success=lambda result: self._checked(*result, resume_run),
+                               on_done=self._check_done, error_title="The settings could not be checked.")
+        if worker is not None:
+            self.start_button.setEnabled(False)
+            self.start_button.setText("Checking…")
+            self.resume_bar.hide()
+            self.status.emit("Checking the settings…")
+
+    def _check_done(self) -> None:
+        if not self.session.training:
+            self.start_button.setEnabled(True)
+            self._offer_resume()
+        self.start_button.setText(START_TEXT)
+
+    def _checked(self, plan: TrainingPlan | Exception, scan: ScanResult, resume_run: Path | None) -> None:
+        """The checks passed (ask before a download, then train) or refused (say why and where to fix it)."""
+        if isinstance(plan, Exception):
+            self.show_error(f"Training cannot start: {describe_error(plan)}.", refusal_hint(plan))
+            return
+        if plan.needs_download and not dialogs.ask_yes_no(
+                self, "Download weights", f"The pretrained weights for {plan.spec.title} are not on this "
                 "computer. Download them now and train?", "Or use “Load weights from file…” on the Model page.",
                 yes_text="Download and train"):
+            self.status.emit("Training not started.")
             return
-        self.session.set_config(cfg)
-        self.session.save_config()
+        self._start_fit(plan.config, scan, resume_run)
+
+    def _start_fit(self, cfg: RunConfig, scan: ScanResult, resume_run: Path | None) -> None:
+        """Start the trainer on a worker thread (a new run, or ``resume_run`` going on)."""
+        if resume_run is None:
+            self.session.set_config(cfg)
+            self.session.save_config()
         self._reset_view()
-        scan = self.session.scan
-        self.worker = self.run_task(lambda ctx: fit_in_context(cfg, scan, ctx), "train",
+        if resume_run is not None:
+            self._show_history(RunFolder(resume_run))
+        self.worker = self.run_task(lambda ctx: fit_in_context(cfg, scan, ctx, resume_run), "train",
                                     on_event=self.on_event, on_success=self._fit_returned,
                                     on_done=self._worker_done,
                                     error_title="Training could not run.",
@@ -213,7 +246,19 @@ class TrainPage(Page):
         self.session.set_training(True)
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        self.status.emit("Training… you can keep using the window.")
+        self.status.emit(("Resuming training" if resume_run else "Training") + "… you can keep using the window.")
+
+    def _show_history(self, run: RunFolder) -> None:
+        """A resumed run's finished epochs, in the curves and the best-so-far line, before it goes on."""
+        history = run.epoch_history()
+        self.plots.add_history(history)
+        best = [e for e in history if e.is_best]
+        if best:
+            self.best.setText(f"Best so far: {100 * best[-1].val_accuracy:.1f}% validation accuracy "
+                              f"(epoch {best[-1].epoch})")
+        self._epochs_before = history[-1].epoch if history else 0
+        self.plan.setText(f"Resuming run {run.name} after epoch {self._epochs_before}, with its own settings "
+                          "and images.")
 
     def stop_training(self) -> None:
         """Ask the trainer to stop at its next step (sets the stop token from this thread)."""
@@ -232,6 +277,7 @@ class TrainPage(Page):
         self.status_of_run = ""
         self.outcome = ""
         self._stopping = False
+        self._epochs_before = 0
         self._cache_stage = ("", "")
         self._describe_plan(starting=True)
 
@@ -245,6 +291,7 @@ class TrainPage(Page):
         elif isinstance(event, EpochEnded):
             self._epoch_ended(event)
         elif isinstance(event, EpochStarted):
+            self.plots.truncate(event.epoch)  # a resumed run may repeat an epoch it had not saved
             self._show_progress(event.epoch - 1, f"Epoch {event.epoch} of {event.total_epochs}")
         elif isinstance(event, CacheProgress):
             self._cache_progress(event)
@@ -296,9 +343,12 @@ class TrainPage(Page):
 
     def _show_progress(self, epochs_done: float, text: str) -> None:
         share = epochs_done / self._epochs_total
+        # The time left from this session's pace: a resumed run's earlier epochs took no time here.
+        before = min(self._epochs_before, self._epochs_total - 1)
+        share_now = max(0.0, epochs_done - before) / (self._epochs_total - before)
         elapsed = time.monotonic() - self._fit_started_at
-        if share > 0.02 and elapsed > 2:
-            text += f" — about {format_seconds(elapsed * (1 - share) / share)} left"
+        if share_now > 0.02 and elapsed > 2:
+            text += f" — about {format_seconds(elapsed * (1 - share_now) / share_now)} left"
         self._set_bar(int(1000 * share), text)
 
     def _epoch_ended(self, e: EpochEnded) -> None:

@@ -15,8 +15,11 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from tl_desktop.gui.tasks import Tasks
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from matplotlib.figure import Figure
 
+    from tl_desktop.engine.training.events import EpochEnded
     from tl_desktop.gui.widgets.threaded_canvas import ThreadedCanvas
 
 REDRAW_MS = 400
@@ -87,6 +90,29 @@ class LivePlots(QWidget):
             self.series[key].append(value)
         if is_best:
             self.best_epoch = len(self.epoch_x) - 1
+        self._schedule()
+
+    def add_history(self, history: Sequence[EpochEnded]) -> None:
+        """The finished epochs of a run that goes on (its resume), with the start of fine-tuning."""
+        for e in history:
+            self.add_epoch(e.epoch, e.train_loss, e.val_loss, e.train_accuracy, e.val_accuracy, e.is_best)
+        finetune = [e.epoch for e in history if e.phase == "finetune"]
+        if finetune and finetune[0] > 1:
+            self.mark_finetune(finetune[0])
+
+    def truncate(self, epoch: int) -> None:
+        """Forget the points of epoch ``epoch`` and later (a resumed run repeats an epoch it had not saved)."""
+        if not self.epoch_x or self.epoch_x[-1] < epoch:
+            return
+        keep = sum(1 for x in self.epoch_x if x < epoch)
+        del self.epoch_x[keep:]
+        for values in self.series.values():
+            del values[keep:]
+        if self.best_epoch is not None and self.best_epoch >= keep:
+            self.best_epoch = None
+        keep_batches = sum(1 for x in self.batch_x if x <= epoch - 1)
+        for values in (self.batch_x, self.batch_loss, self.batch_acc):
+            del values[keep_batches:]
         self._schedule()
 
     def mark_finetune(self, first_epoch: int) -> None:
