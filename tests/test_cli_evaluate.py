@@ -327,8 +327,6 @@ def test_train_starts_from_the_given_weights_file(tiny_registered, images, tmp_p
         str(weights)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the pre-training check only asks whether the weights file exists, so a "
-                   "broken one creates a run folder and fails inside training (exit 1, not 2)")
 def test_train_with_a_broken_weights_file_is_bad_input(tiny_registered, images, tmp_path, capsys):
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"these are not weights")
@@ -340,8 +338,6 @@ def test_train_with_a_broken_weights_file_is_bad_input(tiny_registered, images, 
     assert not out.exists() or not any(out.iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason="known bug (PITFALLS.md): --epochs below the default head epochs (3) is "
-                   "refused instead of shortening the head phase; remove this mark once it adapts")
 def test_epochs_below_the_default_head_epochs_shorten_the_head_phase():
     from tl_desktop.cli import build_parser
     from tl_desktop.commands.train import build_config

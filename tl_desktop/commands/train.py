@@ -83,7 +83,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="blocks from the top that train after the head (0 = head only, all = everything)")
     parser.add_argument("--weights-file", metavar="FILE", help="pretrained weights file to use instead of the cache")
     parser.add_argument("--dropout", type=float, help="dropout before the new head")
-    parser.add_argument("--epochs", type=int, help="all epochs, head phase included")
+    parser.add_argument("--epochs", type=int, help="all epochs, head phase included (with fewer epochs than "
+                        "the head phase, about half of them train the head)")
     parser.add_argument("--head-epochs", type=int, help="first epochs that train only the head")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="peak learning rate of the head phase")
@@ -112,6 +113,10 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, dest, None)
         if value is not None:
             sections[section][name] = value
+    epochs = sections["train"].get("epochs")
+    if epochs is not None and "head_epochs" not in sections["train"] and config.train.head_epochs >= epochs:
+        # fewer epochs than the head phase would take: keep a head phase, and fine-tune in the rest
+        sections["train"]["head_epochs"] = max(1, epochs // 2) if epochs > 0 else 0
     if args.seed is not None:
         sections["data"]["seed"] = args.seed
         sections["train"]["seed"] = args.seed

@@ -75,10 +75,11 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return scaled / scaled.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(probs: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> float:
+def fit_temperature(probs: np.ndarray, labels: np.ndarray, max_iter: int = 100, stored: float = 1.0) -> float:
     """The temperature (relative to the one already in ``probs``) minimising NLL, fitted with LBFGS.
 
-    The result lies in ``TEMPERATURE_RANGE``.
+    ``stored`` is the temperature ``probs`` already include: the result times it (the temperature the
+    model will store) lies in ``TEMPERATURE_RANGE``.
     """
     import torch
 
@@ -101,4 +102,5 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, max_iter: int = 100) 
     temperature = float(log_t.exp().item())
     if math.isnan(temperature):
         raise ValueError("temperature scaling did not converge on these validation predictions")
-    return min(max(temperature, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1])
+    low, high = TEMPERATURE_RANGE
+    return min(max(temperature, low / stored), high / stored)

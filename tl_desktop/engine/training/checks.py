@@ -32,15 +32,15 @@ def check_split(split: DatasetSplit) -> None:
 
 
 def check_settings(config: RunConfig) -> BackboneSpec:
-    """The settings, the backbone and the weights file (before the data are scanned); the backbone's spec."""
+    """The settings, the backbone and the weights file (before the data are scanned: a weights file is
+    read to check it holds weights); the backbone's spec."""
     from tl_desktop.engine.models.backbones import get_backbone_spec
-    from tl_desktop.engine.models.weights import WeightsFileError
+    from tl_desktop.engine.models.weights import load_state_dict_file
 
     config.validate()
     spec = get_backbone_spec(config.model.backbone)
-    weights_file = config.model.weights_file
-    if weights_file is not None and not Path(weights_file).expanduser().is_file():
-        raise WeightsFileError(f"weights file not found: {weights_file}")
+    if config.model.weights_file is not None:
+        load_state_dict_file(Path(config.model.weights_file).expanduser())
     return spec
 
 

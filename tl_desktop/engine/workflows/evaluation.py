@@ -79,7 +79,7 @@ def calibrate_run(run_dir: str | Path, progress: Progress | None = None,
     model_file = model_file_of(run.path)
     predictions, _ = evaluate_run(run.path, "val", progress=progress, stop=stop, n_bootstrap=0)
     previous = float(load_bundle(model_file).meta.temperature)
-    factor = calibration.fit_temperature(predictions.probs, predictions.labels)
+    factor = calibration.fit_temperature(predictions.probs, predictions.labels, stored=previous)
     scaled = calibration.apply_temperature(predictions.probs, factor)
     result = Calibration(
         model_file=model_file, temperature=previous * factor, previous_temperature=previous,
