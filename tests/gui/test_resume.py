@@ -127,8 +127,8 @@ def test_resuming_a_stopped_run_from_the_window_completes_it(qtbot, window, make
     assert train.plots.epoch_x == [float(e) for e in range(1, EPOCHS + 1)]
     assert train.plots.finetune_x == 1.0
     log = train.log.toPlainText()
-    assert f"resuming after epoch 2 of {EPOCHS}" in log and "Training finished" in log
-    assert train.plan.text().startswith(f"Finished: {EPOCHS} epoch(s)")
+    assert f"Resuming after epoch 2 of {EPOCHS}" in log and "Training finished" in log
+    assert train.plan.text().startswith(f"Finished: {EPOCHS} epoch(s), the last {EPOCHS - 2} in ")
     assert window.session.run_dir == run.path and not train.resume_bar.isVisible()
     qtbot.waitUntil(lambda: "val" in window.session.evaluations, timeout=30000)
     assert not results.resume_bar.isVisible()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from tl_desktop.config import ModelConfig, RunConfig
+from tl_desktop.config import RunConfig
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.stored_config import load_config, save_config
 
@@ -40,10 +40,6 @@ class Catalogue:
         """The backbone's title for people ("Tiny CNN (tests)"), or its name when it is unknown."""
         spec = self.spec(name)
         return spec.title if spec is not None else name
-
-    def needs_download(self, model: ModelConfig) -> bool:
-        """True when training ``model`` would first download its pretrained weights."""
-        return self.weights.get(model.backbone) == "download" and model.weights_file is None
 
 
 class Session(QObject):

@@ -34,13 +34,21 @@ def stage_text(e: CacheProgress) -> str:
     return e.describe()
 
 
-def outcome_text(e: FitEnded) -> str:
-    """What happened in a finished run and what to do next, for the plan line."""
+def epochs_text(e: FitEnded, resumed_after: int = 0) -> str:
+    """'5 epoch(s) in 12 s', or for a run resumed after epoch 2: '5 epoch(s), the last 3 in 12 s'."""
+    if 0 < resumed_after < e.epochs_completed:
+        return (f"{e.epochs_completed} epoch(s), the last {e.epochs_completed - resumed_after} in "
+                f"{format_seconds(e.seconds)}")
+    return f"{e.epochs_completed} epoch(s) in {format_seconds(e.seconds)}"
+
+
+def outcome_text(e: FitEnded, resumed_after: int = 0) -> str:
+    """What happened in a finished run (resumed after epoch ``resumed_after``) and what to do next."""
     best = (f"the best model (epoch {e.best_epoch}, {100 * e.best_val_accuracy:.1f}% validation accuracy) "
             if e.model_path and e.best_epoch is not None and e.best_val_accuracy is not None
             else "the best model ")
     if e.status == "completed":
-        return (f"Finished: {e.epochs_completed} epoch(s) in {format_seconds(e.seconds)}; {best}is saved. "
+        return (f"Finished: {epochs_text(e, resumed_after)}; {best}is saved. "
                 "Next: check it on the Results page, or change the settings and train again.")
     if e.status == "stopped" and e.model_path:
         return (f"Stopped after {e.epochs_completed} epoch(s); {best}is kept. Next: check it on the Results "

@@ -40,6 +40,7 @@ from tl_desktop.gui.pages.train_helpers import (
     STATUS_TEXT,
     check_for_training,
     default_runs_folder,
+    epochs_text,
     outcome_text,
     refusal_hint,
     stage_text,
@@ -304,7 +305,7 @@ class TrainPage(Page):
                       f"{human_count(event.trainable_params)} of {human_count(event.total_params)} parameters "
                       f"train (learning rate {event.lr:g}).")
         elif isinstance(event, Message):
-            self._log(("Warning: " if event.level == "warning" else "") + event.text)
+            self._log(f"Warning: {event.text}" if event.level == "warning" else event.text[:1].upper() + event.text[1:])
         elif isinstance(event, CheckpointSaved):
             self.best.setToolTip(f"Saved in {event.path}")
         elif isinstance(event, FitEnded):
@@ -365,11 +366,11 @@ class TrainPage(Page):
     def _fit_ended(self, e: FitEnded) -> None:
         self.status_of_run = e.status
         self.plots.flush()
-        done = f"{e.epochs_completed} epoch(s) in {format_seconds(e.seconds)}"
+        done = epochs_text(e, self._epochs_before)
         self._stopping = False
         self._set_bar(1000 if e.status == "completed" else self.progress.value() if self.progress.maximum() else 0,
                       f"{STATUS_TEXT.get(e.status, e.status)} {done}")
-        self.outcome = outcome_text(e)
+        self.outcome = outcome_text(e, self._epochs_before)
         self._log(f"{STATUS_TEXT.get(e.status, e.status)} {done}.")
         if e.model_path:
             self._log(f"Best model (epoch {e.best_epoch}) saved as {e.model_path}")
