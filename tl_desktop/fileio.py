@@ -14,6 +14,18 @@ class DiskWriteError(OSError):
     """Writing a file failed (disk full, no permission); the previous file, if any, is untouched."""
 
 
+class OverwriteRefused(Exception):
+    """A file that exists would be replaced without the user's say-so; the message names it."""
+
+
+def refuse_to_replace(paths: list[Path], allowed: bool) -> None:
+    """Raise OverwriteRefused naming the first of ``paths`` that exists, unless replacing is ``allowed``."""
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing and not allowed:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OverwriteRefused(f"{existing[0]} exists{more}")
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary file object; on success it replaces ``path`` atomically, on failure nothing changes."""

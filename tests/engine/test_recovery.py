@@ -71,3 +71,24 @@ def test_export_writes_the_model_file_and_never_overwrites_without_force(killed_
     assert target.read_bytes() == run.model_file.read_bytes()
     assert main(["export", str(tmp_path / "nowhere")]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_files_the_user_owns_are_never_replaced_without_force(killed_run, tmp_path, capsys) -> None:
+    run, root, _ = killed_run
+    table = tmp_path / "my-edited-table.csv"
+    table.write_text("my notes\n", encoding="utf-8")
+    assert main(["predict", "--model", str(run.path), str(root), "--csv", str(table)]) == 2
+    assert f"{table} exists; choose another name or add --force" in capsys.readouterr().err
+    assert table.read_text(encoding="utf-8") == "my notes\n"
+    out = tmp_path / "mine"
+    (out).mkdir()
+    (out / "metrics.json").write_text("{}", encoding="utf-8")
+    assert main(["evaluate", "--model", str(run.path), "--out", str(out), "--bootstrap", "0"]) == 2
+    assert f"{out / 'metrics.json'} exists" in capsys.readouterr().err
+    (out / "report.pdf").write_bytes(b"%PDF my own")
+    assert main(["report", str(run.path), "--out", str(out)]) == 2
+    assert f"{out / 'report.pdf'} exists" in capsys.readouterr().err
+    assert (out / "metrics.json").read_text(encoding="utf-8") == "{}"
+    assert (out / "report.pdf").read_bytes() == b"%PDF my own"
+    assert main(["predict", "--model", str(run.path), str(root), "--csv", str(table), "--force"]) == 0
+    assert table.read_text(encoding="utf-8").startswith("path,label,probability")

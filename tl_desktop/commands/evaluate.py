@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, tell
+from tl_desktop.commands import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    add_force_flag,
+    refuses_to_replace,
+    tell,
+)
 from tl_desktop.config import DEVICES
 
 if TYPE_CHECKING:
@@ -44,6 +52,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--calibrate", action="store_true",
                         help="first fit temperature scaling on the run's validation split and store it in the model")
     parser.add_argument("--device", default="cpu", choices=DEVICES)
+    add_force_flag(parser, "the evaluation files in --out")
     parser.set_defaults(run=run)
     return parser
 
@@ -66,13 +75,15 @@ def print_evaluation(where: str, predictions: Predictions, result: Metrics) -> N
 
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.evaluation.evaluate import EvaluationError, evaluate_run
-    from tl_desktop.engine.evaluation.files import save_evaluation
+    from tl_desktop.engine.evaluation.files import EVALUATION_FILES, save_evaluation
     from tl_desktop.engine.models.bundle import BundleError
     from tl_desktop.engine.runtime.device import pick_device
     from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
     from tl_desktop.engine.workflows.evaluation import calibrate_run, evaluate_external
     from tl_desktop.fileio import DiskWriteError
 
+    if args.out and refuses_to_replace([Path(args.out) / name for name in EVALUATION_FILES], args.force):
+        return EXIT_BAD_INPUT
     if args.bootstrap < 0:
         print("error: --bootstrap must be 0 or more", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, tell
+from tl_desktop.commands import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_force_flag,
+    refuses_to_replace,
+    tell,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -23,7 +30,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("run_dir", metavar="RUN", help="a run folder")
     parser.add_argument("--out", metavar="FILE", help="also copy the model file here (a .tlmodel file)")
-    parser.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    add_force_flag(parser, "FILE")
     parser.set_defaults(run=run)
     return parser
 
@@ -44,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None and out.suffix != MODEL_SUFFIX:
         print(f"error: {out} must end in {MODEL_SUFFIX}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if out is not None and out.exists() and not args.force:
-        print(f"error: {out} exists; choose another name or add --force to replace it", file=sys.stderr)
+    if out is not None and refuses_to_replace([out], args.force):
         return EXIT_BAD_INPUT
     try:
         model_file = model_file_of(folder.path, note=tell)

@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, tell
+from tl_desktop.commands import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    add_force_flag,
+    refuses_to_replace,
+    tell,
+)
 from tl_desktop.config import DEVICES
 
 if TYPE_CHECKING:
@@ -33,6 +41,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--csv", metavar="FILE", help="write all probabilities to this CSV file")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", choices=DEVICES)
+    add_force_flag(parser, "the --csv file")
     parser.set_defaults(run=run)
     return parser
 
@@ -47,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.csv and refuses_to_replace([Path(args.csv)], args.force):
         return EXIT_BAD_INPUT
     target = Path(args.images)
     if not target.exists():

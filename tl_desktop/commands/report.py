@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tl_desktop.commands import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, tell
+from tl_desktop.commands import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    add_force_flag,
+    refuses_to_replace,
+    tell,
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -28,6 +36,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="bootstrap resamples for the intervals of balanced accuracy, F1 and macro AUC "
                         "(default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    add_force_flag(parser, "the report files in --out")
     parser.set_defaults(run=run)
     return parser
 
@@ -37,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.models.bundle import BundleError
     from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
     from tl_desktop.fileio import DiskWriteError
-    from tl_desktop.report.build import build_report
+    from tl_desktop.report.build import REPORT_FILES, build_report
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         print(f"error: {run_dir} is not a folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.out and refuses_to_replace([Path(args.out) / name for name in REPORT_FILES], args.force):
         return EXIT_BAD_INPUT
     if args.bootstrap < 0:
         print("error: --bootstrap must be 0 or more", file=sys.stderr)

@@ -18,6 +18,7 @@ from tl_desktop.report.pdf import render_pdf
 from tl_desktop.report.sections import build_sections
 
 REPORT_DIR = "report"
+REPORT_FILES = ("report.html", "report.pdf")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def write_report(data: ReportData, out_dir: str | Path) -> ReportFiles:
     out = Path(out_dir)
     sections: list[Section] = build_sections(data)
     title = report_title(data)
-    html_path, pdf_path = out / "report.html", out / "report.pdf"
+    html_path, pdf_path = (out / name for name in REPORT_FILES)
     atomic_write_text(html_path, render_html(title, sections))
     with atomic_writer(pdf_path) as handle:
         starts = render_pdf(handle, title, f"Run {data.run_name} · generated {data.generated}", sections)

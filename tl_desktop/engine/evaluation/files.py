@@ -46,18 +46,18 @@ def confusion_csv(result: Metrics) -> str:
     return out.getvalue()
 
 
+EVALUATION_FILES = ("metrics.json", "per_class.csv", "confusion_matrix.csv", "predictions.csv")
+
+
 def save_evaluation(out_dir: str | Path, predictions: Predictions, result: Metrics,
                     source: dict[str, Any]) -> list[Path]:
     """Write metrics.json, per_class.csv, confusion_matrix.csv and predictions.csv; return the paths."""
     folder = Path(out_dir)
     payload = {"source": source, "metrics": result.to_dict(),
                "unreadable": [{"path": p, "reason": r} for p, r in predictions.failures]}
-    files = {
-        "metrics.json": json.dumps(payload, indent=2),
-        "per_class.csv": per_class_csv(result),
-        "confusion_matrix.csv": confusion_csv(result),
-        "predictions.csv": predictions_csv(predictions),
-    }
+    texts = (json.dumps(payload, indent=2), per_class_csv(result), confusion_csv(result),
+             predictions_csv(predictions))
+    files = dict(zip(EVALUATION_FILES, texts))
     for name, text in files.items():
         atomic_write_text(folder / name, text)
     return [folder / name for name in files]
