@@ -10,11 +10,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tl_desktop.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from tl_desktop.config import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from tl_desktop.engine.runtime.stop import StopToken
 from tl_desktop.engine.training.callbacks import Callback
 from tl_desktop.engine.training.events import EpochEnded, PhaseStarted
-from tl_desktop.engine.training.resume import capture_rng, load_resume_state, restore_rng
+from tl_desktop.engine.training.resume import (
+    capture_rng,
+    load_resume_state,
+    restore_rng,
+)
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.engine.training.trainer import Trainer
 

@@ -275,7 +275,11 @@ class ResultsPage(Page):
 
     def _fill_table(self, metrics: Metrics) -> None:
         """One row per class: each value above its 95% interval (the method in the tooltip)."""
-        from tl_desktop.engine.evaluation.formatting import TOO_FEW, fmt_bounds, method_label
+        from tl_desktop.engine.evaluation.formatting import (
+            TOO_FEW,
+            fmt_bounds,
+            method_label,
+        )
 
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         self.table.setRowCount(len(metrics.per_class))
