@@ -20,6 +20,7 @@ from tl_desktop.engine.models.bundle import (
     BundleError,
     BundleMeta,
     load_bundle,
+    read_bundle,
     save_bundle,
     update_bundle_meta,
 )
@@ -134,6 +135,24 @@ def test_bundle_with_pickle_is_refused(model_and_meta, tmp_path):
     assert "data.pkl" in str(refused.value)
 
 
+def test_every_pickle_member_is_named(model_and_meta, tmp_path):
+    model, meta = model_and_meta
+    path = save_bundle(tmp_path / "m.tlmodel", model, meta)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("b/model.pt", b"x")
+        archive.writestr("a/data.pkl", b"x")
+    with pytest.raises(BundleError, match=REFUSAL) as refused:
+        load_bundle(path)
+    assert "(a/data.pkl, b/model.pt)" in str(refused.value)
+
+
+def test_a_file_that_cannot_be_opened_is_named_in_the_error(tmp_path):
+    gone = tmp_path / "gone.tlmodel"  # e.g. removed between choosing it and reading it
+    with pytest.raises(BundleError, match="cannot read model file") as failed:
+        read_bundle(gone)
+    assert str(gone) in str(failed.value)
+
+
 @pytest.mark.parametrize("member", ["extra/data.pkl", "notes.pickle", "model.pt", "model.pth", "pytorch_model.bin",
                                     "last.ckpt", "SHOUTING/DATA.PKL"])
 def test_a_valid_model_file_with_a_pickle_inside_is_refused(model_and_meta, tmp_path, member):
@@ -153,6 +172,8 @@ def test_a_valid_model_file_with_a_pickle_inside_is_refused(model_and_meta, tmp_
 @pytest.mark.parametrize("content, message", [
     (b"definitely not a zip file", "not a tl_desktop model file"),
     (_zip_bytes({"readme.txt": b"hello"}), "lacks meta.json"),
+    (_zip_bytes({"meta.json": b"{}"}), "lacks meta.json or weights.safetensors"),  # either one missing is enough
+    (_zip_bytes({"weights.safetensors": b""}), "lacks meta.json or weights.safetensors"),
     (_zip_bytes({"meta.json": b"{not json", "weights.safetensors": b""}), "damaged metadata"),
 ])
 def test_foreign_or_corrupt_files_give_clear_errors(tmp_path, content, message):
