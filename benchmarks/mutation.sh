@@ -12,7 +12,9 @@
 # mutmut 3 mutates function bodies only: decorated functions (atomic_writer is a
 # @contextmanager) and module-level constants (_PICKLE_SUFFIXES, LEVEL) are left alone, so
 # benchmarks/mutate_by_hand.py covers those (and the mutations an issue once named).
-# Needs: pip install mutmut hypothesis. Slow: about a mutant a second on two cores.
+# Needs: pip install mutmut hypothesis. Slow: on two shared cores about one atomic-write mutant a
+# second, but 5-10 s for each model-file or interval mutant (every forked worker warms torch up), so
+# the whole default set (~1,900 mutants) is an overnight job; narrow it with MUTANTS.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +26,7 @@ declare -A TESTS=(
   [tl_desktop/fileio.py]="tests/engine/test_fileio.py"
   [tl_desktop/engine/models/bundle.py]="tests/engine/test_bundle.py"
   [tl_desktop/engine/evaluation/bootstrap.py]="tests/engine/test_bootstrap.py tests/engine/test_metrics.py tests/engine/test_properties.py"
+  [tl_desktop/engine/evaluation/intervals.py]="tests/engine/test_bootstrap.py tests/engine/test_metrics.py tests/engine/test_properties.py"
   [tl_desktop/engine/evaluation/metrics.py]="tests/engine/test_metrics.py tests/engine/test_bootstrap.py tests/engine/test_properties.py"
   [tl_desktop/engine/training/callbacks.py]="tests/engine/test_training_rules.py tests/engine/test_trainer.py"
   [tl_desktop/engine/training/recipe.py]="tests/engine/test_training_rules.py tests/engine/test_trainer.py"
@@ -32,7 +35,7 @@ if [ "$#" -gt 0 ]; then
   modules=("$@")
 else
   modules=(tl_desktop/engine/models/bundle.py tl_desktop/fileio.py tl_desktop/engine/evaluation/bootstrap.py
-           tl_desktop/engine/evaluation/metrics.py tl_desktop/engine/training/callbacks.py
+           tl_desktop/engine/evaluation/intervals.py tl_desktop/engine/evaluation/metrics.py tl_desktop/engine/training/callbacks.py
            tl_desktop/engine/training/recipe.py)
 fi
 
