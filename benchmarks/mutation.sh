@@ -59,8 +59,7 @@ mkdir -p "$work"
 
 cd "$work"
 export QT_QPA_PLATFORM=offscreen
-# One intra-op thread: an OpenMP pool started before mutmut forks a worker leaves the worker hanging
-# at its first parallel operation (every such mutant then "times out"); the children run in parallel anyway.
+# One intra-op thread per worker: the workers already run side by side on the few cores.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TL_DESKTOP_NUM_THREADS=1
 echo "Mutating ${modules[*]} in $work (tests: ${!selected[*]})"
 start=$SECONDS
