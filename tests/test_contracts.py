@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tl_desktop.engine.workflows",),
     ("tl_desktop.report",),
     ("tl_desktop.gui", "tl_desktop.commands"),
-    ("tl_desktop.selftest", "tl_desktop.cli", "tl_desktop.__main__"),
+    ("tl_desktop.selftest", "tl_desktop.window_command", "tl_desktop.cli", "tl_desktop.__main__"),
 ]
 # Rooms on one floor that must not import each other.
 SEPARATE = [("tl_desktop.gui", "tl_desktop.commands")]

@@ -1,17 +1,17 @@
 """The ``tl-desktop`` command line. Each sub-command lives in ``tl_desktop.commands.<name>`` and
 exposes ``add_parser(subparsers)`` and ``run(args) -> int``; heavy imports happen inside ``run`` so
-that ``tl-desktop`` with no arguments shows the window quickly. ``gui`` is defined here: the command
-line is the one place that knows both front ends."""
+that ``tl-desktop`` with no arguments shows the window quickly. ``gui`` comes from
+``tl_desktop.window_command``, which alone imports the window (lazily), so this module never imports Qt."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
 from tl_desktop import __version__
+from tl_desktop.window_command import add_gui_parser
 
 COMMAND_MODULES: tuple[str, ...] = (
     "train",
@@ -21,24 +21,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "export",
 )
-QUIT_AFTER_SHOW_ENV = "TL_DESKTOP_QUIT_AFTER_SHOW"
-
-
-def add_gui_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("gui", help="open the window (the default with no command)",
-                                   description="Open the tl-desktop window.")
-    parser.add_argument("--quit-after-show", action="store_true",
-                        help=f"quit as soon as the window is shown (a start-up check; also {QUIT_AFTER_SHOW_ENV}=1)")
-    parser.set_defaults(run=open_window)
-
-
-def open_window(args: argparse.Namespace) -> int:
-    """Start the Qt application; PySide6 is imported only here."""
-    from tl_desktop.gui.app import main
-
-    return main(quit_after_show=args.quit_after_show or os.environ.get(QUIT_AFTER_SHOW_ENV) == "1")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tl-desktop",
