@@ -140,7 +140,7 @@ def test_flags_and_config_file_map_onto_the_run_config(tmp_path):
         "--lr", "0.01", "--finetune-lr", "0.001", "--augmentation", "strong", "--seed", "5",
         "--val-fraction", "0.2", "--test-fraction", "0.1", "--device", "cpu", "--out", "elsewhere",
     ]))
-    assert config.data.root == "imgs" and config.model.trainable_blocks == "all"
+    assert config.data.root == str(Path("imgs").resolve()) and config.model.trainable_blocks == "all"
     assert (config.train.epochs, config.train.head_epochs, config.train.lr, config.train.finetune_lr) == (7, 2, 0.01, 0.001)
     assert config.train.augmentation == "strong" and config.train.seed == config.data.seed == 5
     assert (config.data.val_fraction, config.data.test_fraction, config.out_dir) == (0.2, 0.1, "elsewhere")
@@ -148,7 +148,7 @@ def test_flags_and_config_file_map_onto_the_run_config(tmp_path):
     saved = tmp_path / "config.json"
     config.save(saved)
     again = build_config(parser.parse_args(["train", "--config", str(saved), "--epochs", "9"]))
-    assert again.train.epochs == 9 and again.model.trainable_blocks == "all" and again.data.root == "imgs"
+    assert again.train.epochs == 9 and again.model.trainable_blocks == "all" and again.data.root == str(Path("imgs").resolve())
 
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--trainable-blocks", "-1"])

@@ -57,3 +57,9 @@ def test_a_split_without_validation_images_cannot_train(tiny_backbone, tmp_path,
     split.classes = split.classes[:1]
     with pytest.raises(ConfigError, match="at least two classes; the data have 1"):
         check_split(split)
+
+
+def test_more_trainable_blocks_than_the_backbone_has_is_refused(tiny_backbone, tmp_path):
+    with pytest.raises(ConfigError, match="trainable blocks 999 is more than the 3 blocks of tiny_cnn"):
+        check_settings(_config(tmp_path, trainable_blocks=999))
+    assert check_settings(_config(tmp_path, trainable_blocks=3)).name == "tiny_cnn"

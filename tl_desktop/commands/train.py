@@ -13,6 +13,7 @@ import dataclasses
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tl_desktop.commands import (
@@ -128,6 +129,13 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     )
     if not config.data.root:
         raise ConfigError("no image folder given: use --data PATH (or --config with data.root)")
+    # Absolute paths, so the run's config.json repeats the run from any folder.
+    weights_file = config.model.weights_file
+    config = config.replace(
+        data=dataclasses.replace(config.data, root=str(Path(config.data.root).expanduser().resolve())),
+        model=dataclasses.replace(config.model, weights_file=str(Path(weights_file).expanduser().resolve())
+                                  if weights_file else None),
+    )
     return config.validate()
 
 

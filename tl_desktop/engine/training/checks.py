@@ -31,6 +31,14 @@ def check_split(split: DatasetSplit) -> None:
         raise ConfigError("training needs at least one training and one validation image")
 
 
+def check_trainable_blocks(config: RunConfig, spec: BackboneSpec) -> None:
+    """A number of trainable blocks the backbone has (more is refused, not quietly read as "all")."""
+    blocks = config.model.trainable_blocks
+    if blocks != "all" and int(blocks) > spec.num_blocks:
+        raise ConfigError(f"trainable blocks {blocks} is more than the {spec.num_blocks} blocks of {spec.name}; "
+                          f"choose at most {spec.num_blocks}, or 'all'")
+
+
 def check_settings(config: RunConfig) -> BackboneSpec:
     """The settings, the backbone and the weights file (before the data are scanned: a weights file is
     read to check it holds weights); the backbone's spec."""
@@ -39,6 +47,7 @@ def check_settings(config: RunConfig) -> BackboneSpec:
 
     config.validate()
     spec = get_backbone_spec(config.model.backbone)
+    check_trainable_blocks(config, spec)
     if config.model.weights_file is not None:
         load_state_dict_file(Path(config.model.weights_file).expanduser())
     return spec

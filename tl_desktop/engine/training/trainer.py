@@ -47,7 +47,7 @@ from tl_desktop.engine.training.callbacks import (
     JsonlLogger,
     is_better,
 )
-from tl_desktop.engine.training.checks import check_split
+from tl_desktop.engine.training.checks import check_split, check_trainable_blocks
 from tl_desktop.engine.training.errors import describe_error
 from tl_desktop.engine.training.events import (
     BatchEnded,
@@ -195,6 +195,7 @@ class Trainer:
         self.device = pick_device(cfg.train.device)
         configure_threads()
         self.spec = get_backbone_spec(cfg.model.backbone)
+        check_trainable_blocks(cfg, self.spec)
         if self.scan is None:
             self.scan = self.folder.scan() if self.resume else scan_dataset(cfg.data, stop=self.stop)
         check_split(self.scan.split)
