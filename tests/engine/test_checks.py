@@ -63,3 +63,17 @@ def test_more_trainable_blocks_than_the_backbone_has_is_refused(tiny_backbone, t
     with pytest.raises(ConfigError, match="trainable blocks 999 is more than the 3 blocks of tiny_cnn"):
         check_settings(_config(tmp_path, trainable_blocks=999))
     assert check_settings(_config(tmp_path, trainable_blocks=3)).name == "tiny_cnn"
+
+
+def test_an_out_folder_that_cannot_hold_runs_fails_with_a_message(tiny_backbone, tmp_path, make_image_folder,
+                                                                    capsys):
+    from tl_desktop.cli import main
+
+    root = make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=40)
+    not_a_folder = tmp_path / "runs.txt"
+    not_a_folder.write_text("a file, not a folder", encoding="utf-8")
+    assert main(["train", "--data", str(root), "--backbone", "tiny_cnn", "--epochs", "2", "--head-epochs", "1",
+                 "--out", str(not_a_folder)]) == 1
+    out = capsys.readouterr().out
+    assert "Training failed after " in out
+    assert f": cannot create a run folder in {not_a_folder}: Not a directory" in out

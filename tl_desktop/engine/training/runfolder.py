@@ -66,6 +66,9 @@ class RunFolder:
                 return cls(path)
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise DiskWriteError(exc.errno, f"cannot create a run folder in {out_dir}: "
+                                                f"{exc.strerror or exc}") from exc
         raise DiskWriteError(f"could not create a new run folder under {out_dir}")
 
     @classmethod

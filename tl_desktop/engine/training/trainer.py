@@ -144,12 +144,13 @@ class Trainer:
         status, error, details, model_path = "completed", None, None, None
         with heavy_work():
             try:
+                # Callbacks first: a run folder that cannot be created is a failure the user must see.
+                self._callbacks = [self._history, self._early, *self.user_callbacks]
                 self.folder = RunFolder(self.run_dir) if self.run_dir else RunFolder.create(cfg.out_dir, cfg.model.backbone)
                 self.run_dir = self.folder.path
                 self.run_dir.mkdir(parents=True, exist_ok=True)
+                self._callbacks.insert(0, JsonlLogger(self.folder.events_file))
                 self._resume = load_resume_state(self.folder.resume_file) if self.resume else None
-                self._callbacks = [JsonlLogger(self.folder.events_file), self._history, self._early]
-                self._callbacks += self.user_callbacks
                 self._prepare()
                 self._emit_started()
                 self._build_model()
