@@ -130,7 +130,7 @@ def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: Stop
     listings = [find_class_images(folder, split, unreadable) for split, folder in folders]
     classes = _check_class_folders(root, listings, split_dirs)
     found = [f for listing in listings for f in listing.found]
-    probes = probe_all([f.path for f in found], unreadable, progress, stop)
+    probes = probe_all([f.path for f in found], unreadable, progress, stop, root=root)
     readable = [f for f in found if f.path in probes]
     _check_readable(split_dirs.get("train", root), classes, readable)
     digests = {path: digest for path, (_, digest) in probes.items()}
@@ -163,7 +163,7 @@ def scan_labelled_folder(
             f"{folder}: the folders {', '.join(repr(c) for c in unknown)} are not classes of this model "
             f"(its classes are {', '.join(repr(c) for c in classes)})"
         )
-    probes = probe_all([f.path for f in found], unreadable, progress, stop)
+    probes = probe_all([f.path for f in found], unreadable, progress, stop, root=folder)
     samples = [Sample(f.path, classes.index(f.class_name)) for f in found if f.path in probes]
     if not samples:
         raise DataError(f"{folder} contains no readable images in class sub-folders")

@@ -1,7 +1,9 @@
 """Find candidate image files under a data folder and check each one by decoding it.
 
 File-system details live here: hidden files, ``__MACOSX``, unreadable folders, symlink loops, the
-train/val/test folder names. Each image is decoded (draft-reduced) and hashed once on a small thread
+train/val/test folder names, and files that are not plain files (a pipe would block a read forever,
+a link to a device would never end) or links that lead out of the data folder: those are reported,
+never read, and every read stops at the size the file had when it was listed. Each image is decoded (draft-reduced) and hashed once on a small thread
 pool; failures become ``(path, reason)`` entries, never exceptions.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,10 +126,22 @@ def walk_files(folder: Path, unreadable: list[tuple[str, str]]) -> list[str]:
 
 
 def probe_all(
-    paths: list[str], unreadable: list[tuple[str, str]], progress: ProgressFn | None, stop: StopToken | None
+    paths: list[str], unreadable: list[tuple[str, str]], progress: ProgressFn | None, stop: StopToken | None,
+    root: Path | None = None,
 ) -> dict[str, tuple[tuple[int, int], str]]:
-    """Decode and hash every file on a small thread pool; return path -> ((w, h), digest) for the good ones."""
+    """Decode and hash every file on a small thread pool; return path -> ((w, h), digest) for the good ones.
+
+    Only plain files are read; with ``root``, a link that leads outside it is reported instead.
+    """
     results: dict[str, tuple[tuple[int, int], str]] = {}
+    kept = []
+    for path in paths:
+        reason = not_a_plain_file(path, root)
+        if reason:
+            unreadable.append((path, reason))
+        else:
+            kept.append(path)
+    paths = kept
     total = len(paths)
     if progress:
         progress(0, total)
@@ -164,11 +179,31 @@ def _probe_one(path: str, stop: StopToken | None) -> tuple[tuple[int, int], str]
         return exc.reason
 
 
+def not_a_plain_file(path: str, root: Path | None = None) -> str:
+    """Why ``path`` must not be read (empty when it is a plain file inside ``root``)."""
+    try:
+        info = os.stat(path)  # follows links: a link to a pipe or a device is one
+    except OSError as exc:
+        return f"cannot be read: {_os_reason(exc)}"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a plain file (a pipe, device or socket); skipped"
+    if root is not None and os.path.islink(path):
+        target = Path(path).resolve()
+        if not target.is_relative_to(Path(root).resolve()):
+            return f"a link to {target}, outside the data folder; skipped"
+    return ""
+
+
 def _file_digest(path: str) -> str:
     hasher = hashlib.blake2b()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+        left = os.fstat(handle.fileno()).st_size  # a file that grows while it is read is read as it was
+        while left > 0:
+            chunk = handle.read(min(1 << 20, left))
+            if not chunk:
+                break
             hasher.update(chunk)
+            left -= len(chunk)
     return hasher.hexdigest()
 
 
