@@ -129,6 +129,33 @@ def existing_model_file(path: str | Path) -> Path:
     return path
 
 
+MAX_META_BYTES = 1 << 20
+# Trained weights barely compress; a member that inflates far beyond its stored size is not weights.
+MAX_WEIGHTS_INFLATION = 50
+
+
+def _check_weights_size(archive: zipfile.ZipFile, path: Path) -> None:
+    """Refuse, before they are inflated, weights whose size disagrees with what they claim to hold (a small
+    file that would inflate to gigabytes)."""
+    weights = archive.getinfo(WEIGHTS_NAME)
+    if weights.file_size > MAX_WEIGHTS_INFLATION * max(1, weights.compress_size):
+        raise BundleError(f"{path}: its weights would inflate from {weights.compress_size:,} to "
+                          f"{weights.file_size:,} bytes, which no trained weights do; refused")
+    with archive.open(WEIGHTS_NAME) as handle:
+        header_size = int.from_bytes(handle.read(8), "little")
+        if header_size > min(weights.file_size, MAX_META_BYTES * 100):
+            raise BundleError(f"{path} has damaged weights (a header of {header_size:,} bytes)")
+        try:
+            header = json.loads(handle.read(header_size))
+            ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BundleError(f"{path} has damaged weights ({exc})") from exc
+    expected = 8 + header_size + max(ends, default=0)
+    if expected != weights.file_size:
+        raise BundleError(f"{path} has damaged weights: they hold {weights.file_size:,} bytes but their tensors "
+                          f"need {expected:,}")
+
+
 def read_bundle(path: Path) -> tuple[BundleMeta, bytes]:
     """Read and check a model file's metadata and raw weights (nothing is executed)."""
     try:
@@ -142,19 +169,29 @@ def read_bundle(path: Path) -> tuple[BundleMeta, bytes]:
                 )
             if META_NAME not in names or WEIGHTS_NAME not in names:
                 raise BundleError(f"{path} is not a tl_desktop model file (it lacks {META_NAME} or {WEIGHTS_NAME})")
-            raw_meta = archive.read(META_NAME)
+            meta_dict = _read_meta(archive, path)
+            _check_weights_size(archive, path)
             weights = archive.read(WEIGHTS_NAME)
     except zipfile.BadZipFile as exc:
         raise BundleError(f"{path} is not a tl_desktop model file or it is damaged ({exc})") from exc
     except OSError as exc:
         raise BundleError(f"cannot read model file {path}: {exc}") from exc
+    return BundleMeta.from_dict(meta_dict, source=str(path)), weights
+
+
+def _read_meta(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    """The metadata as a dict; refused when it is too large to be metadata or is not a JSON object."""
+    size = archive.getinfo(META_NAME).file_size
+    if size > MAX_META_BYTES:
+        raise BundleError(f"{path} has metadata of {size:,} bytes (at most {MAX_META_BYTES:,}); it is not "
+                          "a tl_desktop model file")
     try:
-        meta_dict = json.loads(raw_meta.decode("utf-8"))
+        meta_dict = json.loads(archive.read(META_NAME).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} has damaged metadata ({exc})") from exc
     if not isinstance(meta_dict, dict):
         raise BundleError(f"{path} has damaged metadata (not a JSON object)")
-    return BundleMeta.from_dict(meta_dict, source=str(path)), weights
+    return meta_dict
 
 
 @dataclass
