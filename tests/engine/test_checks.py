@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tl_desktop.config import (
     ConfigError,
@@ -13,12 +14,14 @@ from tl_desktop.config import (
 )
 from tl_desktop.engine.data.dataset import scan_dataset
 from tl_desktop.engine.models.backbones import BackboneError
+from tl_desktop.engine.models.bundle import load_bundle
 from tl_desktop.engine.models.weights import WeightsFileError
 from tl_desktop.engine.training.checks import (
     check_before_training,
     check_settings,
     check_split,
 )
+from tl_desktop.engine.training.runfolder import RunFolder
 
 
 def _config(root, backbone="tiny_cnn", **model) -> RunConfig:
@@ -77,3 +80,37 @@ def test_an_out_folder_that_cannot_hold_runs_fails_with_a_message(tiny_backbone,
     out = capsys.readouterr().out
     assert "Training failed after " in out
     assert f": cannot create a run folder in {not_a_folder}: Not a directory" in out
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_sound_model(tiny_backbone, tmp_path, make_image_folder):
+    import math
+
+    from safetensors.torch import load_file
+
+    from tl_desktop.engine.training.callbacks import Callback
+    from tl_desktop.engine.training.events import EpochEnded
+    from tl_desktop.engine.training.trainer import Trainer
+
+    class Poison(Callback):
+        """After epoch 1, turn one head weight into NaN, as an exploding update would."""
+
+        def __init__(self) -> None:
+            self.trainer = None
+
+        def on_event(self, event) -> None:
+            if isinstance(event, EpochEnded) and event.epoch == 1:
+                with torch.no_grad():
+                    next(self.trainer.model.head.parameters()).view(-1)[0] = math.nan
+
+    root = make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=40)
+    poison = Poison()
+    trainer = Trainer(_config(root).replace(out_dir=str(tmp_path / "runs")), callbacks=[poison])
+    poison.trainer = trainer
+    result = trainer.fit()
+    assert result.status == "failed" and result.best_epoch == 1
+    ended = RunFolder(result.run_dir).events()[-1]
+    assert ended.error.startswith("the loss diverged at epoch 2 (it became nan); lower the learning rate")
+    weights = load_file(str(result.model_path.parent / "best.safetensors"))
+    assert all(torch.isfinite(t).all() for t in weights.values())
+    assert result.model_path.is_file()  # the model of epoch 1, exported: no NaN weights anywhere
+    assert all(torch.isfinite(p).all() for p in load_bundle(result.model_path).model.state_dict().values())

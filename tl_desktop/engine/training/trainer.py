@@ -74,6 +74,10 @@ if TYPE_CHECKING:
     from tl_desktop.engine.data.dataset import ScanResult
 
 
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite: the weights can no longer be trusted."""
+
+
 @dataclass
 class FitResult:
     """How a fit ended and where its outputs are."""
@@ -142,6 +146,7 @@ class Trainer:
         self._epochs_done = 0
         self._epoch_seconds: list[float] = []
         status, error, details, model_path = "completed", None, None, None
+        keep_best = False
         with heavy_work():
             try:
                 # Callbacks first: a run folder that cannot be created is a failure the user must see.
@@ -165,9 +170,10 @@ class Trainer:
                 status = "stopped"
             except Exception as exc:  # noqa: BLE001 - fit reports every failure as an event, never raises
                 status, error, details = "failed", describe_error(exc), traceback.format_exc()
+                keep_best = isinstance(exc, TrainingDiverged)  # the checkpoint predates the divergence
             if self.sources is not None:
                 self.sources.close()
-        if status != "failed" and self._best is not None:
+        if (status != "failed" or keep_best) and self._best is not None:
             try:
                 model_path = self._export()
                 if status == "completed":
@@ -305,6 +311,9 @@ class Trainer:
             inputs, labels = self.move_batch(inputs, labels)
             logits = self.logits(inputs, source)
             loss = self.criterion(logits, labels)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"the loss diverged at epoch {epoch} (it became {float(loss.detach())}); lower the "
+                                       "learning rate and train again: the best model so far is kept")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
