@@ -64,7 +64,7 @@ def calibration_line(fitted: Calibration) -> str:
 
 
 def print_evaluation(where: str, predictions: Predictions, result: Metrics) -> None:
-    from tl_desktop.engine.evaluation.files import summary_lines
+    from tl_desktop.engine.evaluation.formatting import summary_lines
 
     print(f"Evaluation on the {where}")
     for line in summary_lines(result):

@@ -1,4 +1,4 @@
-"""Evaluation results on disk and as text: one folder per evaluation, readable back for the report.
+"""Evaluation results on disk: one folder per evaluation, readable back for the report.
 
 A folder holds ``metrics.json`` (metrics, where the images came from, unreadable files),
 ``per_class.csv``, ``confusion_matrix.csv`` and ``predictions.csv`` (every probability, so the
@@ -22,18 +22,8 @@ from tl_desktop.engine.evaluation.evaluate import (
     per_class_csv,
     predictions_csv,
 )
-from tl_desktop.engine.evaluation.formatting import (
-    HEADLINE_LABELS,
-    fmt,
-    fmt_ci,
-    summary_lines,
-)
 from tl_desktop.engine.evaluation.metrics import Interval, Metrics
 from tl_desktop.fileio import atomic_write_text
-
-# The text helpers lived here before formatting.py; importing them from here keeps working.
-__all__ = ["HEADLINE_LABELS", "confusion_csv", "fmt", "fmt_ci", "load_evaluation", "save_evaluation",
-           "saved_intervals", "summary_lines"]
 
 
 def confusion_csv(result: Metrics) -> str:

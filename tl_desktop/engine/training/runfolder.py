@@ -150,10 +150,6 @@ class RunFolder:
         """The run's configuration (migrated to the current schema)."""
         return RunConfig.load(self.config_file)
 
-    def config_dict(self) -> dict[str, Any]:
-        """The configuration exactly as stored (for the report's settings table)."""
-        return json.loads(self.config_file.read_text(encoding="utf-8"))
-
     def events(self) -> list[Event]:
         """Every readable event of ``events.jsonl`` in order (a torn or unknown line is skipped)."""
         if not self.events_file.is_file():
