@@ -66,15 +66,23 @@ class FeatureSet:
     """Cached outputs of the frozen part: ``values[i, v]`` for image ``i`` and view ``v``."""
 
     def __init__(self, values: np.ndarray, labels: Sequence[int], request: FeatureRequest, key: str,
-                 from_cache: bool) -> None:
+                 from_cache: bool, rows: np.ndarray | None = None) -> None:
         self.values = values
         self.labels = torch.as_tensor(list(labels), dtype=torch.long)
         self.request = request
         self.key = key
         self.from_cache = from_cache
+        self.rows = rows  # image i of this set is row rows[i] of values (None: row i)
 
     def __len__(self) -> int:
-        return int(self.values.shape[0])
+        return int(self.values.shape[0] if self.rows is None else self.rows.shape[0])
+
+    def subset(self, indices: Sequence[int]) -> "FeatureSet":
+        """The images at ``indices`` of this set, sharing its stored values (nothing is copied)."""
+        picked = np.asarray(indices, dtype=np.int64)
+        rows = picked if self.rows is None else self.rows[picked]
+        return FeatureSet(self.values, self.labels[torch.from_numpy(picked)].tolist(), self.request, self.key,
+                          self.from_cache, rows)
 
     @property
     def views(self) -> int:
@@ -91,7 +99,8 @@ class FeatureSet:
     def gather(self, indices: Sequence[int], views: np.ndarray) -> torch.Tensor:
         """Float32 tensor of the chosen views for ``indices``."""
         idx = np.asarray(indices, dtype=np.int64)
-        return torch.from_numpy(np.ascontiguousarray(self.values[idx, views[idx]])).float()
+        rows = idx if self.rows is None else self.rows[idx]
+        return torch.from_numpy(np.ascontiguousarray(self.values[rows, views[idx]])).float()
 
     def batches(self, batch_indices: Sequence[Sequence[int]], epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(inputs, labels) for each list of image indices, the view chosen for ``epoch``."""

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tl_desktop.config import RunConfig
-from tl_desktop.engine.data.dataset import DatasetSplit, ImageDataset
+from tl_desktop.engine.data.dataset import DatasetSplit, ImageDataset, Sample
 from tl_desktop.engine.data.preprocess import (
     Preprocessing,
     decode_size,
@@ -68,6 +68,9 @@ class SourceContext:
     generator: torch.Generator | None
     stop: StopToken
     emit: Callable[[Event], None]
+    # Images whose frozen-part outputs are computed together and shared by runs on parts of them
+    # (the folds of a cross-validation): a split inside the pool takes its rows of the pool's features.
+    feature_pool: tuple[Sample, ...] = ()
 
 
 class BatchSources(Protocol):

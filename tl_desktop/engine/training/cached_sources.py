@@ -78,55 +78,74 @@ class CachedSources:
         self.store = store or CacheStore()
         self.memory_budget_bytes = memory_budget_bytes
         self._images: dict[str, DecodedImages] = {}
-        self._features: dict[tuple[str, int], FeatureSet] = {}
+        self._features: dict[tuple[str, str, int], FeatureSet] = {}
 
     # ----- pieces ---------------------------------------------------------------------------------
-    def _samples(self, split_name: str) -> list[Sample]:
+    def _samples(self, source: str) -> list[Sample]:
         split = self.context.split
-        return list(split.train if split_name == "train" else split.val)
+        if source == "pool":
+            return list(self.context.feature_pool)
+        return list(split.train if source == "train" else split.val)
 
     def _progress(self, stage: CacheStage, split_name: str) -> Callable[[int, int], None]:
         return lambda done, total: self.context.emit(CacheProgress(stage, done, total, split_name))
 
-    def images(self, split_name: str) -> DecodedImages:
-        """The decoded images of ``split_name`` ("train" or "val"), decoding them on first use."""
-        if split_name not in self._images:
+    def images(self, source: str) -> DecodedImages:
+        """The decoded images of ``source`` ("train", "val" or "pool"), decoding them on first use."""
+        if source not in self._images:
             split = self.context.split
-            total = len(split.train) + len(split.val)
-            samples = self._samples(split_name)
+            total = max(len(split.train) + len(split.val), len(self.context.feature_pool))
+            samples = self._samples(source)
             budget = self.memory_budget_bytes * len(samples) // max(1, total)
             images = DecodedImages([s.path for s in samples], self.context.preprocessing,
                                    memory_budget_bytes=budget, store=self.store,
-                                   progress=self._progress("decoding", split_name), stop=self.context.stop)
+                                   progress=self._progress("decoding", source), stop=self.context.stop)
             if images.failures:
                 images.close()
                 path, reason = images.failures[0]
                 # The scan decoded every file, so a failure now means the file changed since then.
                 raise ImageLoadError(path, f"{reason} (it changed after the data were scanned; scan again)")
-            self._images[split_name] = images
-        return self._images[split_name]
+            self._images[source] = images
+        return self._images[source]
+
+    def _pool_rows(self, split_name: str) -> list[int] | None:
+        """Where the images of ``split_name`` sit in the feature pool; None when some are not in it."""
+        if not self.context.feature_pool:
+            return None
+        row_of = {s.path: i for i, s in enumerate(self.context.feature_pool)}
+        rows = [row_of.get(s.path) for s in self._samples(split_name)]
+        return None if any(r is None for r in rows) else rows
 
     def features(self, split_name: str, boundary: int, pooled: bool) -> FeatureSet:
-        """Cached frozen-part outputs for ``split_name`` at ``boundary`` (pooled for the head)."""
-        cache_id = (split_name, -1 if pooled else boundary)
+        """Cached frozen-part outputs for ``split_name`` at ``boundary`` (pooled for the head); taken
+        from the feature pool's outputs when every image of the split is in the pool."""
+        rows = self._pool_rows(split_name)
+        if rows is None:
+            return self._computed(split_name, split_name, boundary, pooled)
+        return self._computed("pool", split_name, boundary, pooled).subset(rows)
+
+    def _computed(self, source: str, role: str, boundary: int, pooled: bool) -> FeatureSet:
+        """The frozen part's outputs for the images of ``source``, made as ``role`` ("train": augmented
+        views, else one plain view) needs them."""
+        cache_id = (source, role, -1 if pooled else boundary)
         if cache_id not in self._features:
             cfg = self.context.config.train
             pre = self.context.preprocessing
-            augment = split_name == "train" and cfg.augmentation != "none"
+            augment = role == "train" and cfg.augmentation != "none"
             request = FeatureRequest(boundary=boundary, pooled=pooled, views=cfg.cached_views if augment else 1,
                                      augmentation=cfg.augmentation if augment else "none", seed=cfg.seed)
             transform = train_transform(pre, cfg.augmentation) if augment else eval_transform(pre)
-            samples = self._samples(split_name)
+            samples = self._samples(source)
             # Head first, then the last blocks: the frozen part runs once, for the boundary activations,
             # and the head's pooled features come from them through the remaining blocks.
             later = self._later_boundary()
-            activations = (self.features(split_name, later, False)
-                           if pooled and later is not None and self.should_cache_boundary(split_name, later) else None)
+            activations = (self._computed(source, role, later, False)
+                           if pooled and later is not None and self.should_cache_boundary(source, later) else None)
             self._features[cache_id] = cached_features(
-                self.context.model, _LazyImages(self, split_name, [s.path for s in samples]),
+                self.context.model, _LazyImages(self, source, [s.path for s in samples]),
                 [s.label for s in samples], transform, request, pre, cfg.batch_size, self.context.device,
-                store=self.store, progress=self._progress("features" if pooled else "activations", split_name), stop=self.context.stop,
-                activations=activations,
+                store=self.store, progress=self._progress("features" if pooled else "activations", role),
+                stop=self.context.stop, activations=activations,
             )
         return self._features[cache_id]
 
@@ -152,8 +171,9 @@ class CachedSources:
             return False
         cfg = self.context.config.train
         views = cfg.cached_views if cfg.augmentation != "none" else 1
-        needed = activation_bytes(self.context.model, boundary, self.context.preprocessing.input_size,
-                                  len(self._samples(split_name)) * views)
+        in_pool = split_name != "pool" and self._pool_rows(split_name) is not None
+        count = len(self._samples("pool" if in_pool else split_name))
+        needed = activation_bytes(self.context.model, boundary, self.context.preprocessing.input_size, count * views)
         self.store.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.store.root).free
         return needed <= min(self.store.limit_bytes, free // 2)

@@ -71,7 +71,7 @@ from tl_desktop.engine.training.resume import (
 from tl_desktop.engine.training.runfolder import RunFolder
 
 if TYPE_CHECKING:
-    from tl_desktop.engine.data.dataset import ScanResult
+    from tl_desktop.engine.data.dataset import Sample, ScanResult
 
 
 class TrainingDiverged(RuntimeError):
@@ -103,8 +103,10 @@ class Trainer:
         stop: StopToken | None = None,
         run_dir: Path | None = None,
         resume: bool = False,
+        feature_pool: Sequence[Sample] = (),
     ) -> None:
         self.config = config
+        self.feature_pool = tuple(feature_pool)  # see SourceContext.feature_pool
         self.scan = scan
         self.user_callbacks = list(callbacks)
         self.stop = stop or StopToken()
@@ -224,7 +226,7 @@ class Trainer:
         )
         self.model = prepare_model(model, self.device)
         context = SourceContext(cfg, self.scan.split, self.spec.preprocessing, self.model, self.device,
-                                self.generator, self.stop, self.emit)
+                                self.generator, self.stop, self.emit, self.feature_pool)
         self.sources = CachedSources(context) if self.use_caches else PlainSources(context)
 
     def move_batch(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
