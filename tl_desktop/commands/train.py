@@ -74,10 +74,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Train an image classifier by transfer learning. PATH holds one sub-folder per class, "
         "or train/ and val/ (and optionally test/) folders that each hold one sub-folder per class.",
     )
-    parser.add_argument("--data", metavar="PATH", help="image folder (required unless --config names one)")
-    parser.add_argument("--config", metavar="FILE", help="start from this config.json (flags override it)")
+    add_training_flags(parser)
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last "
                         "completed epoch, with the run's own settings and images")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def add_training_flags(parser: argparse.ArgumentParser) -> None:
+    """The data, model and recipe flags of ``train`` (``cv`` takes the same ones)."""
+    parser.add_argument("--data", metavar="PATH", help="image folder (required unless --config names one)")
+    parser.add_argument("--config", metavar="FILE", help="start from this config.json (flags override it)")
     parser.add_argument("--out", metavar="DIR", help="where run folders go (default: runs/)")
     parser.add_argument("--backbone", help="pretrained network (default: efficientnet_lite0)")
     parser.add_argument("--trainable-blocks", type=trainable_blocks_arg, metavar="N|all",
@@ -100,8 +107,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--num-workers", type=int, help="image-loading worker processes")
     parser.add_argument("--val-fraction", type=float, help="share of images for validation when splitting")
     parser.add_argument("--test-fraction", type=float, help="share of images for testing when splitting")
-    parser.set_defaults(run=run)
-    return parser
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
