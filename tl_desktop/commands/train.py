@@ -167,12 +167,18 @@ def resume_config(args: argparse.Namespace) -> RunConfig:
 def prepare(args: argparse.Namespace, stop: StopToken) -> tuple[RunConfig, ScanResult | None]:
     """The run's settings and scanned images (printing the audit), or a resumed run's settings;
     weights a new run needs are downloaded first. Raises on bad input."""
+    if args.resume:
+        return resume_config(args), None
+    return prepare_new(args, stop)
+
+
+def prepare_new(args: argparse.Namespace, stop: StopToken) -> tuple[RunConfig, ScanResult]:
+    """A new run's settings from the flags and its scanned images (printing the audit); weights it needs
+    are downloaded first. Raises on bad input."""
     from tl_desktop.engine.data.dataset import scan_dataset
     from tl_desktop.engine.models.weights import resolve_weights
     from tl_desktop.engine.training.checks import check_before_training, check_settings
 
-    if args.resume:
-        return resume_config(args), None
     config = build_config(args)
     check_settings(config)
     print(f"Scanning {config.data.root} ...", flush=True)
@@ -185,27 +191,33 @@ def prepare(args: argparse.Namespace, stop: StopToken) -> tuple[RunConfig, ScanR
     return config, scan
 
 
-def run(args: argparse.Namespace) -> int:
+def bad_input_errors() -> tuple[type[Exception], ...]:
+    """What preparing a run raises for bad input (exit 2)."""
     from tl_desktop.config import ConfigError
     from tl_desktop.engine.data.dataset import DataError
     from tl_desktop.engine.models.backbones import BackboneError
     from tl_desktop.engine.models.weights import WeightsFileError, WeightsUnavailable
+
+    return ConfigError, DataError, WeightsUnavailable, WeightsFileError, BackboneError
+
+
+def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.runtime.stop import StopRequested, StopToken
     from tl_desktop.engine.training.callbacks import ConsoleProgress
     from tl_desktop.engine.training.trainer import Trainer
 
     stop, signals, trainer = StopToken(), [], None
-    previous = {sig: signal.signal(sig, lambda signum, frame: _on_signal(stop, signum, signals))
+    previous = {sig: signal.signal(sig, lambda signum, frame: on_stop_signal(stop, signum, signals))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             config, scan = prepare(args, stop)
-        except (ConfigError, DataError, WeightsUnavailable, WeightsFileError, BackboneError) as exc:
+        except bad_input_errors() as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except StopRequested:
             print("Stopped before training started.", file=sys.stderr)
-            return _stopped_code(signals)
+            return stopped_code(signals)
         trainer = Trainer(config, scan=scan, callbacks=[ConsoleProgress()], stop=stop, run_dir=args.resume,
                           resume=bool(args.resume))
         result = trainer.fit()
@@ -221,15 +233,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if result.status == "stopped":
         print(f"To go on later: tl-desktop train --resume {result.run_dir}", file=sys.stderr)
-        return _stopped_code(signals)
+        return stopped_code(signals)
     return EXIT_OK
 
 
-def _stopped_code(signals: list[int]) -> int:
+def stopped_code(signals: list[int]) -> int:
     return EXIT_TERMINATED if signal.SIGTERM in signals else EXIT_STOPPED
 
 
-def _on_signal(stop: StopToken, signum: int, seen: list[int]) -> None:
+def on_stop_signal(stop: StopToken, signum: int, seen: list[int]) -> None:
     """First Ctrl-C or SIGTERM: stop after the current batch; a second Ctrl-C: abort at once."""
     seen.append(signum)
     if stop.requested and signum == signal.SIGINT:
