@@ -48,10 +48,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Sample:
-    """One image file and its class index."""
+    """One image file, its class index and its group (patient, field, ...; "" when it has none).
+    Images of one group always land in the same part of a split or fold."""
 
     path: str
     label: int
+    group: str = ""
 
 
 @dataclass
