@@ -15,6 +15,7 @@ from tl_desktop.window_command import add_gui_parser
 
 COMMAND_MODULES: tuple[str, ...] = (
     "train",
+    "cv",
     "predict",
     "cache",
     "evaluate",

@@ -22,7 +22,7 @@ def group_of(sample: Sample) -> str:
 
 def grouped_folds(samples: Sequence[Sample], k: int, seed: int) -> list[tuple[list[Sample], list[Sample]]]:
     """``k`` (training part, held-out part) pairs; each sample is held out exactly once."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
     ordered = sorted(samples, key=lambda s: s.path)
     groups = [group_of(s) for s in ordered]
@@ -32,7 +32,10 @@ def grouped_folds(samples: Sequence[Sample], k: int, seed: int) -> list[tuple[li
     labels = np.array([s.label for s in ordered])
     # Stratification needs every class in at least k groups; when a class has fewer, sklearn warns and
     # balances what it can, which is what is wanted here.
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed % 2**32)
+    # With no class holding k images stratifying is impossible: groups alone decide.
+    stratify = int(np.bincount(labels).max()) >= k
+    splitter = (StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed % 2**32) if stratify
+                else GroupKFold(n_splits=k, shuffle=True, random_state=seed % 2**32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         parts = list(splitter.split(np.zeros(len(ordered)), labels, groups))
