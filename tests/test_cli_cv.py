@@ -24,6 +24,11 @@ def test_cv_runs_every_fold_and_prints_the_summary(tiny_launcher, tmp_path, make
     (folder,) = (tmp_path / "runs").iterdir()
     assert sorted(p.name for p in folder.iterdir()) == [
         "audit.json", "cv.json", "fold-1", "fold-2", "fold-3", "folds.csv", "oof_predictions.csv", "summary.json"]
+    report = run_cli(tiny_launcher, "report", str(folder), "--bootstrap", "50")
+    assert report.returncode == 0, report.stderr
+    html = (folder / "report" / "report.html").read_text(encoding="utf-8")
+    assert "Cross-validation" in html and "95% interval across folds" in html and "Out-of-fold" in html
+    assert (folder / "report" / "report.pdf").stat().st_size > 1000
 
 
 def test_cv_refuses_bad_folds_before_writing_anything(tiny_launcher, tmp_path, make_image_folder):

@@ -28,7 +28,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Evaluate a run on its validation and test splits (and include external evaluations saved "
         "by `tl-desktop evaluate --data`) and write report.html and report.pdf.",
     )
-    parser.add_argument("run_dir", metavar="RUN", help="a run folder (it holds config.json and model.tlmodel)")
+    parser.add_argument("run_dir", metavar="RUN", help="a run folder (it holds config.json and model.tlmodel), "
+                        "or a cross-validation folder made by `tl-desktop cv`")
     parser.add_argument("--out", metavar="DIR", help="where to write the report (default: RUN/report)")
     parser.add_argument("--card", metavar="FILE", help="text file with the intended use and limitations "
                         "(default: RUN/model_card.md if present, else a generated draft)")
@@ -42,11 +43,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tl_desktop.config import ConfigError
     from tl_desktop.engine.evaluation.evaluate import EvaluationError
     from tl_desktop.engine.models.bundle import BundleError
     from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
+    from tl_desktop.engine.workflows.cv_folder import CVFolder
     from tl_desktop.fileio import DiskWriteError
     from tl_desktop.report.build import REPORT_FILES, build_report
+    from tl_desktop.report.cv_report import build_cv_report
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
@@ -65,11 +69,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: cannot read the card file {args.card}: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     try:
-        if RunFolder(run_dir).is_run():
-            model_file_of(run_dir, note=tell)
-        files = build_report(run_dir, args.out, model_card=card, n_bootstrap=args.bootstrap, seed=args.seed,
-                             progress=lambda text: print(f"{text}…", file=sys.stderr))
-    except (BundleError, EvaluationError) as exc:
+        if CVFolder(run_dir).is_cv():
+            files = build_cv_report(run_dir, args.out, n_bootstrap=args.bootstrap, seed=args.seed)
+        else:
+            if RunFolder(run_dir).is_run():
+                model_file_of(run_dir, note=tell)
+            files = build_report(run_dir, args.out, model_card=card, n_bootstrap=args.bootstrap, seed=args.seed,
+                                 progress=lambda text: print(f"{text}…", file=sys.stderr))
+    except (BundleError, EvaluationError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DiskWriteError as exc:

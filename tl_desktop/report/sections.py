@@ -67,7 +67,7 @@ def per_class_table(m: Metrics) -> Table:
                  f"never predicted (precision). {methods_note(m)}")
 
 
-def _evaluation_blocks(section: EvaluationSection) -> list[Any]:
+def evaluation_blocks(section: EvaluationSection) -> list[Any]:
     m = section.metrics
     blocks: list[Any] = [Para(f"Evaluated on {section.description}. Unreadable images skipped: "
                               f"{len(section.predictions.failures)}.")]
@@ -129,7 +129,7 @@ def build_sections(data: ReportData) -> list[Section]:
     for e in data.evaluations:
         sections.append(Section(f"eval-{e.key}", f"Results: {e.title}", "metrics with 95% intervals, "
                                 "confusion matrices, per-class table, ROC curves and calibration",
-                                _evaluation_blocks(e)))
+                                evaluation_blocks(e)))
     sections.append(Section("mistakes", "Most confident mistakes", "wrong answers given with the highest "
                             "confidence, with saliency maps", _mistake_blocks(data)))
     sections.append(Section("external", "External validation", "internal against external results",
