@@ -9,7 +9,7 @@ from typing import Any
 
 from tl_desktop.engine.evaluation.evaluate import EvaluationError, compute_metrics
 from tl_desktop.engine.evaluation.folds import INTERVAL_NOTE, AcrossFolds, figure_label
-from tl_desktop.engine.evaluation.formatting import fmt
+from tl_desktop.engine.evaluation.formatting import fmt, is_percent
 from tl_desktop.engine.workflows.cv_folder import CVFolder, CVPlan
 from tl_desktop.engine.workflows.cv_results import fold_predictions, pooled
 from tl_desktop.fileio import atomic_write_text, atomic_writer
@@ -66,13 +66,13 @@ def _cv_blocks(plan: CVPlan, summary: dict[str, Any]) -> list[Any]:
     names = ["accuracy", "balanced_accuracy", "macro_auc"]
     blocks.append(Table(["Fold", "Train", "Validation", "Held out", *(figure_label(n) for n in names)],
                         [[str(r["fold"]), str(r["train"]), str(r["val"]), str(r["held_out"]),
-                          *(fmt(r["figures"].get(n)) for n in names)] for r in summary["folds"]],
+                          *(fmt(r["figures"].get(n), is_percent(n)) for n in names)] for r in summary["folds"]],
                         "Each fold's figures on its own held-out images."))
     rows = []
     for name, raw in summary.get("across_folds", {}).items():
-        found = AcrossFolds.from_dict(raw)
-        interval = "—" if found.low is None else f"{fmt(found.low)} to {fmt(found.high)}"
-        rows.append([figure_label(name), fmt(found.mean), "—" if found.sd is None else fmt(found.sd), interval,
-                     str(found.folds)])
+        found, pct = AcrossFolds.from_dict(raw), is_percent(name)
+        interval = "—" if found.low is None else f"{fmt(found.low, pct)} to {fmt(found.high, pct)}"
+        rows.append([figure_label(name), fmt(found.mean, pct), "—" if found.sd is None else fmt(found.sd, pct),
+                     interval, str(found.folds)])
     blocks.append(Table(["Figure", "Mean", "SD", "95% interval across folds", "Folds"], rows, INTERVAL_NOTE))
     return blocks

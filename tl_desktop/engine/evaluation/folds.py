@@ -90,10 +90,13 @@ def figure_label(name: str) -> str:
 
 def summary_text(name: str, found: AcrossFolds) -> str:
     """ "Accuracy 91.2% ± 2.1 (sd), 95% CI across folds 88.6–93.8%, 5 folds"."""
-    def pct(value: float) -> str:
-        return f"{100 * value:.1f}%"
+    percent = name != "macro_auc"
+
+    def shown(value: float) -> str:
+        return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
 
     if found.sd is None:
-        return f"{figure_label(name)} {pct(found.mean)} (1 fold)"
-    return (f"{figure_label(name)} {pct(found.mean)} ± {100 * found.sd:.1f} (sd), 95% CI across folds "
-            f"{pct(found.low)}–{pct(found.high)}, {found.folds} folds")
+        return f"{figure_label(name)} {shown(found.mean)} (1 fold)"
+    spread = f"{100 * found.sd:.1f}" if percent else f"{found.sd:.3f}"
+    return (f"{figure_label(name)} {shown(found.mean)} ± {spread} (sd), 95% CI across folds "
+            f"{shown(found.low)}–{shown(found.high)}, {found.folds} folds")
