@@ -16,6 +16,7 @@ from typing import Any
 
 from scipy import stats
 
+from tl_desktop.engine.evaluation.formatting import is_percent
 from tl_desktop.engine.evaluation.metrics import Metrics
 
 LEVEL = 0.95
@@ -90,7 +91,7 @@ def figure_label(name: str) -> str:
 
 def summary_text(name: str, found: AcrossFolds) -> str:
     """ "Accuracy 91.2% ± 2.1 (sd), 95% CI across folds 88.6–93.8%, 5 folds"."""
-    percent = name != "macro_auc"
+    percent = is_percent(name)
 
     def shown(value: float) -> str:
         return f"{100 * value:.1f}%" if percent else f"{value:.3f}"
