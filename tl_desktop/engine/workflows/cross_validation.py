@@ -120,7 +120,7 @@ def resume_cross_validation(
 
 def _run(folder: CVFolder, plan: CVPlan, audit: Audit, callbacks: Callable[[int], Sequence[Callback]],
          on_fold: Callable[[FoldEvent], None], stop: StopToken | None) -> CVResult:
-    from tl_desktop.engine.runtime.stop import StopToken
+    from tl_desktop.engine.runtime.stop import StopRequested, StopToken
     from tl_desktop.engine.workflows.cv_results import fold_predictions, write_results
 
     stop = stop or StopToken()
@@ -132,7 +132,10 @@ def _run(folder: CVFolder, plan: CVPlan, audit: Audit, callbacks: Callable[[int]
         if found is None:
             if stop.requested:
                 return CVResult("stopped", folder, write_results(folder, plan, done))
-            status, error = _train_fold(folder, plan, index, split, audit, pool, callbacks(index), on_fold, stop)
+            try:
+                status, error = _train_fold(folder, plan, index, split, audit, pool, callbacks(index), on_fold, stop)
+            except StopRequested:  # while the held-out fold was predicted
+                status, error = "stopped", None
             found = fold_predictions(folder.fold(index)) if status == "completed" else None
             if found is None:
                 on_fold(FoldEnded(index, total, status))

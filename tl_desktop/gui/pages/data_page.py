@@ -115,6 +115,12 @@ class DataPage(Page):
             split_row.addWidget(label)
             split_row.addWidget(widget)
         split_row.addWidget(self.split_info, 1)
+        self.cv_button = QPushButton("Cross-validate…")
+        self.cv_button.setToolTip("Train and test one model per fold instead of trusting one split "
+                                  "(uses the Model page's settings)")
+        self.cv_button.setEnabled(False)
+        self.cv_button.clicked.connect(self.cross_validate)
+        split_row.addWidget(self.cv_button)
 
         self.summary = QLabel("No folder scanned yet.")
         self.summary.setWordWrap(True)
@@ -222,6 +228,14 @@ class DataPage(Page):
                       error_title=f"Could not read the image folder {cfg.root}.",
                       error_hint="Check that it has one sub-folder per class with images in it.")
 
+    def cross_validate(self) -> None:
+        """Open the cross-validation dialog on the scanned images with the window's settings."""
+        from tl_desktop.gui.cv_dialog import CrossValidationDialog
+
+        if self.session.scan is not None:
+            self._cv_dialog = CrossValidationDialog(self, self.session.config, self.session.scan)
+            self._cv_dialog.show()
+
     def _set_scanning(self, scanning: bool) -> None:
         self.progress.setVisible(scanning)
         self.cancel_button.setVisible(scanning)
@@ -238,6 +252,7 @@ class DataPage(Page):
         self.session.set_config(self.session.config.replace(data=cfg))
         self.session.set_scan(scan)
         self.show_scan(scan, thumbs)
+        self.cv_button.setEnabled(True)
         n = len(scan.split.train) + len(scan.split.val) + len(scan.split.test)
         self.status.emit(f"Found {n} images in {len(scan.split.classes)} classes. Next: choose a model.")
 
