@@ -10,7 +10,7 @@ synthetic data set is drawn. Settings go to a temporary file: the user's own are
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import sys
 import tempfile
 import time
@@ -42,7 +42,8 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
 
 
 def subset_folder(source: Path, per_class: int, target: Path) -> Path:
-    """Link the first ``per_class`` images of each class (from ``train/`` when present) into ``target``."""
+    """Copy the first ``per_class`` images of each class (from ``train/`` when present) into ``target``
+    (copies, not links: the scan skips links that lead out of the data folder)."""
     from tl_desktop.engine.data.images import is_supported_file
 
     base = source / "train" if (source / "train").is_dir() else source
@@ -50,7 +51,7 @@ def subset_folder(source: Path, per_class: int, target: Path) -> Path:
         files = sorted(f for f in class_dir.iterdir() if is_supported_file(f))[:per_class]
         (target / class_dir.name).mkdir(parents=True, exist_ok=True)
         for f in files:
-            os.symlink(f.resolve(), target / class_dir.name / f.name)
+            shutil.copy2(f, target / class_dir.name / f.name)
     return target
 
 
