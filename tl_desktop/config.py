@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -129,8 +132,15 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, raw: Any) -> "RunConfig":
+        """A config from its JSON form; a wrong type anywhere raises ConfigError naming the setting."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a configuration must be a JSON object of sections, got {_json_kind(raw)}")
         version = raw.get("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ConfigError(f"schema_version must be a whole number, got {version!r}")
+        if not isinstance(raw.get("out_dir", ""), str):
+            raise ConfigError(f"out_dir must be text, got {_json_kind(raw['out_dir'])}")
         if version > SCHEMA_VERSION:
             raise ConfigError(
                 f"this configuration was written by a newer tl_desktop (schema {version}); "
@@ -158,9 +168,56 @@ class RunConfig:
         return cls.from_dict(raw)
 
 
-def _section(kind: type, raw: dict[str, Any]) -> Any:
+def _section(kind: type, raw: Any) -> Any:
+    """One section from its JSON form: unknown names and values of the wrong type are refused here, so
+    a type error never reaches ``validate`` or the engine."""
+    section = kind.__name__.removesuffix("Config").lower()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the {section} settings must be a JSON object, got {_json_kind(raw)}")
     known = {f.name for f in dataclasses.fields(kind)}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"unknown {kind.__name__} settings: {', '.join(unknown)}")
+    hints = typing.get_type_hints(kind)
+    for name, value in raw.items():
+        if not _fits(value, hints[name]):
+            raise ConfigError(f"{section}.{name} must be {_describe(hints[name])}, got {value!r}")
     return kind(**raw)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type a config field declares (a whole number is a number too)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_fits(v, args[0]) for v in value if args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin in (list, tuple):
+        return "a list"
+    names = {int: "a whole number", float: "a finite number", str: "text", bool: "true or false",
+             type(None): "null"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _json_kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}
+    return next((text for kind, text in names.items() if isinstance(value, kind)), f"the number {value!r}")

@@ -207,7 +207,7 @@ def test_weights_must_fit_the_recorded_backbone_strictly(model_and_meta, tmp_pat
     model, meta = model_and_meta
     wrong = BundleMeta(backbone="tiny_cnn", classes=["only", "two"], preprocessing=meta.preprocessing)
     path = save_bundle(tmp_path / "m.tlmodel", model, wrong)
-    with pytest.raises(BundleError, match="do not fit"):
+    with pytest.raises(BundleError, match="head has 3 outputs but its metadata names 2 classes"):
         load_bundle(path)
 
 

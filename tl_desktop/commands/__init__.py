@@ -17,6 +17,17 @@ def tell(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (argparse then exits 2 naming the flag)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def add_force_flag(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--force", action="store_true", help=f"replace {what} if it exists (never done without it)")
 

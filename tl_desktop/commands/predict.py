@@ -19,6 +19,7 @@ from tl_desktop.commands import (
     EXIT_OK,
     EXIT_STOPPED,
     add_force_flag,
+    positive_int,
     refuses_to_replace,
     tell,
 )
@@ -39,7 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("images", metavar="IMAGE_OR_FOLDER", help="an image file or a folder of images")
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default 3)")
     parser.add_argument("--csv", metavar="FILE", help="write all probabilities to this CSV file")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--device", default="cpu", choices=DEVICES)
     add_force_flag(parser, "the --csv file")
     parser.set_defaults(run=run)

@@ -25,8 +25,13 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop import __version__
-from tl_desktop.config import ConfigError, RunConfig
 from tl_desktop.engine.data.preprocess import Preprocessing
+from tl_desktop.engine.models.meta_checks import (
+    MetaProblem,
+    check_meta_fields,
+    check_weights,
+    stored_config,
+)
 from tl_desktop.engine.runtime.allocator import heavy_work
 from tl_desktop.engine.runtime.device import prepare_model, to_model_input
 from tl_desktop.engine.runtime.stop import StopToken
@@ -95,6 +100,10 @@ class BundleMeta:
         missing = sorted(n for n in ("backbone", "classes", "preprocessing") if n not in raw)
         if missing:
             raise BundleError(f"{source} metadata lacks {', '.join(missing)}")
+        try:
+            check_meta_fields(raw)
+        except MetaProblem as exc:
+            raise BundleError(f"{source} cannot be used: {exc}") from None
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
@@ -261,11 +270,12 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> LoadedM
         state = load_safetensors_bytes(weights)
     except (SafetensorError, ValueError) as exc:
         raise BundleError(f"{path} has damaged weights ({exc})") from exc
-    try:
-        dropout = RunConfig.from_dict(meta.config).model.dropout
-    except (ConfigError, TypeError) as exc:
-        raise BundleError(f"{path} has settings this version cannot read ({exc})") from exc
+    dropout = stored_config(meta.config).model.dropout
     model = create_model(meta.backbone, num_classes=len(meta.classes), dropout=dropout, pretrained=False)
+    try:
+        check_weights(state, model.state_dict(), len(meta.classes))
+    except MetaProblem as exc:
+        raise BundleError(f"{path} cannot be used: {exc}") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
