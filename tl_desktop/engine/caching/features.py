@@ -9,13 +9,15 @@ does not change what is computed.
 
 Entries are keyed by everything that changes the stored numbers (files with sizes and mtimes,
 preprocessing, backbone, a hash of the frozen weights, freeze boundary, views, augmentation preset,
-seed, storage dtype) and live under ``<cache dir>/features/<key>``.
+seed, storage dtype) and live under ``<cache dir>/features/<key>``. An entry is checked for NaN or
+infinite numbers whenever it is loaded; a damaged one is dropped and computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from tl_desktop.engine.runtime.device import to_model_input
 from tl_desktop.engine.runtime.stop import StopToken
 
 FP16_THRESHOLD_BYTES = 256 * 1024**2
+_log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 ImageTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -251,7 +254,12 @@ def cached_features(
     if found is not None:
         values = _open_values(found)
         if values is not None and values.shape == (len(images), request.views, *shape):
-            return FeatureSet(values, labels, request, key, from_cache=True)
+            if all_finite(values):
+                return FeatureSet(values, labels, request, key, from_cache=True)
+            del values  # let go of the memory map before the folder is deleted
+            _log.warning("the cached features %s held NaN or infinite values (a damaged cache entry); they were "
+                         "dropped and are computed again", key)
+            store.drop("features", key)
     meta: dict[str, Any] = {
         "description": f"{backbone} {'pooled features' if request.pooled else f'block {request.boundary} input'}"
                        f", {len(images)} images x {request.views} views",
@@ -280,6 +288,14 @@ def _can_pool_from(activations: FeatureSet | None, request: FeatureRequest, coun
     return (len(activations) == count and activations.values.dtype == np.float32 and not source.pooled
             and (source.views, source.augmentation, source.seed) == (request.views, request.augmentation,
                                                                      request.seed))
+
+
+def all_finite(values: np.ndarray, chunk_bytes: int = 64 * 1024**2) -> bool:
+    """Whether every stored number is finite, read in chunks so a memory-mapped entry never loads whole."""
+    if not len(values):
+        return True
+    step = max(1, chunk_bytes // max(1, values[0].nbytes))
+    return all(bool(np.isfinite(values[start:start + step]).all()) for start in range(0, len(values), step))
 
 
 def _open_values(folder: Path) -> np.ndarray | None:

@@ -8,7 +8,9 @@ Layout::
       images/                         decoded-image spill files of running trainings
 
 Entries are written to a temporary folder and renamed into place, so a crash never leaves a
-half-written entry under its key. Each use touches ``entry.json``; when the total size of the
+half-written entry under its key. A writer holds a lock on its temporary folder; folders (and spill
+files) that a killed process left behind are swept when a store is opened, once they are an hour old
+and nothing holds them, and ``info`` counts those still there. Each use touches ``entry.json``; when the total size of the
 evictable kinds passes the limit, the least recently used entries go first.
 """
 
@@ -33,6 +35,8 @@ CACHE_LIMIT_ENV = "TL_DESKTOP_CACHE_LIMIT_MB"
 DEFAULT_LIMIT_BYTES = 4 * 1024**3
 ENTRY_FILE = "entry.json"
 EVICTABLE_KINDS = ("features", "images")
+LOCK_FILE = ".lock"
+STALE_AFTER_S = 3600.0
 # Raised whenever the pixels or features computed for the same inputs change (2: torch's uint8 resize).
 KEY_FORMAT_VERSION = 2
 
@@ -101,6 +105,13 @@ def _tree_size(path: Path) -> int:
     return total
 
 
+def _file_size(path: Path) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
+
+
 @dataclass(frozen=True)
 class CacheEntryInfo:
     """One stored entry: its kind, key, size on disk, last use and what it describes."""
@@ -121,6 +132,7 @@ class CacheInfo:
     limit_bytes: int
     entries: list[CacheEntryInfo] = field(default_factory=list)
     other_bytes: dict[str, int] = field(default_factory=dict)
+    unfinished: list[tuple[Path, int]] = field(default_factory=list)
 
     @property
     def evictable_bytes(self) -> int:
@@ -133,6 +145,10 @@ class CacheInfo:
             entries = [e for e in self.entries if e.kind == kind]
             size = sum(e.size_bytes for e in entries)
             lines.append(f"{kind}: {len(entries)} entries, {human_size(size)}")
+        if self.unfinished:
+            size = sum(size for _path, size in self.unfinished)
+            lines.append(f"unfinished writes: {len(self.unfinished)}, {human_size(size)} (left by a stopped or "
+                         "killed run; removed once an hour old and no longer being written)")
         for name, size in sorted(self.other_bytes.items()):
             lines.append(f"{name}: {human_size(size)} (kept by 'clear' unless asked)")
         return lines
@@ -153,6 +169,36 @@ class CacheStore:
     def __init__(self, root: Path | None = None, limit_bytes: int | None = None) -> None:
         self.root = Path(root) if root is not None else user_cache_dir()
         self.limit_bytes = cache_limit_bytes() if limit_bytes is None else int(limit_bytes)
+        self.sweep_stale()
+
+    def unfinished(self) -> list[Path]:
+        """Temporary entry folders and spill files: being written now, or left by a killed process."""
+        found = []
+        for kind in EVICTABLE_KINDS:
+            with contextlib.suppress(OSError):
+                found += [p for p in (self.root / kind).iterdir()
+                          if p.name.startswith(".") and (p.name.endswith(".part") or p.name.startswith(".spill-"))]
+        return sorted(found)
+
+    def sweep_stale(self, older_than_s: float = STALE_AFTER_S) -> int:
+        """Delete unfinished writes older than ``older_than_s`` that no live writer holds; return how many."""
+        swept = 0
+        for path in self.unfinished():
+            try:
+                if time.time() - path.stat().st_mtime < older_than_s or _held(path):
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:
+                continue  # held open on Windows, or removed meanwhile
+            swept += 1
+        return swept
+
+    def drop(self, kind: str, key: str) -> None:
+        """Delete the entry for ``key`` (e.g. one found damaged)."""
+        shutil.rmtree(self.entry_dir(kind, key), ignore_errors=True)
 
     def entry_dir(self, kind: str, key: str) -> Path:
         return self.root / kind / key
@@ -176,14 +222,18 @@ class CacheStore:
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".part", dir=parent))
         except OSError as exc:
             raise CacheError(f"cannot write to the cache folder {parent}: {exc}") from exc
+        lock = _hold(tmp)
         try:
             yield tmp
+            lock.close()
+            (tmp / LOCK_FILE).unlink(missing_ok=True)
             (tmp / ENTRY_FILE).write_text(json.dumps({"key": key, **meta}, default=str), encoding="utf-8")
             final = self.entry_dir(kind, key)
             if final.exists():
                 shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
         except BaseException:
+            lock.close()
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.evict(keep={(kind, key)})
@@ -231,7 +281,8 @@ class CacheStore:
             for child in self.root.iterdir():
                 if child.is_dir() and child.name not in EVICTABLE_KINDS:
                     other[child.name] = _tree_size(child)
-        return CacheInfo(self.root, self.limit_bytes, self.entries(), other)
+        unfinished = [(p, _tree_size(p) if p.is_dir() else _file_size(p)) for p in self.unfinished()]
+        return CacheInfo(self.root, self.limit_bytes, self.entries(), other, unfinished)
 
     def clear(self, include_weights: bool = False) -> int:
         """Delete cached features and images (and downloaded weights if asked); return bytes freed."""
@@ -255,3 +306,42 @@ class CacheStore:
             raise CacheError(f"cannot write to the cache folder {parent}: {exc}") from exc
         os.close(fd)
         return Path(name)
+
+
+def _hold(folder: Path) -> Any:
+    """Open and lock ``folder``'s lock file for as long as the returned handle stays open."""
+    handle = open(folder / LOCK_FILE, "a+b")
+    with contextlib.suppress(ImportError, OSError):
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def _held(path: Path) -> bool:
+    """Whether a live process still writes ``path``: a folder's lock is taken, or a spill file's process runs."""
+    if path.is_dir():
+        try:
+            import fcntl
+        except ImportError:
+            return False  # Windows: a folder with an open file cannot be deleted, so rmtree fails instead
+        lock_file = path / LOCK_FILE
+        if not lock_file.is_file():
+            return False
+        with open(lock_file, "a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+    pid = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
+    if not pid.isdigit() or sys.platform.startswith("win"):
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
