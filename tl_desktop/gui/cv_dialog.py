@@ -54,6 +54,7 @@ class CrossValidationDialog(QDialog):
         self.result: CVResult | None = None
         self.fold = (0, 0)
         self.held_out: dict[int, int] = {}
+        self.fold_seconds: list[float] = []
         self.started_at = 0.0
         self.setWindowTitle("Cross-validation")
         self.resize(720, 520)
@@ -125,6 +126,7 @@ class CrossValidationDialog(QDialog):
             worker.finished.connect(self._finished)
 
         self.table.setRowCount(0)
+        self.fold_seconds = []
         self.start_button.setEnabled(False)
         self.folds.setEnabled(False)
         self.stop_button.setEnabled(True)
@@ -150,8 +152,11 @@ class CrossValidationDialog(QDialog):
             done = index - 1 + event.epoch / max(1, event.total_epochs)
             self.bar.setValue(int(100 * done))
             self._say(f"Fold {index} of {total}: epoch {event.epoch} of {event.total_epochs}. "
-                      f"{_time_left(time.monotonic() - self.started_at, done, total)}")
+                      f"{_time_left(self.fold_seconds, total - done)}")
         elif isinstance(event, FoldEnded) and event.status == "completed":
+            now = time.monotonic()
+            self.fold_seconds.append(now - self.started_at)
+            self.started_at = now
             self._add_row(event.index, event.figures)
 
     def _add_row(self, index: int, figures: dict[str, float | None]) -> None:
@@ -214,9 +219,10 @@ class CrossValidationDialog(QDialog):
         self.tasks.start(write, "cv-report", connect)
 
 
-def _time_left(elapsed: float, done: float, total: int) -> str:
-    """ "About 3 min left" from the share of folds done so far."""
-    if done <= 0.05:
-        return ""
-    left = elapsed * (total - done) / done
+def _time_left(fold_seconds: list[float], folds_left: float) -> str:
+    """ "About 3 min left", from the quickest finished fold (the first one also computed the shared
+    frozen features, so it is the slowest); nothing before a fold has finished."""
+    if not fold_seconds:
+        return "Time left is shown once the first fold (which prepares the features for all) is done."
+    left = min(fold_seconds) * folds_left
     return f"About {left / 60:.0f} min left." if left >= 90 else f"About {left:.0f} s left."
