@@ -58,6 +58,10 @@ def _cv_blocks(plan: CVPlan, summary: dict[str, Any]) -> list[Any]:
               f"({cfg.data.val_fraction:.0%}, used for the best epoch) and predicted its own fold, which it never saw. "
               f"Backbone {cfg.model.backbone}, trainable blocks {cfg.model.trainable_blocks}, {cfg.train.epochs} epochs.")
     blocks: list[Any] = [Para(method)]
+    if grouped:
+        blocks.append(Para("The intervals of the pooled out-of-fold results treat the images as independent; "
+                           "images of one group resemble each other, so with several images per group those "
+                           "intervals are too narrow."))
     if summary.get("folds_done", 0) < summary.get("folds_planned", 0):
         blocks.append(Para(f"Only {summary['folds_done']} of {summary['folds_planned']} folds finished; the figures "
                            "below cover those folds alone."))
