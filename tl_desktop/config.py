@@ -35,14 +35,42 @@ class DataConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 0
+    dicom_window: str = "auto"
+    dicom_frame: str = "middle"
 
     def validate(self) -> None:
+        parse_dicom_window(self.dicom_window)
+        if self.dicom_frame not in DICOM_FRAME_RULES and dicom_frame_number(self.dicom_frame) is None:
+            raise ConfigError(f"dicom_frame must be one of {', '.join(DICOM_FRAME_RULES)} or a frame number "
+                              f"(1 = first), got {self.dicom_frame!r}")
         if not (0.0 < self.val_fraction < 1.0):
             raise ConfigError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
         if not (0.0 <= self.test_fraction < 1.0):
             raise ConfigError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ConfigError("validation + test fractions leave less than 10% of images to train on")
+
+
+DICOM_FRAME_RULES = ("middle", "first", "last")
+
+
+def parse_dicom_window(text: str) -> tuple[float, float] | None:
+    """A ``dicom_window`` setting as (centre, width), or None for "auto" (each file's own window)."""
+    if text.strip().lower() == "auto":
+        return None
+    parts = text.split(",")
+    try:
+        centre, width = (float(part) for part in parts)
+    except ValueError:
+        raise ConfigError(f"dicom_window must be 'auto' or 'CENTRE,WIDTH' (e.g. 40,400), got {text!r}") from None
+    if not (math.isfinite(centre) and math.isfinite(width) and width >= 1):
+        raise ConfigError(f"dicom_window needs a finite centre and a width of at least 1, got {text!r}")
+    return centre, width
+
+
+def dicom_frame_number(text: str) -> int | None:
+    """A ``dicom_frame`` setting that is a frame number (1 = first), else None."""
+    return int(text) if text.strip().isdigit() and int(text) >= 1 else None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ _FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "data": ("data", "root"),
     "val_fraction": ("data", "val_fraction"),
     "test_fraction": ("data", "test_fraction"),
+    "dicom_window": ("data", "dicom_window"),
+    "dicom_frame": ("data", "dicom_frame"),
     "backbone": ("model", "backbone"),
     "trainable_blocks": ("model", "trainable_blocks"),
     "dropout": ("model", "dropout"),
@@ -107,6 +109,10 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, help="image-loading worker processes")
     parser.add_argument("--val-fraction", type=float, help="share of images for validation when splitting")
     parser.add_argument("--test-fraction", type=float, help="share of images for testing when splitting")
+    parser.add_argument("--dicom-window", metavar="auto|CENTRE,WIDTH",
+                        help="window for DICOM images, e.g. 40,400 (default auto: each file's own window)")
+    parser.add_argument("--dicom-frame", metavar="middle|first|last|N",
+                        help="frame of multi-frame DICOM files to use (default middle)")
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:

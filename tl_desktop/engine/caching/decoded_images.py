@@ -20,7 +20,11 @@ from torch.utils.data import Dataset
 
 from tl_desktop.engine.caching.store import CacheStore
 from tl_desktop.engine.data.model_input import decode_workers
-from tl_desktop.engine.data.preprocess import Preprocessing, decode_size, resized_pixels
+from tl_desktop.engine.data.preprocess import (
+    Preprocessing,
+    load_for_model,
+    resized_pixels,
+)
 from tl_desktop.engine.runtime.stop import StopToken
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1024**3
@@ -57,16 +61,15 @@ class DecodedImages:
 
     def _build(self, store: CacheStore, progress: Progress | None, stop: StopToken | None,
                workers: int | None) -> None:
-        from tl_desktop.engine.data.images import ImageLoadError, load_rgb
+        from tl_desktop.engine.data.images import ImageLoadError
 
         total = len(self.paths)
         spill_handle = None
         workers = workers or decode_workers()
-        draft = decode_size(self.pre)
 
         def decode(index: int) -> tuple[int, torch.Tensor | None, str | None]:
             try:
-                image = load_rgb(self.paths[index], draft_size=draft)
+                image = load_for_model(self.paths[index], self.pre)
                 # numpy copies to CHW order without starting a torch thread team in this decoder thread
                 return index, torch.from_numpy(np.ascontiguousarray(resized_pixels(image, self.pre).numpy())), None
             except ImageLoadError as exc:

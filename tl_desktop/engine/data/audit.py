@@ -1,4 +1,5 @@
-"""The data audit shown before training: counts, unreadable files, duplicates, imbalance, image sizes.
+"""The data audit shown before training: counts, unreadable files, duplicates, imbalance, image sizes,
+DICOM files, and file properties that give a class away (:mod:`shortcuts`).
 
 Everything here is plain data built from what the scan found; ``warnings`` are sentences written for
 someone who is not a machine-learning expert and says what will happen or what to do.
@@ -11,6 +12,17 @@ import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tl_desktop.engine.data.images import ImageProperties
+from tl_desktop.engine.data.shortcuts import (
+    PropertyBaseline,
+    ShortcutFinding,
+    baseline_line,
+    find_shortcuts,
+    property_baseline,
+    property_values,
+    shortcut_warnings,
+)
 
 SPLITS = ("train", "val", "test")
 
@@ -72,6 +84,11 @@ class Audit:
     ignored_files: int = 0
     scan_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    shortcuts: list[ShortcutFinding] = field(default_factory=list)
+    property_baseline: PropertyBaseline | None = None
+    dicom_files: int = 0
+    dicom_multi_frame: int = 0
+    dicom_frame: str = "middle"
 
     @property
     def imbalanced(self) -> bool:
@@ -99,7 +116,19 @@ class Audit:
         fields = {k: v for k, v in raw.items() if k != "imbalanced"}
         fields["unreadable"] = [(str(p), str(r)) for p, r in raw.get("unreadable", [])]
         fields["sizes"] = SizeStats(**raw.get("sizes", {}))
+        fields["shortcuts"] = [ShortcutFinding(**item) for item in raw.get("shortcuts", [])]
+        baseline = raw.get("property_baseline")
+        fields["property_baseline"] = PropertyBaseline(**baseline) if baseline else None
         return cls(**fields)
+
+    def property_lines(self) -> list[str]:
+        """The DICOM files and the properties-only baseline, for the summary and the report."""
+        lines = [baseline_line(self.property_baseline)] if len(self.classes) >= 2 else []
+        if self.dicom_files:
+            frames = (f"; {self.dicom_multi_frame:,} hold several frames and give their {_frame_words(self.dicom_frame)} "
+                      "(the dicom_frame setting picks another)") if self.dicom_multi_frame else ""
+            lines.append(f"DICOM: {self.dicom_files:,} files, windowed to 8 bits{frames}")
+        return lines
 
     def summary_lines(self) -> list[str]:
         """A short human summary, one line per fact, warnings last."""
@@ -121,6 +150,7 @@ class Audit:
         if len(self.classes) >= 2:
             flag = " (imbalanced)" if self.imbalanced else ""
             lines.append(f"Balance: largest class has {self.imbalance_ratio:.1f}x the images of the smallest{flag}")
+        lines += self.property_lines()
         lines.append(f"Scanned in {self.scan_seconds:.1f} s")
         lines += [f"Warning: {text}" for text in self.warnings]
         return lines
@@ -138,8 +168,11 @@ def build_audit(
     ignored_files: int,
     notes: list[str],
     scan_seconds: float,
+    properties: dict[str, ImageProperties] | None = None,
+    dicom_frame: str = "middle",
 ) -> Audit:
-    """Assemble the audit; ``assignments`` maps each used path to (class name, split name)."""
+    """Assemble the audit; ``assignments`` maps each used path to (class name, split name), ``properties``
+    each scanned path to the header facts the shortcut audit compares."""
     counts = {c: {s: 0 for s in SPLITS} for c in classes}
     for name, split in assignments.values():
         counts[name][split] += 1
@@ -159,7 +192,29 @@ def build_audit(
         scan_seconds=scan_seconds,
     )
     audit.warnings = list(notes) + _warnings(audit)
+    if properties:
+        _add_property_findings(audit, assignments, properties, dicom_frame)
     return audit
+
+
+def _add_property_findings(audit: Audit, assignments: dict[str, tuple[str, str]],
+                           properties: dict[str, ImageProperties], dicom_frame: str) -> None:
+    """DICOM counts, separating properties and the properties-only baseline, over every image in use."""
+    used = [p for p in sorted(assignments) if p in properties]
+    facts = [properties[p] for p in used]
+    labels = [assignments[p][0] for p in used]
+    dicom = [f for f in facts if f.format == "DICOM"]
+    audit.dicom_files, audit.dicom_frame = len(dicom), dicom_frame
+    audit.dicom_multi_frame = sum(1 for f in dicom if f.frames > 1)
+    if len(audit.classes) < 2:
+        return
+    audit.shortcuts = find_shortcuts(labels, [property_values(f) for f in facts], audit.classes)
+    audit.property_baseline = property_baseline(labels, facts)
+    audit.warnings += shortcut_warnings(audit.shortcuts, audit.property_baseline)
+
+
+def _frame_words(rule: str) -> str:
+    return f"{rule} frame" if rule in ("middle", "first", "last") else f"frame {rule}"
 
 
 def _duplicate_groups(digests: dict[str, str]) -> list[list[str]]:

@@ -20,9 +20,11 @@ import torch
 
 from tl_desktop.config import DataConfig
 from tl_desktop.engine.data.audit import SPLITS, Audit, build_audit
+from tl_desktop.engine.data.dicom import DicomReading
 from tl_desktop.engine.data.images import (
     SUPPORTED_EXTENSIONS,
     ImageLoadError,
+    ImageProperties,
     is_supported_file,
     load_rgb,
 )
@@ -99,10 +101,12 @@ class ScanResult:
 class ImageDataset(torch.utils.data.Dataset):
     """(tensor, label) pairs read with :func:`load_rgb`; a file broken since the scan raises ImageLoadError."""
 
-    def __init__(self, samples: list[Sample], transform: Callable[[Any], torch.Tensor], draft_size: tuple[int, int] | None = None) -> None:
+    def __init__(self, samples: list[Sample], transform: Callable[[Any], torch.Tensor], draft_size: tuple[int, int] | None = None,
+                 dicom: DicomReading | None = None) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.draft_size = draft_size
+        self.dicom = dicom
 
     @property
     def labels(self) -> list[int]:
@@ -115,7 +119,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[index]
         try:
-            image = load_rgb(sample.path, self.draft_size)
+            image = load_rgb(sample.path, self.draft_size, self.dicom)
         except ImageLoadError as exc:
             raise ImageLoadError(sample.path, f"{exc.reason} (the file changed after the data were scanned)") from None
         return self.transform(image), sample.label
@@ -132,7 +136,8 @@ def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: Stop
     listings = [find_class_images(folder, split, unreadable) for split, folder in folders]
     classes = _check_class_folders(root, listings, split_dirs)
     found = [f for listing in listings for f in listing.found]
-    probes = probe_all([f.path for f in found], unreadable, progress, stop, root=root)
+    properties: dict[str, ImageProperties] = {}
+    probes = probe_all([f.path for f in found], unreadable, progress, stop, root=root, properties=properties)
     readable = [f for f in found if f.path in probes]
     _check_readable(split_dirs.get("train", root), classes, readable)
     digests = {path: digest for path, (_, digest) in probes.items()}
@@ -145,7 +150,7 @@ def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: Stop
         root=str(root), layout=layout, classes=classes, assignments=assignments, digests=digests,
         sizes={path: size for path, (size, _) in probes.items()}, unreadable=unreadable,
         ignored_files=sum(listing.ignored for listing in listings), notes=_loose_notes(folders, listings) + notes,
-        scan_seconds=time.perf_counter() - started,
+        scan_seconds=time.perf_counter() - started, properties=properties, dicom_frame=cfg.dicom_frame,
     )
     return ScanResult(split=split, audit=audit)
 

@@ -4,7 +4,11 @@ Every path through here ends in mode ``RGB`` or in :class:`ImageLoadError`: EXIF
 applied, 16-bit and float images are rescaled by their real range (a plain ``convert`` would
 saturate them), transparency is composited onto white, and oversized images are refused before a
 single pixel is decoded. No Pillow global is changed: the decompression-bomb warning is turned into
-an error only inside :func:`_open`, and truncated files are never "repaired" with grey.
+an error only inside :func:`_open`, and truncated files are never "repaired" with grey. DICOM files
+(by extension, or by their preamble when the name has no image extension) are read by :mod:`dicom`
+into their windowed 8-bit picture, so every consumer of :func:`load_rgb` sees what a viewer shows.
+The probe also returns the cheap facts the shortcut audit compares (format, colour mode, JPEG
+quality, camera, DICOM device), read from the header the decode opens anyway.
 """
 
 from __future__ import annotations
@@ -12,12 +16,23 @@ from __future__ import annotations
 import re
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+from tl_desktop.engine.data.dicom import (
+    DICOM_EXTENSIONS,
+    DicomInfo,
+    DicomReadError,
+    DicomReading,
+    has_preamble,
+    read_dicom,
+)
+
+PICTURE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+SUPPORTED_EXTENSIONS: frozenset[str] = PICTURE_EXTENSIONS | DICOM_EXTENSIONS
 
 # Decoders Pillow may use; anything else (PSD, EPS, ...) is refused even if Pillow could read it.
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "DIB", "TIFF", "WEBP")
@@ -33,6 +48,15 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _FORMAT_NAMES = {"MPO": "JPEG", "DIB": "BMP"}
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 _ORIENTATION_TAG = 0x0112
+_MODEL_TAG = 0x0110
+_MODE_NAMES = {
+    "1": "1-bit black and white", "L": "8-bit grayscale", "LA": "8-bit grayscale with transparency",
+    "P": "palette colour", "PA": "palette colour with transparency", "RGB": "8-bit colour",
+    "RGBA": "8-bit colour with transparency", "CMYK": "CMYK colour", "YCbCr": "8-bit colour",
+    "I": "32-bit grayscale", "F": "floating-point grayscale",
+}
+# libjpeg's standard luminance table: a file's table over it gives the quality it was saved with.
+_STANDARD_LUMINANCE_SUM = 3688
 # File signatures, to tell a damaged image from a file that is not an image at all.
 _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
@@ -45,6 +69,23 @@ _WHITE = (255, 255, 255)
 _OPEN_LOCK = threading.Lock()
 
 
+@dataclass(frozen=True)
+class ImageProperties:
+    """What the scan learns of a file besides its pixels: the facts that should not carry a label."""
+
+    width: int
+    height: int
+    format: str
+    colour: str
+    jpeg_quality: int | None = None
+    compression: str = ""
+    camera: str = ""
+    manufacturer: str = ""
+    model: str = ""
+    modality: str = ""
+    frames: int = 1
+
+
 class ImageLoadError(Exception):
     """A file could not be turned into an RGB image; ``reason`` says why in a few words."""
 
@@ -55,13 +96,25 @@ class ImageLoadError(Exception):
 
 
 def is_supported_file(path: str | Path) -> bool:
-    """True when the file name has a supported image extension (any case) and is not hidden."""
+    """True for a visible file with a supported image extension (any case), or a DICOM file by its preamble."""
     name = Path(path).name
-    return not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_EXTENSIONS
+    if name.startswith("."):
+        return False
+    return Path(name).suffix.lower() in SUPPORTED_EXTENSIONS or has_preamble(path)
 
 
-def load_rgb(path: str | Path, draft_size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode ``path`` into an RGB image, orientation applied; JPEGs may decode reduced to >= draft_size."""
+def is_dicom(path: str | Path) -> bool:
+    """A .dcm/.dicom name, or a file without a picture extension that carries the DICOM preamble."""
+    suffix = Path(path).suffix.lower()
+    return suffix in DICOM_EXTENSIONS or (suffix not in PICTURE_EXTENSIONS and has_preamble(path))
+
+
+def load_rgb(path: str | Path, draft_size: tuple[int, int] | None = None, dicom: DicomReading | None = None
+             ) -> Image.Image:
+    """Decode ``path`` into an RGB image, orientation applied; JPEGs may decode reduced to >= draft_size.
+    A DICOM file gives its windowed frame, read as ``dicom`` says (the file's own window by default)."""
+    if is_dicom(path):
+        return _read_dicom(path, dicom)[0]
     with _open(path) as img:
         orientation = _orientation(img)
         _decode(img, path, draft_size, orientation)
@@ -74,15 +127,73 @@ def load_rgb(path: str | Path, draft_size: tuple[int, int] | None = None) -> Ima
 
 def probe_image(path: str | Path) -> tuple[int, int]:
     """Really decode ``path`` (reduced for JPEG) to detect corruption; return its upright (width, height)."""
+    facts = probe_properties(path)
+    return facts.width, facts.height
+
+
+def probe_properties(path: str | Path) -> ImageProperties:
+    """Really decode ``path`` (reduced for JPEG) to detect corruption; return its upright size and header facts."""
+    if is_dicom(path):
+        return _dicom_properties(_read_dicom(path, None)[1])
     with _open(path) as img:
         width, height = img.size
-        orientation = _orientation(img)
+        exif = _exif(img)
+        orientation = exif.get(_ORIENTATION_TAG)
+        fmt = _FORMAT_NAMES.get(img.format or "", img.format or "")
+        facts = ImageProperties(
+            width, height, fmt, _colour_name(img.mode), _jpeg_quality(img), str(img.info.get("compression", "")),
+            _camera(exif),
+        )
         _decode(img, path, PROBE_DRAFT_SIZE, orientation)
         if img.mode not in _HIGH_DEPTH_MODES:  # rescaling cannot fail; other conversions can
             _to_rgb(img, path)
     if orientation in (5, 6, 7, 8):
-        return height, width
-    return width, height
+        return ImageProperties(height, width, *_fields_after_size(facts))
+    return facts
+
+
+def _fields_after_size(facts: ImageProperties) -> tuple:
+    return (facts.format, facts.colour, facts.jpeg_quality, facts.compression, facts.camera, facts.manufacturer,
+            facts.model, facts.modality, facts.frames)
+
+
+def _read_dicom(path: str | Path, reading: DicomReading | None) -> tuple[Image.Image, DicomInfo]:
+    """A DICOM file's picture and facts; every failure, a missing codec included, is an ImageLoadError."""
+    try:
+        return read_dicom(path, reading, MAX_PIXELS)
+    except DicomReadError as exc:
+        raise ImageLoadError(path, exc.reason) from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise ImageLoadError(path, _short(exc)) from None
+
+
+def _dicom_properties(info: DicomInfo) -> ImageProperties:
+    kind = "colour" if info.photometric not in ("MONOCHROME1", "MONOCHROME2") else "grayscale"
+    return ImageProperties(
+        info.width, info.height, "DICOM", f"{info.bits_stored}-bit {kind} ({info.photometric})",
+        compression=info.transfer_syntax, manufacturer=info.manufacturer, model=info.model,
+        modality=info.modality, frames=info.frames,
+    )
+
+
+def _colour_name(mode: str) -> str:
+    return "16-bit grayscale" if mode.startswith("I;16") else _MODE_NAMES.get(mode, mode)
+
+
+def _jpeg_quality(img: Image.Image) -> int | None:
+    """The quality a JPEG was saved with, estimated from its luminance quantisation table (libjpeg's scaling)."""
+    tables = getattr(img, "quantization", None)
+    if img.format not in ("JPEG", "MPO") or not tables:
+        return None
+    luminance = tables.get(0) or next(iter(tables.values()))
+    scale = 100.0 * sum(luminance) / _STANDARD_LUMINANCE_SUM
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return int(min(max(round(quality), 1), 100))
+
+
+def _camera(exif: dict) -> str:
+    model = exif.get(_MODEL_TAG)
+    return model.strip("\x00 ")[:60] if isinstance(model, str) else ""
 
 
 def _open(path: str | Path) -> Image.Image:
@@ -183,10 +294,14 @@ def _constant_level(value: float, dtype: np.dtype) -> float:
 
 
 def _orientation(img: Image.Image) -> int | None:
+    return _exif(img).get(_ORIENTATION_TAG)
+
+
+def _exif(img: Image.Image) -> dict:
     try:
-        return img.getexif().get(_ORIENTATION_TAG)
-    except Exception:  # unreadable EXIF: treat as upright
-        return None
+        return dict(img.getexif())
+    except Exception:  # unreadable EXIF: treat as upright, no camera
+        return {}
 
 
 def _unopenable_reason(path: str | Path, exc: Exception | None) -> str:

@@ -1,8 +1,12 @@
-"""The one preprocessing: stored in every model file and used by training, validation and prediction."""
+"""The one preprocessing: stored in every model file and used by training, validation and prediction.
+
+It includes how DICOM files become pictures (window and frame rule), so a model predicts on the
+same windowed pixels it was trained on.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -11,16 +15,22 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from tl_desktop.config import DataConfig
+    from tl_desktop.engine.data.dicom import DicomReading
+
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Resize the short side to ``resize_size``, centre-crop ``input_size``, normalise with mean/std."""
+    """Resize the short side to ``resize_size``, centre-crop ``input_size``, normalise with mean/std;
+    DICOM files are windowed by ``dicom_window`` ("auto": the file's own) and give the ``dicom_frame`` frame."""
 
     input_size: int
     resize_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bilinear"
+    dicom_window: str = "auto"
+    dicom_frame: str = "middle"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,7 +43,14 @@ class Preprocessing:
             mean=tuple(float(v) for v in raw["mean"]),
             std=tuple(float(v) for v in raw["std"]),
             interpolation=str(raw.get("interpolation", "bilinear")),
+            dicom_window=str(raw.get("dicom_window", "auto")),
+            dicom_frame=str(raw.get("dicom_frame", "middle")),
         )
+
+
+def with_data_settings(pre: Preprocessing, data: DataConfig) -> Preprocessing:
+    """A backbone's preprocessing with the run's DICOM reading settings."""
+    return replace(pre, dicom_window=data.dicom_window, dicom_frame=data.dicom_frame)
 
 
 def decode_size(pre: Preprocessing) -> tuple[int, int]:
@@ -42,10 +59,18 @@ def decode_size(pre: Preprocessing) -> tuple[int, int]:
 
 
 def load_for_model(path: str | Path, pre: Preprocessing) -> Image.Image:
-    """Decode an image file exactly as training and validation did (RGB, draft-decoded to the resize size)."""
+    """Decode an image file exactly as training and validation did (RGB, draft-decoded to the resize size,
+    DICOM windowed as the run said)."""
     from tl_desktop.engine.data.images import load_rgb
 
-    return load_rgb(path, draft_size=decode_size(pre))
+    return load_rgb(path, draft_size=decode_size(pre), dicom=dicom_reading(pre))
+
+
+def dicom_reading(pre: Preprocessing) -> DicomReading:
+    """How DICOM files are read for a model with this preprocessing."""
+    from tl_desktop.engine.data.dicom import DicomReading
+
+    return DicomReading.from_settings(pre.dicom_window, pre.dicom_frame)
 
 
 TRAIN_PRESETS = ("none", "light", "strong")

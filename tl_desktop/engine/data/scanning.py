@@ -4,7 +4,9 @@ File-system details live here: hidden files, ``__MACOSX``, unreadable folders, s
 train/val/test folder names, and files that are not plain files (a pipe would block a read forever,
 a link to a device would never end) or links that lead out of the data folder: those are reported,
 never read, and every read stops at the size the file had when it was listed. Each image is decoded (draft-reduced) and hashed once on a small thread
-pool; failures become ``(path, reason)`` entries, never exceptions.
+pool; failures become ``(path, reason)`` entries, never exceptions. The same decode gathers each file's
+header facts (:class:`images.ImageProperties`) for the shortcut audit, so no file is opened twice.
+A file whose name has no image extension is an image only when it carries the DICOM preamble.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tl_desktop.engine.data.images import ImageLoadError, is_supported_file, probe_image
+from tl_desktop.engine.data.images import (
+    ImageLoadError,
+    ImageProperties,
+    is_supported_file,
+    probe_properties,
+)
 from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 
 ProgressFn = Callable[[int, int], None]
@@ -99,15 +106,16 @@ def find_class_images(folder: Path, split: str | None, unreadable: list[tuple[st
     listing = FolderListing(split=split)
     for class_dir in subfolders(folder, unreadable):
         listing.class_names.append(class_dir.name)
-        files = walk_files(class_dir, unreadable)
-        listing.found += [FoundImage(p, class_dir.name, split) for p in sorted(files) if is_supported_file(p)]
-        listing.ignored += sum(1 for p in files if not is_supported_file(p))
+        files = sorted(walk_files(class_dir, unreadable))
+        supported = [p for p in files if is_supported_file(p)]  # may read a preamble: once per file
+        listing.found += [FoundImage(p, class_dir.name, split) for p in supported]
+        listing.ignored += len(files) - len(supported)
     try:
         with os.scandir(folder) as entries:
-            loose = [e.name for e in entries if _visible(e.name) and e.is_file()]
+            loose = [e.path for e in entries if _visible(e.name) and e.is_file()]
     except OSError:
         loose = []
-    listing.loose_images = sum(1 for name in loose if is_supported_file(name))
+    listing.loose_images = sum(1 for path in loose if is_supported_file(path))
     listing.ignored += len(loose)
     return listing
 
@@ -127,11 +135,12 @@ def walk_files(folder: Path, unreadable: list[tuple[str, str]]) -> list[str]:
 
 def probe_all(
     paths: list[str], unreadable: list[tuple[str, str]], progress: ProgressFn | None, stop: StopToken | None,
-    root: Path | None = None,
+    root: Path | None = None, properties: dict[str, ImageProperties] | None = None,
 ) -> dict[str, tuple[tuple[int, int], str]]:
     """Decode and hash every file on a small thread pool; return path -> ((w, h), digest) for the good ones.
 
-    Only plain files are read; with ``root``, a link that leads outside it is reported instead.
+    Only plain files are read; with ``root``, a link that leads outside it is reported instead. Each good
+    file's header facts go into ``properties`` when it is given.
     """
     results: dict[str, tuple[tuple[int, int], str]] = {}
     kept = []
@@ -153,7 +162,10 @@ def probe_all(
                 if isinstance(outcome, str):
                     unreadable.append((path, outcome))
                 else:
-                    results[path] = outcome
+                    facts, digest = outcome
+                    results[path] = ((facts.width, facts.height), digest)
+                    if properties is not None:
+                        properties[path] = facts
                 if progress:
                     progress(done, total)
                 if stop is not None:
@@ -165,8 +177,8 @@ def probe_all(
     return results
 
 
-def _probe_one(path: str, stop: StopToken | None) -> tuple[tuple[int, int], str] | str:
-    """((width, height), content digest), or the reason the file is unusable."""
+def _probe_one(path: str, stop: StopToken | None) -> tuple[ImageProperties, str] | str:
+    """(header facts with the upright size, content digest), or the reason the file is unusable."""
     if stop is not None and stop.requested:
         raise StopRequested()
     try:
@@ -174,7 +186,7 @@ def _probe_one(path: str, stop: StopToken | None) -> tuple[tuple[int, int], str]
     except OSError as exc:
         return f"cannot be read: {_os_reason(exc)}"
     try:
-        return probe_image(path), digest
+        return probe_properties(path), digest
     except ImageLoadError as exc:
         return exc.reason
 

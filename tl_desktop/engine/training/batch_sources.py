@@ -21,6 +21,7 @@ from tl_desktop.engine.data.dataset import DatasetSplit, ImageDataset, Sample
 from tl_desktop.engine.data.preprocess import (
     Preprocessing,
     decode_size,
+    dicom_reading,
     eval_transform,
     train_transform,
 )
@@ -119,13 +120,14 @@ class PlainSources:
         ctx = self.context
         samples = ctx.split.train
         pre = ctx.preprocessing
-        dataset = ImageDataset(samples, train_transform(pre, ctx.config.train.augmentation), decode_size(pre))
+        dataset = ImageDataset(samples, train_transform(pre, ctx.config.train.augmentation), decode_size(pre),
+                               dicom_reading(pre))
         return context_loader(ctx, dataset, True, drop_last_for(len(samples), ctx.config.train.batch_size))
 
     def val_source(self, phase: Phase) -> BatchSource:
         """Validation images through the one evaluation transform."""
         pre = self.context.preprocessing
-        dataset = ImageDataset(self.context.split.val, eval_transform(pre), decode_size(pre))
+        dataset = ImageDataset(self.context.split.val, eval_transform(pre), decode_size(pre), dicom_reading(pre))
         return context_loader(self.context, dataset, False, False)
 
     def close(self) -> None:

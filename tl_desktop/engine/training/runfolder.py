@@ -217,6 +217,7 @@ class RunFolder:
 
     def build_model_file(self) -> Path:
         """Write the model file from the best checkpoint, for a run killed before it exported its model."""
+        from tl_desktop.engine.data.preprocess import with_data_settings
         from tl_desktop.engine.models.backbones import create_model, get_backbone_spec
 
         config = self.config()
@@ -230,7 +231,8 @@ class RunFolder:
                    "val_accuracy": best[-1].val_accuracy if best else None,
                    "val_loss": best[-1].val_loss if best else None,
                    "epochs_completed": history[-1].epoch if history else 0}
-        return self.export_best_model(model, config, classes, spec.preprocessing, metrics)
+        return self.export_best_model(model, config, classes, with_data_settings(spec.preprocessing, config.data),
+                                      metrics)
 
 
 def model_file_of(path_or_run_dir: str | Path, note: Callable[[str], None] | None = None) -> Path:

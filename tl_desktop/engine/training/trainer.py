@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -197,13 +197,15 @@ class Trainer:
     def _prepare(self) -> None:
         """Seed, pick the device, scan the data and write the run folder's records."""
         from tl_desktop.engine.data.dataset import scan_dataset
+        from tl_desktop.engine.data.preprocess import with_data_settings
         from tl_desktop.engine.models.backbones import get_backbone_spec
 
         cfg = self.config.validate()
         self.generator = recipe.seed_everything(cfg.train.seed)
         self.device = pick_device(cfg.train.device)
         configure_threads()
-        self.spec = get_backbone_spec(cfg.model.backbone)
+        spec = get_backbone_spec(cfg.model.backbone)
+        self.spec = replace(spec, preprocessing=with_data_settings(spec.preprocessing, cfg.data))
         check_trainable_blocks(cfg, self.spec)
         if self.scan is None:
             self.scan = self.folder.scan() if self.resume else scan_dataset(cfg.data, stop=self.stop)
