@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from tl_desktop.engine.training.runfolder import RunFolder
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
@@ -59,14 +61,13 @@ def test_analysis_bar_dialogs_on_a_real_run(qtbot, tiny_run, external_folder, tm
     external.panel.button.click()
     qtbot.waitUntil(lambda: external.panel.table.columnCount() == 3, timeout=60_000)
     assert "No images of rust" in external.panel.message.text()
-    assert (tiny_run / "evaluation" / f"external-{external_folder.name}" / "metrics.json").is_file()
+    assert (RunFolder(tiny_run).external_evaluation_dir(external_folder) / "metrics.json").is_file()
     external.close()
 
     calibration = bar.show_calibration()
     calibration.panel.fit_button.click()
     qtbot.waitUntil(lambda: bool(refreshed), timeout=60_000)
     assert "Stored temperature" in calibration.panel.result.text()
-    from tl_desktop.engine.training.runfolder import RunFolder
 
     assert load_bundle(RunFolder(tiny_run).model_file).meta.temperature != 1.0
     calibration.close()

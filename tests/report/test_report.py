@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from tl_desktop.cli import main
+from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.report.build import build_report
 
 SECTION_IDS = ["summary", "dataset", "model", "training", "eval-val", "eval-test", "mistakes", "external", "card"]
@@ -25,13 +26,13 @@ def test_evaluate_command_writes_files_and_report_includes_external(tiny_run, ex
                  "--bootstrap", "50"]) == 0
     out = capsys.readouterr().out
     assert "No images of: rust" in out
-    external = tiny_run / "evaluation" / f"external-{external_folder.name}"
+    external = RunFolder(tiny_run).external_evaluation_dir(external_folder)
     assert (external / "predictions.csv").is_file()
 
     card = "Intended use\nScreening photos of potato leaves in our greenhouse only.\n"
     files = build_report(tiny_run, tmp_path / "rep", model_card=card, n_bootstrap=100)
     page = files.html.read_text(encoding="utf-8")
-    for key in SECTION_IDS + [f"eval-external-{external_folder.name}"]:
+    for key in SECTION_IDS + [f"eval-{RunFolder(tiny_run).external_evaluation_dir(external_folder).name}"]:
         assert f'<section id="{key}">' in page, key
     assert not re.search(r"https?://", page)
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", page)

@@ -84,8 +84,12 @@ def _evaluations(run: RunFolder, n_bootstrap: int, seed: int, say: ProgressFn, s
         try:
             predictions, result = evaluate_run(run.path, split, stop=stop, n_bootstrap=n_bootstrap, seed=seed)
         except EvaluationError as exc:
-            notes.append(str(exc))
+            notes.append(f"{title} left out of this report: {exc}")
             continue
+        if predictions.failures:
+            notes.append(f"{title}: {len(predictions.failures)} of {len(predictions) + len(predictions.failures)} "
+                         f"images could not be read (moved or deleted?); its results cover the other "
+                         f"{len(predictions)} only")
         evaluations.append(EvaluationSection(split, title, f"the {len(predictions)} images the run set aside "
                                              f"as its {'validation' if split == 'val' else 'test'} split",
                                              predictions, result))
@@ -122,6 +126,9 @@ def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstra
     loaded = load_bundle(model_file_of(run.path))
     events = run.events()
     evaluations, notes = _evaluations(run, n_bootstrap, seed, say, stop)
+    if not evaluations:
+        raise EvaluationError(f"nothing of run {run.name} could be evaluated, so its report would hold no results: "
+                              + "; ".join(notes))
     say("Computing saliency maps of the most confident mistakes")
     mistakes, unreadable = mistake_images(loaded, evaluations)
     notes += [f"Could not show {text}" for text in unreadable]

@@ -187,7 +187,19 @@ def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[in
     loaded = load_bundle(model_file_of(run.path))
     _check_same_classes(list(loaded.classes), list(dataset.classes), f"the split of run {run.name}")
     predictions = predict_split(loaded, samples, progress=progress, stop=stop)
+    require_readable(predictions, f"{'validation' if split == 'val' else 'test'} images of run {run.name}")
     return predictions, compute_metrics(predictions, **metric_options)
+
+
+def require_readable(predictions: Predictions, where: str) -> None:
+    """Refuse an evaluation that could read none of its images (moved or deleted): results of n=0 must never
+    be shown as results, nor replace earlier ones."""
+    if len(predictions):
+        return
+    count = len(predictions.failures)
+    first = f" (first: {predictions.failures[0][0]}: {predictions.failures[0][1]})" if count else ""
+    raise EvaluationError(f"none of the {count} {where} could be read{first}; were they moved or deleted? "
+                          "Nothing was evaluated or written")
 
 
 def evaluate_folder(loaded: "LoadedModel", folder: str | Path, progress: Callable[[int, int], None] | None = None,
@@ -207,6 +219,7 @@ def evaluate_folder(loaded: "LoadedModel", folder: str | Path, progress: Callabl
                               f"model's classes ({', '.join(classes)})")
     predictions = predict_split(loaded, samples, progress=progress, stop=stop)
     predictions.failures = list(unreadable) + predictions.failures
+    require_readable(predictions, f"images of folder {folder}")
     return predictions, compute_metrics(predictions, **metric_options)
 
 

@@ -11,13 +11,14 @@ knows the files in it.
     resume.safetensors  where the run stood after its last completed epoch (removed when it completes)
     model.tlmodel     the model file, exported from the best checkpoint at the end
     model_card.md     the intended-use text the user edited for the report
-    evaluation/       saved evaluations: <split>/ and external-<folder name>/
+    evaluation/       saved evaluations: <split>/ and external-<folder name>-<path hash>/
 
 Importing this module is cheap (no torch): the window reads run folders before torch is loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -125,9 +126,12 @@ class RunFolder:
         return self.evaluations_dir / split
 
     def external_evaluation_dir(self, folder: str | Path) -> Path:
-        """Where the evaluation of an external image ``folder`` is saved."""
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(folder).resolve().name) or "folder"
-        return self.evaluations_dir / f"{EXTERNAL_PREFIX}{name}"
+        """Where the evaluation of an external image ``folder`` is saved: its name and a short hash of its
+        absolute path, so ``a/images`` and ``b/images`` never share (and overwrite) one folder."""
+        absolute = Path(folder).resolve()
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", absolute.name) or "folder"
+        digest = hashlib.sha256(str(absolute).encode("utf-8")).hexdigest()[:6]
+        return self.evaluations_dir / f"{EXTERNAL_PREFIX}{name}-{digest}"
 
     def external_evaluations(self) -> list[Path]:
         """Folders of the saved external evaluations, sorted by name."""
