@@ -229,3 +229,33 @@ def test_unreachable_server_becomes_weights_unavailable(cache):
     with pytest.raises(WeightsUnavailable, match="could not download http://127.0.0.1:9/unreachable/good.pth"):
         resolve_weights(_fake_spec())
     assert not cache.exists() or _leftovers(cache) == []
+
+
+def test_a_damaged_cached_copy_is_deleted_and_downloaded_again(server, cache, monkeypatch):
+    httpd, base = server
+    monkeypatch.setenv("TL_DESKTOP_WEIGHTS_MIRROR", base)
+    cache.mkdir(parents=True)
+    (cache / "good.pth").write_bytes(bytes(reversed(PAYLOAD)))  # right size, wrong bytes
+    assert weights_status(_fake_spec()) == "cached"
+    path = resolve_weights(_fake_spec())
+    assert path.read_bytes() == PAYLOAD and httpd.requests == ["/good.pth"]
+    assert (cache / "good.pth.verified").is_file()
+    assert resolve_weights(_fake_spec()) == path and len(httpd.requests) == 1
+
+
+def test_a_damaged_cached_copy_offline_is_reported_as_damaged_not_as_pickle(cache):
+    cache.mkdir(parents=True)
+    (cache / "good.pth").write_bytes(b"\x80random bytes, not weights" * 100)
+    with pytest.raises(WeightsUnavailable) as info:
+        resolve_weights(_fake_spec(), allow_download=False)
+    text = str(info.value)
+    assert "was damaged (its checksum did not match) and was deleted" in text and "pickle" not in text
+    assert not (cache / "good.pth").exists()
+
+
+def test_a_sound_cached_copy_is_hashed_once(cache, monkeypatch):
+    cache.mkdir(parents=True)
+    (cache / "good.pth").write_bytes(PAYLOAD)
+    assert resolve_weights(_fake_spec(), allow_download=False) == cache / "good.pth"
+    monkeypatch.setattr(weights.hashlib, "sha256", None)  # a second hash would fail
+    assert resolve_weights(_fake_spec(), allow_download=False) == cache / "good.pth"

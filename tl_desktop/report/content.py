@@ -102,7 +102,8 @@ def _evaluations(run: RunFolder, n_bootstrap: int, seed: int, say: ProgressFn, s
             continue
         source = payload.get("source", {}).get("folder", folder.name)
         evaluations.append(EvaluationSection(
-            folder.name, f"External: {Path(source).name}", f"all {len(predictions)} images of {source}",
+            folder.name, f"External: {Path(Path(source).parent.name, Path(source).name).as_posix()}",
+            f"all {len(predictions)} images of {source}",
             predictions, compute_metrics(predictions, n_bootstrap=n_bootstrap, seed=seed)))
     return evaluations, notes
 

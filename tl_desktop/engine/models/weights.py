@@ -2,7 +2,10 @@
 
 Downloads go to a temp file next to the destination, are hashed while they stream and are renamed
 into place only after the checksum passes, so an interrupted or corrupted download never leaves a
-file that looks valid. Weight files are read without running pickled code.
+file that looks valid. A cached file is checked against the same checksum before it is used (once per
+change of its size or time, remembered in a ``.verified`` file beside it): a damaged copy is deleted and
+downloaded again, or reported as damaged when it cannot be. Weight files are read without running
+pickled code.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import logging
 import os
 import pickle
 import sys
@@ -33,6 +37,7 @@ MIRROR_ENV = "TL_DESKTOP_WEIGHTS_MIRROR"
 DEFAULT_BASE_URL = "https://download.pytorch.org/models/"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 30.0
+_log = logging.getLogger(__name__)
 
 
 class WeightsUnavailable(Exception):
@@ -145,18 +150,66 @@ def resolve_weights(
         if not path.is_file():
             raise WeightsFileError(f"weights file not found: {path}")
         return path
-    found = bundled_weights_path(spec) or cached_weights_path(spec)
-    if found is not None:
-        return found
+    bundled = bundled_weights_path(spec)
+    if bundled is not None:
+        return bundled
+    cached, damaged = cached_weights_path(spec), ""
+    if cached is not None:
+        if cached_copy_is_sound(spec, cached):
+            return cached
+        damaged = f"the copy in the cache, {cached}, was damaged (its checksum did not match) and was deleted"
+        _log.warning("%s; downloading it again", damaged)
     url = download_url(spec)
     if not url:
-        raise WeightsUnavailable(unavailable_message(spec, "no download address is known for it"))
+        raise WeightsUnavailable(unavailable_message(spec, damaged or "no download address is known for it"))
     if not allow_download:
-        raise WeightsUnavailable(unavailable_message(spec, "downloading is switched off"))
+        raise WeightsUnavailable(unavailable_message(spec, damaged or "downloading is switched off"))
     try:
-        return download_file(url, weights_cache_dir() / spec.weights_filename, spec.weights_sha256, progress, stop)
+        path = download_file(url, weights_cache_dir() / spec.weights_filename, spec.weights_sha256, progress, stop)
     except DownloadError as exc:
-        raise WeightsUnavailable(unavailable_message(spec, str(exc))) from exc
+        raise WeightsUnavailable(unavailable_message(spec, "; ".join(filter(None, (damaged, str(exc)))))) from exc
+    _remember_verified(path)
+    return path
+
+
+def _verified_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _file_stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _remember_verified(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _verified_marker(path).write_text(_file_stamp(path), encoding="utf-8")
+
+
+def cached_copy_is_sound(spec: BackboneSpec, path: Path) -> bool:
+    """Whether a cached weights file matches its published checksum; a damaged one is deleted.
+
+    A file converted to .safetensors, or one whose checksum is not known, cannot be checked and is trusted.
+    """
+    if path.name != spec.weights_filename or not spec.weights_sha256:
+        return True
+    marker = _verified_marker(path)
+    with contextlib.suppress(OSError):
+        if marker.read_text(encoding="utf-8") == _file_stamp(path):
+            return True
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            hasher.update(chunk)
+    try:
+        _check_digest(hasher.hexdigest(), spec.weights_sha256, str(path))
+    except DownloadError:
+        for damaged in (path, marker):
+            with contextlib.suppress(OSError):
+                damaged.unlink()
+        return False
+    _remember_verified(path)
+    return True
 
 
 def unavailable_message(spec: BackboneSpec, reason: str) -> str:
