@@ -60,3 +60,13 @@ def test_predict_refuses_a_batch_size_of_zero(tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         main(["predict", "--model", str(tmp_path / "m.tlmodel"), str(tmp_path), "--batch-size", "0"])
     assert caught.value.code == 2 and "--batch-size: must be 1 or more, got 0" in capsys.readouterr().err
+
+
+def test_train_on_a_missing_gpu_exits_2_before_any_run_folder(tmp_path, capsys, monkeypatch, make_image_folder):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    root = make_image_folder(tmp_path, classes={"a": 3, "b": 3}, size=32)
+    code = main(["train", "--data", str(root), "--device", "cuda", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and "PyTorch sees no CUDA GPU" in err and not (tmp_path / "runs").exists()

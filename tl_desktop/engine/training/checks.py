@@ -40,12 +40,14 @@ def check_trainable_blocks(config: RunConfig, spec: BackboneSpec) -> None:
 
 
 def check_settings(config: RunConfig) -> BackboneSpec:
-    """The settings, the backbone and the weights file (before the data are scanned: a weights file is
-    read to check it holds weights); the backbone's spec."""
+    """The settings, the device, the backbone and the weights file (before the data are scanned and before
+    any run folder exists: a weights file is read to check it holds weights); the backbone's spec."""
     from tl_desktop.engine.models.backbones import get_backbone_spec
     from tl_desktop.engine.models.weights import load_state_dict_file
+    from tl_desktop.engine.runtime.device import pick_device
 
     config.validate()
+    pick_device(config.train.device)  # a chosen GPU that is not there is refused here, not after the folder exists
     spec = get_backbone_spec(config.model.backbone)
     check_trainable_blocks(config, spec)
     if config.model.weights_file is not None:
