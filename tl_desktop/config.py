@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,16 +30,25 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the images are and how they are split."""
+    """Where the images are and how they are split: a folder (``root``) or a label table (``labels``),
+    and where each image's group comes from (``group_by``: a table column, ``dicom:TAG`` or ``re:PATTERN``)."""
 
     root: str = ""
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 0
+    labels: str = ""
+    group_by: str = ""
     dicom_window: str = "auto"
     dicom_frame: str = "middle"
 
     def validate(self) -> None:
+        if self.root and self.labels:
+            raise ConfigError("give an image folder or a label table, not both")
+        kind, _ = group_source(self.group_by)
+        if kind == "column" and not self.labels:
+            raise ConfigError(f"group_by {self.group_by!r} names a table column, which needs a label table; "
+                              "for a folder use 'dicom:TAG' or 're:PATTERN'")
         parse_dicom_window(self.dicom_window)
         if self.dicom_frame not in DICOM_FRAME_RULES and dicom_frame_number(self.dicom_frame) is None:
             raise ConfigError(f"dicom_frame must be one of {', '.join(DICOM_FRAME_RULES)} or a frame number "
@@ -49,6 +59,30 @@ class DataConfig:
             raise ConfigError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ConfigError("validation + test fractions leave less than 10% of images to train on")
+
+
+def group_source(text: str) -> tuple[str, str]:
+    """Parse a ``group_by`` setting into (kind, value): ("", "") for none, ("column", NAME), ("dicom", TAG)
+    or ("regex", PATTERN); a pattern must compile and hold exactly one capture group."""
+    text = text.strip()
+    if not text:
+        return "", ""
+    if text.lower().startswith("dicom:"):
+        tag = text[len("dicom:"):].strip()
+        if not tag:
+            raise ConfigError("group_by 'dicom:' needs a tag name, e.g. dicom:PatientID")
+        return "dicom", tag
+    if text.startswith("re:"):
+        pattern = text[len("re:"):]
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as exc:
+            raise ConfigError(f"group_by pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        if groups != 1:
+            raise ConfigError(f"group_by pattern {pattern!r} must hold exactly one capture group (...), "
+                              f"it holds {groups}")
+        return "regex", pattern
+    return "column", text
 
 
 DICOM_FRAME_RULES = ("middle", "first", "last")

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 # flag destination -> (config section, field)
 _FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "data": ("data", "root"),
+    "labels": ("data", "labels"),
+    "group_by": ("data", "group_by"),
     "val_fraction": ("data", "val_fraction"),
     "test_fraction": ("data", "test_fraction"),
     "dicom_window": ("data", "dicom_window"),
@@ -72,9 +74,10 @@ def trainable_blocks_arg(text: str) -> int | str:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "train", help="train a classifier from a folder of images",
+        "train", help="train a classifier from a folder of images or a label table",
         description="Train an image classifier by transfer learning. PATH holds one sub-folder per class, "
-        "or train/ and val/ (and optionally test/) folders that each hold one sub-folder per class.",
+        "or train/ and val/ (and optionally test/) folders that each hold one sub-folder per class; "
+        "or --labels names a table of image paths and labels.",
     )
     add_training_flags(parser)
     parser.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last "
@@ -85,7 +88,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
     """The data, model and recipe flags of ``train`` (``cv`` takes the same ones)."""
-    parser.add_argument("--data", metavar="PATH", help="image folder (required unless --config names one)")
+    parser.add_argument("--data", metavar="PATH", help="image folder (required unless --labels or --config names one)")
+    parser.add_argument("--labels", metavar="TABLE", help="a CSV/TSV label table instead of a folder: columns path,label "
+                        "and optionally group and split (train/val/test); paths relative to the table's folder")
+    parser.add_argument("--group-by", metavar="COLUMN|dicom:TAG|re:PATTERN",
+                        help="keep each group's images (a patient's, a field's) in one part: a table column, a DICOM "
+                        "tag (e.g. dicom:PatientID, stored only hashed) or a pattern with one (capture group) on "
+                        "the path relative to the data folder, e.g. 're:^(P\\d+)_'")
     parser.add_argument("--config", metavar="FILE", help="start from this config.json (flags override it)")
     parser.add_argument("--out", metavar="DIR", help="where run folders go (default: runs/)")
     parser.add_argument("--backbone", help="pretrained network (default: efficientnet_lite0)")
@@ -138,16 +147,24 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         train=dataclasses.replace(config.train, **sections["train"]),
         out_dir=args.out if args.out is not None else config.out_dir,
     )
-    if not config.data.root:
-        raise ConfigError("no image folder given: use --data PATH (or --config with data.root)")
+    if args.data is not None and args.labels is not None:
+        raise ConfigError("give --data FOLDER or --labels TABLE, not both")
+    if args.data is not None or args.labels is not None:  # the flag replaces the other source of --config
+        config = config.replace(data=dataclasses.replace(config.data, root=args.data or "", labels=args.labels or ""))
+    if not config.data.root and not config.data.labels:
+        raise ConfigError("no images given: use --data FOLDER or --labels TABLE (or --config with data.root)")
     # Absolute paths, so the run's config.json repeats the run from any folder.
     weights_file = config.model.weights_file
     config = config.replace(
-        data=dataclasses.replace(config.data, root=str(Path(config.data.root).expanduser().resolve())),
+        data=dataclasses.replace(config.data, root=_absolute(config.data.root), labels=_absolute(config.data.labels)),
         model=dataclasses.replace(config.model, weights_file=str(Path(weights_file).expanduser().resolve())
                                   if weights_file else None),
     )
     return config.validate()
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve()) if path else ""
 
 
 def resume_config(args: argparse.Namespace) -> RunConfig:
@@ -187,7 +204,7 @@ def prepare_new(args: argparse.Namespace, stop: StopToken) -> tuple[RunConfig, S
 
     config = build_config(args)
     check_settings(config)
-    print(f"Scanning {config.data.root} ...", flush=True)
+    print(f"Scanning {config.data.labels or config.data.root} ...", flush=True)
     scan = scan_dataset(config.data, stop=stop)
     for line in scan.audit.summary_lines():
         print(line)

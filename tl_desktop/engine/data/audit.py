@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tl_desktop.engine.data.images import ImageProperties
+from tl_desktop.engine.data.leakage import Leakage
 from tl_desktop.engine.data.shortcuts import (
     PropertyBaseline,
     ShortcutFinding,
@@ -33,6 +34,8 @@ HUGE_PIXELS = 24_000_000
 # Fewer images than this in a class gives unreliable results for that class.
 SMALL_CLASS = 10
 _MAX_LISTED = 10
+_LAYOUT_WORDS = {"folders": "train/val/test folders", "table": "a label table, split automatically",
+                 "table-split": "a label table with its own train/val/test split"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class Audit:
     ignored_files: int = 0
     scan_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    leakage: Leakage = field(default_factory=Leakage)
     shortcuts: list[ShortcutFinding] = field(default_factory=list)
     property_baseline: PropertyBaseline | None = None
     dicom_files: int = 0
@@ -116,6 +120,7 @@ class Audit:
         fields = {k: v for k, v in raw.items() if k != "imbalanced"}
         fields["unreadable"] = [(str(p), str(r)) for p, r in raw.get("unreadable", [])]
         fields["sizes"] = SizeStats(**raw.get("sizes", {}))
+        fields["leakage"] = Leakage.from_dict(raw.get("leakage", {}))
         fields["shortcuts"] = [ShortcutFinding(**item) for item in raw.get("shortcuts", [])]
         baseline = raw.get("property_baseline")
         fields["property_baseline"] = PropertyBaseline(**baseline) if baseline else None
@@ -134,7 +139,7 @@ class Audit:
         """A short human summary, one line per fact, warnings last."""
         splits = self.split_totals()
         total = sum(splits.values())
-        layout = "train/val/test folders" if self.layout == "folders" else "one folder per class, split automatically"
+        layout = _LAYOUT_WORDS.get(self.layout, "one folder per class, split automatically")
         lines = [
             f"Data: {self.root} ({layout})",
             f"{len(self.classes)} classes, {total:,} images: "
@@ -147,6 +152,7 @@ class Audit:
         lines.append(_size_line(self.sizes))
         lines += _unreadable_lines(self.unreadable, self.root)
         lines += _duplicate_lines(self)
+        lines += self.leakage.lines(self.root)
         if len(self.classes) >= 2:
             flag = " (imbalanced)" if self.imbalanced else ""
             lines.append(f"Balance: largest class has {self.imbalance_ratio:.1f}x the images of the smallest{flag}")
@@ -265,7 +271,7 @@ def _warnings(audit: Audit) -> list[str]:
             f"{_count(len(audit.cross_split_duplicates), 'group')} of identical images are in more than one of train/val/test: "
             "the validation and test scores will look better than they really are. Remove the copies."
         )
-    elif audit.duplicate_groups and audit.layout == "auto":
+    elif audit.duplicate_groups and audit.layout in ("auto", "table"):
         out.append(
             f"{_count(len(audit.duplicate_groups), 'group')} of identical images found; each group was kept in one split."
         )

@@ -1,26 +1,27 @@
 """Find the images, check every one of them, split them, and serve them to training.
 
-Two layouts are accepted: a root with one sub-folder per class (split here: stratified, seeded,
-duplicates kept together) or a root with ``train/``, ``val/`` and optionally ``test/`` sub-folders,
-each with one sub-folder per class. Every image is decoded once during the scan; files that fail
-are listed in the audit and skipped, never fatal. Splits depend only on the file names, the seed
-and the fractions, never on the order the file system lists them.
+Three sources are accepted: a root with one sub-folder per class (split here: stratified, seeded,
+duplicates kept together), a root with ``train/``, ``val/`` and optionally ``test/`` sub-folders,
+each with one sub-folder per class, or a label table (``tables.py``; its own split column, or split
+here). With groups (``groups.py``) whole groups go to one part. Every image is decoded once during
+the scan; files that fail are listed in the audit and skipped, never fatal. Splits depend only on
+the file names, groups, seed and fractions, never on the order the file system lists them.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from tl_desktop.config import DataConfig
+from tl_desktop.config import DataConfig, group_source
 from tl_desktop.engine.data.audit import SPLITS, Audit, build_audit
 from tl_desktop.engine.data.dicom import DicomReading
+from tl_desktop.engine.data.groups import describe_source, image_groups, merge_copies
 from tl_desktop.engine.data.images import (
     SUPPORTED_EXTENSIONS,
     ImageLoadError,
@@ -28,6 +29,7 @@ from tl_desktop.engine.data.images import (
     is_supported_file,
     load_rgb,
 )
+from tl_desktop.engine.data.leakage import group_leakage
 from tl_desktop.engine.data.scanning import (
     DataError,
     FolderListing,
@@ -40,6 +42,8 @@ from tl_desktop.engine.data.scanning import (
     subfolders,
     walk_files,
 )
+from tl_desktop.engine.data.splits import auto_parts, given_parts, grouped_parts
+from tl_desktop.engine.data.tables import read_table
 from tl_desktop.engine.runtime.stop import StopToken
 
 __all__ = [
@@ -70,21 +74,24 @@ class DatasetSplit:
     layout: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe; paths under ``root`` are stored relative to it (POSIX separators)."""
+        """JSON-safe; paths under ``root`` are stored relative to it (POSIX separators), a group as a third item."""
         root = Path(self.root)
         return {
             "root": self.root,
             "layout": self.layout,
             "classes": list(self.classes),
-            **{name: [[_relative(s.path, root), s.label] for s in getattr(self, name)] for name in SPLITS},
+            **{name: [[_relative(s.path, root), s.label, *([s.group] if s.group else [])] for s in getattr(self, name)]
+               for name in SPLITS},
         }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "DatasetSplit":
-        """Inverse of :meth:`to_dict`; relative paths are resolved against ``root``."""
+        """Inverse of :meth:`to_dict`; relative paths are resolved against ``root``; entries written
+        before samples had groups ([path, label]) load with no group."""
         root = str(raw["root"])
         samples = {
-            name: [Sample(os.path.normpath(os.path.join(root, p)), int(label)) for p, label in raw.get(name, [])]
+            name: [Sample(os.path.normpath(os.path.join(root, p)), int(label), str(group[0]) if group else "")
+                   for p, label, *group in raw.get(name, [])]
             for name in SPLITS
         }
         return cls(root=root, classes=list(raw["classes"]), layout=str(raw.get("layout", "auto")), **samples)
@@ -125,34 +132,95 @@ class ImageDataset(torch.utils.data.Dataset):
         return self.transform(image), sample.label
 
 
+@dataclass
+class _Source:
+    """What the images are and how they came: a folder layout or a label table."""
+
+    root: Path
+    layout: str
+    classes: list[str]
+    found: list[FoundImage]
+    given_parts: bool
+    link_root: Path | None
+    table_groups: dict[str, str] = field(default_factory=dict)
+    ignored: int = 0
+    notes: list[str] = field(default_factory=list)
+    no_val: str = "val/ folder"
+    table: str = ""  # the label table's path, when there is one
+    group_column: str = ""  # the table column groups come from
+    train_dir: Path | None = None  # the folder of training class folders, for a folder
+
+
 def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: StopToken | None = None) -> ScanResult:
-    """Scan ``cfg.root``, decode every image once, split it, and audit it."""
+    """Scan ``cfg.root`` (or the label table ``cfg.labels``), decode every image once, split it, and audit it."""
     started = time.perf_counter()
-    root = existing_folder(cfg.root)
     unreadable: list[tuple[str, str]] = []
+    source = _table_source(cfg) if cfg.labels else _folder_source(cfg, unreadable)
+    properties: dict[str, ImageProperties] = {}
+    probes = probe_all([f.path for f in source.found], unreadable, progress, stop, root=source.link_root,
+                       properties=properties)
+    readable = [f for f in source.found if f.path in probes]
+    _check_readable(source, readable)
+    digests = {path: digest for path, (_, digest) in probes.items()}
+    paths = [f.path for f in readable]
+    user_groups = image_groups(paths, source.root, cfg.group_by, source.table_groups, digests)
+    groups = merge_copies(paths, user_groups, digests)
+    if source.given_parts:
+        parts, notes = given_parts(source.classes, readable, digests, cfg, source.no_val)
+    elif user_groups:
+        parts, notes = grouped_parts(source.classes, readable, groups, cfg)
+    else:
+        parts, notes = auto_parts(source.classes, readable, digests, cfg)
+    split = _build_split(source, readable, parts, groups)
+    assignments = {s.path: (split.classes[s.label], name) for name in SPLITS for s in getattr(split, name)}
+    audit = build_audit(
+        root=str(source.root), layout=source.layout, classes=source.classes, assignments=assignments,
+        digests=digests, sizes={path: size for path, (size, _) in probes.items()}, unreadable=unreadable,
+        ignored_files=source.ignored, notes=source.notes + notes, scan_seconds=time.perf_counter() - started,
+        properties=properties, dicom_frame=cfg.dicom_frame,
+    )
+    audit.leakage = group_leakage(describe_source(cfg.group_by, source.group_column), groups, assignments)
+    audit.warnings += audit.leakage.warnings()
+    return ScanResult(split=split, audit=audit)
+
+
+def _folder_source(cfg: DataConfig, unreadable: list[tuple[str, str]]) -> _Source:
+    root = existing_folder(cfg.root)
     split_dirs = find_split_dirs(root)
-    layout = "folders" if split_dirs else "auto"
     folders = sorted(split_dirs.items()) if split_dirs else [(None, root)]
     listings = [find_class_images(folder, split, unreadable) for split, folder in folders]
     classes = _check_class_folders(root, listings, split_dirs)
-    found = [f for listing in listings for f in listing.found]
-    properties: dict[str, ImageProperties] = {}
-    probes = probe_all([f.path for f in found], unreadable, progress, stop, root=root, properties=properties)
-    readable = [f for f in found if f.path in probes]
-    _check_readable(split_dirs.get("train", root), classes, readable)
-    digests = {path: digest for path, (_, digest) in probes.items()}
-    if split_dirs:
-        split, notes = _split_by_folders(root, classes, readable, digests, cfg)
-    else:
-        split, notes = _split_auto(root, classes, readable, digests, cfg)
-    assignments = {s.path: (classes[s.label], name) for name in SPLITS for s in getattr(split, name)}
-    audit = build_audit(
-        root=str(root), layout=layout, classes=classes, assignments=assignments, digests=digests,
-        sizes={path: size for path, (size, _) in probes.items()}, unreadable=unreadable,
-        ignored_files=sum(listing.ignored for listing in listings), notes=_loose_notes(folders, listings) + notes,
-        scan_seconds=time.perf_counter() - started, properties=properties, dicom_frame=cfg.dicom_frame,
+    return _Source(
+        root=root, layout="folders" if split_dirs else "auto", classes=classes,
+        found=[f for listing in listings for f in listing.found], given_parts=bool(split_dirs), link_root=root,
+        ignored=sum(listing.ignored for listing in listings), notes=_loose_notes(folders, listings),
+        train_dir=split_dirs.get("train", root),
     )
-    return ScanResult(split=split, audit=audit)
+
+
+def _table_source(cfg: DataConfig) -> _Source:
+    kind, column = group_source(cfg.group_by)
+    table = read_table(cfg.labels, column if kind == "column" else "")
+    classes = sorted({row.label for row in table.rows})
+    if len(classes) < 2:
+        raise DataError(f"{table.path}: every row has the label {classes[0]!r}; at least two classes are needed")
+    where = f"with the group column {table.group_column!r}" if table.group_column else "without groups"
+    rows = f"{len(table.rows):,} {'row' if len(table.rows) == 1 else 'rows'}"
+    return _Source(
+        root=Path(table.folder), layout="table-split" if table.has_split else "table", classes=classes,
+        found=[FoundImage(row.path, row.label, row.split or None) for row in table.rows],
+        given_parts=table.has_split, link_root=None, table_groups={row.path: row.group for row in table.rows},
+        notes=[f"Labels from the table {Path(table.path).name} ({rows}, {where}).", *table.notes],
+        no_val="row with the split 'val'", table=table.path, group_column=table.group_column,
+    )
+
+
+def _build_split(source: _Source, readable: list[FoundImage], parts: dict[str, str], groups: dict[str, str]) -> DatasetSplit:
+    """Samples in class order, paths sorted within each part; each carries the group it was split with."""
+    by_part: dict[str, list[Sample]] = {name: [] for name in SPLITS}
+    for f in sorted(readable, key=lambda f: (source.classes.index(f.class_name), f.path)):
+        by_part[parts[f.path]].append(Sample(f.path, source.classes.index(f.class_name), groups.get(f.path, "")))
+    return DatasetSplit(str(source.root), list(source.classes), layout=source.layout, **by_part)
 
 
 def scan_labelled_folder(
@@ -215,12 +283,16 @@ def _class_hint(folder: Path, class_names: list[str]) -> str:
     return f"found only '{class_names[0]}'. Add a folder for at least one more class."
 
 
-def _check_readable(train_dir: Path, classes: list[str], readable: list[FoundImage]) -> None:
+def _check_readable(source: _Source, readable: list[FoundImage]) -> None:
     """Every class needs at least one readable training image."""
     usable = {f.class_name for f in readable if f.split in (None, "train")}
-    for name in classes:
-        if name not in usable:
-            raise DataError(f"{train_dir / name} has no readable images: add images or remove this class folder")
+    for name in source.classes:
+        if name in usable:
+            continue
+        if source.table:
+            raise DataError(f"{source.table}: class '{name}' has no readable training images: "
+                            "add images or remove its rows")
+        raise DataError(f"{(source.train_dir or source.root) / name} has no readable images: add images or remove this class folder")
 
 
 def _loose_notes(folders: list[tuple[str | None, Path]], listings: list[FolderListing]) -> list[str]:
@@ -229,82 +301,6 @@ def _loose_notes(folders: list[tuple[str | None, Path]], listings: list[FolderLi
         for (_, folder), listing in zip(folders, listings)
         if listing.loose_images
     ]
-
-
-def _split_auto(root: Path, classes: list[str], readable: list[FoundImage], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
-    """Stratified, seeded split; identical files stay together so no copy straddles splits, even when
-    copies are filed under different classes (the audit reports those as conflicting labels)."""
-    parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    notes: list[str] = []
-    by_class: dict[str, list[str]] = {name: [] for name in classes}
-    for f in readable:
-        by_class[f.class_name].append(f.path)
-    placed: dict[str, str] = {}  # content digest -> the part its first copy went to
-    for label, name in enumerate(classes):
-        paths = sorted(by_class[name])
-        forced = {p: placed[digests[p]] for p in paths if digests.get(p) in placed}
-        chosen = _allocate([p for p in paths if p not in forced], digests, cfg.val_fraction, cfg.test_fraction,
-                           f"{cfg.seed}:{name}")
-        for path, split in forced.items():
-            chosen[split].append(path)
-        for split, members in chosen.items():
-            parts[split] += [Sample(p, label) for p in sorted(members)]
-            placed.update({digests.get(p, p): split for p in members})
-        if not chosen["val"]:
-            notes.append(_no_val_note(name, len(paths)))
-    return DatasetSplit(str(root), classes, layout="auto", **parts), notes
-
-
-def _split_by_folders(root: Path, classes: list[str], readable: list[FoundImage], digests: dict[str, str], cfg: DataConfig) -> tuple[DatasetSplit, list[str]]:
-    """Use the given train/val/test folders; a class without validation images gets some held out from train."""
-    parts: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    held_out: dict[str, int] = {}
-    notes: list[str] = []
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for f in readable:
-        grouped.setdefault((f.class_name, f.split or "train"), []).append(f.path)
-    for label, name in enumerate(classes):
-        by_split = {s: sorted(grouped.get((name, s), [])) for s in SPLITS}
-        if not by_split["val"]:
-            held = _allocate(by_split["train"], digests, cfg.val_fraction, 0.0, f"{cfg.seed}:{name}")
-            by_split["train"], by_split["val"] = held["train"], held["val"]
-            held_out[name] = len(held["val"])
-            if not held["val"]:
-                notes.append(_no_val_note(name, len(held["train"])))
-        for split in SPLITS:
-            parts[split] += [Sample(p, label) for p in by_split[split]]
-    if not any(f.split == "val" for f in readable):
-        notes.insert(0, f"There is no val/ folder: {cfg.val_fraction:.0%} of each class's training images "
-                        f"({sum(held_out.values()):,} in all) were held out for validation.")
-    else:
-        notes += [
-            f"Class '{name}' has no validation images; {count} of its training images were held out for validation."
-            for name, count in held_out.items() if count
-        ]
-    return DatasetSplit(str(root), classes, layout="folders", **parts), notes
-
-
-def _allocate(paths: list[str], digests: dict[str, str], val_fraction: float, test_fraction: float, seed: str) -> dict[str, list[str]]:
-    """Shuffle groups of identical files with ``seed`` and fill val, then test, leaving train at least one group."""
-    groups: dict[str, list[str]] = {}
-    for path in paths:
-        groups.setdefault(digests.get(path, path), []).append(path)
-    units = sorted(groups.values())
-    random.Random(seed).shuffle(units)
-    n = len(paths)
-    n_val = max(1, int(n * val_fraction + 0.5)) if n >= 2 else 0
-    n_test = min(int(n * test_fraction + 0.5), max(0, n - 1 - n_val))
-    chosen: dict[str, list[str]] = {s: [] for s in SPLITS}
-    for split, quota in (("val", n_val), ("test", n_test)):
-        while units[1:] and len(chosen[split]) < quota:
-            chosen[split] += units.pop()
-    chosen["train"] = [p for unit in units for p in unit]
-    return {s: sorted(members) for s, members in chosen.items()}
-
-
-def _no_val_note(name: str, count: int) -> str:
-    what = "a single image" if count == 1 else f"{count} copies of one image"
-    return f"Class '{name}' has {what}: it is used for training only and cannot be validated."
 
 
 def _relative(path: str, root: Path) -> str:
