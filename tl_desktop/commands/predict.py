@@ -50,6 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
     from tl_desktop.engine.data.dataset import DataError, list_images
+    from tl_desktop.engine.data.images import unreachable_reason
     from tl_desktop.engine.models.bundle import BundleError, load_bundle
     from tl_desktop.engine.runtime.device import pick_device
     from tl_desktop.engine.training.runfolder import model_file_of
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     target = Path(args.images)
     if not target.exists():
-        print(f"error: {target} does not exist", file=sys.stderr)
+        print(f"error: {target}: {unreachable_reason(target)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         loaded = load_bundle(model_file_of(args.model, note=tell), device=pick_device(args.device))

@@ -13,6 +13,8 @@ quality, camera, DICOM device), read from the header the decode opens anyway.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import threading
 import warnings
@@ -304,13 +306,27 @@ def _exif(img: Image.Image) -> dict:
         return {}
 
 
+def unreachable_reason(path: str | Path, error: OSError | None = None) -> str:
+    """Why a path cannot be opened at all: a loop of links, a link to nothing, or simply missing."""
+    if error is None:
+        try:
+            os.stat(path)
+        except OSError as caught:
+            error = caught
+    if error is not None and error.errno == errno.ELOOP:
+        return "a loop of symbolic links (it never leads to a file)"
+    if os.path.islink(path):
+        return "a link to something that does not exist"
+    return "does not exist" if error is None or error.errno == errno.ENOENT else f"cannot be opened ({error.strerror})"
+
+
 def _unopenable_reason(path: str | Path, exc: Exception | None) -> str:
     """Why the header could not be read: empty, a damaged file of a known format, or not an image at all."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
-    except OSError:
-        head = b""
+    except OSError as error:
+        return unreachable_reason(path, error)
     if not head:
         return "empty file (0 bytes)"
     detail = f" ({_short(exc)})" if exc is not None else ""
