@@ -42,3 +42,24 @@ def test_cv_refuses_bad_folds_before_writing_anything(tiny_launcher, tmp_path, m
     assert not out.exists()
     missing = run_cli(tiny_launcher, "cv", "--resume", str(tmp_path))
     assert missing.returncode == 2 and "not a cross-validation folder" in missing.stderr
+
+
+def test_cv_from_a_grouped_table_holds_out_whole_patients(tiny_launcher, tmp_path, make_image_folder):
+    import json
+
+    root = make_image_folder(tmp_path, classes={"cats": 12, "dogs": 12}, size=40)
+    rows = ["path,label,patient"] + [f"images/{name}/{image.name},{name},P{i % 6}"
+                                     for name in ("cats", "dogs") for i, image in enumerate(sorted((root / name).iterdir()))]
+    table = tmp_path / "labels.csv"
+    table.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    done = run_cli(tiny_launcher, "cv", "--labels", str(table), "--group-by", "patient", "--backbone", "tiny_cnn",
+                   "--trainable-blocks", "0", "--epochs", "2", "--batch-size", "4", "--folds", "3",
+                   "--test-fraction", "0", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    plan = json.loads((folder / "cv.json").read_text(encoding="utf-8"))
+    held = [{group for _, _, group in fold["test"]} for fold in plan["folds"]]
+    assert sum(len(h) for h in held) == 6 and set().union(*held) == {f"P{i}" for i in range(6)}
+    for fold, patients in zip(plan["folds"], held):  # a patient held out is never trained or validated on
+        seen = {group for part in ("train", "val") for _, _, group in fold[part]}
+        assert seen.isdisjoint(patients)

@@ -69,7 +69,8 @@ def plan_cross_validation(config: RunConfig, scan: ScanResult, folds: int, final
     """Split the images outside the test part into ``folds`` grouped, stratified folds; each fold's
     training part gives up a grouped validation part (``config.data.val_fraction``)."""
     from tl_desktop.engine.data.dataset import DatasetSplit
-    from tl_desktop.engine.data.folds import grouped_folds
+    from tl_desktop.engine.data.folds import group_of, grouped_folds
+    from tl_desktop.engine.data.scanning import DataError
 
     if not MIN_FOLDS <= folds <= MAX_FOLDS:
         raise ConfigError(f"--folds must be between {MIN_FOLDS} and {MAX_FOLDS}, got {folds}")
@@ -79,8 +80,13 @@ def plan_cross_validation(config: RunConfig, scan: ScanResult, folds: int, final
     inner = max(2, round(1 / config.data.val_fraction)) if config.data.val_fraction > 0 else 0
     splits = []
     for trained, held_out in grouped_folds(pool, folds, seed):
+        # The validation part is about val_fraction of the fold's training part, in whole groups.
+        groups = len({group_of(s) for s in trained})
+        if inner and groups < 2:
+            raise DataError(f"a fold's training part holds a single group, so no validation part can be kept "
+                            f"apart from it; use fewer than {folds} folds or more groups")
         if inner:
-            train, val = grouped_folds(trained, inner, seed)[0]
+            train, val = grouped_folds(trained, min(inner, groups), seed)[0]
         else:
             train, val = trained, []
         splits.append(DatasetSplit(data.root, list(data.classes), train=train, val=val, test=held_out,
