@@ -150,3 +150,33 @@ def test_a_folder_grouped_by_pattern_splits_by_patient_and_keeps_copies_together
     assert leakage.group_count == 7 and leakage.groups_per_class == {"normal": 7, "tumour": 7}
     assert sum(leakage.groups_per_split.values()) == 7 and leakage.straddling_groups == []
     assert len(leakage.mixed_label_groups) == 7  # every patient has normal and tumour images
+
+
+def test_near_duplicates_across_parts_are_found_and_identical_copies_left_to_the_duplicate_list():
+    from tl_desktop.engine.data.leakage import near_duplicates_across_parts
+
+    hashes = {"/t/a": 0b1011 << 40, "/v/a2": (0b1011 << 40) ^ 0b111, "/v/far": 2**64 - 1, "/t/b": 0xFFFF0000,
+              "/v/b": 0xFFFF0000}
+    assignments = {"/t/a": ("x", "train"), "/v/a2": ("x", "val"), "/v/far": ("x", "val"), "/t/b": ("y", "train"),
+                   "/v/b": ("y", "val")}
+    assert near_duplicates_across_parts(hashes, assignments, [["/t/b", "/v/b"]]) == [["/t/a", "/v/a2"]]
+    assignments["/v/a2"] = ("x", "train")  # both in one part: not a leak
+    assert near_duplicates_across_parts(hashes, assignments, []) == [["/t/b", "/v/b"]]
+
+
+def test_a_resized_recompressed_copy_in_another_part_is_a_near_duplicate(tmp_path):
+    root = tmp_path / "images"
+    blocks = np.random.default_rng(0).integers(0, 256, (8, 9, 3), dtype=np.uint8)
+    for part in ("train", "val"):
+        for c, name in enumerate(["a", "b"]):
+            for i in range(3):
+                _picture(root / part / name / f"{name}{i}.png", 10 * c + i + (100 if part == "val" else 0))
+    picture = Image.fromarray(blocks).resize((90, 80), Image.Resampling.BILINEAR)
+    picture.save(root / "train" / "a" / "scan.png")
+    picture.resize((48, 48)).save(root / "val" / "a" / "scan_small.jpg", quality=70)
+    result = scan_dataset(DataConfig(root=str(root)))
+    near = result.audit.leakage.near_duplicates
+    assert [[Path(p).name for p in pair] for pair in near] == [["scan.png", "scan_small.jpg"]]
+    lines = result.audit.summary_lines()
+    assert "Near-duplicates across splits: 1 set of nearly identical pictures" in lines
+    assert any("nearly identical pictures (resized or recompressed copies)" in w for w in result.audit.warnings)

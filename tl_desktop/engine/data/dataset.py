@@ -29,7 +29,7 @@ from tl_desktop.engine.data.images import (
     is_supported_file,
     load_rgb,
 )
-from tl_desktop.engine.data.leakage import group_leakage
+from tl_desktop.engine.data.leakage import find_leakage
 from tl_desktop.engine.data.scanning import (
     DataError,
     FolderListing,
@@ -179,7 +179,9 @@ def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: Stop
         ignored_files=source.ignored, notes=source.notes + notes, scan_seconds=time.perf_counter() - started,
         properties=properties, dicom_frame=cfg.dicom_frame,
     )
-    audit.leakage = group_leakage(describe_source(cfg.group_by, source.group_column), groups, assignments)
+    hashes = {path: facts.picture_hash for path, facts in properties.items() if facts.picture_hash is not None}
+    audit.leakage = find_leakage(describe_source(cfg.group_by, source.group_column), groups, assignments, hashes,
+                                 audit.duplicate_groups)
     audit.warnings += audit.leakage.warnings()
     return ScanResult(split=split, audit=audit)
 

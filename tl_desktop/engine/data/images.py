@@ -18,7 +18,7 @@ import os
 import re
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from tl_desktop.engine.data.dicom import (
     has_preamble,
     read_dicom,
 )
+from tl_desktop.engine.data.leakage import picture_hash
 
 PICTURE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 SUPPORTED_EXTENSIONS: frozenset[str] = PICTURE_EXTENSIONS | DICOM_EXTENSIONS
@@ -86,6 +87,7 @@ class ImageProperties:
     model: str = ""
     modality: str = ""
     frames: int = 1
+    picture_hash: int | None = None  # perceptual hash of the decoded picture, for near-duplicates
 
 
 class ImageLoadError(Exception):
@@ -136,7 +138,8 @@ def probe_image(path: str | Path) -> tuple[int, int]:
 def probe_properties(path: str | Path) -> ImageProperties:
     """Really decode ``path`` (reduced for JPEG) to detect corruption; return its upright size and header facts."""
     if is_dicom(path):
-        return _dicom_properties(_read_dicom(path, None)[1])
+        picture, info = _read_dicom(path, None)
+        return replace(_dicom_properties(info), picture_hash=picture_hash(picture))
     with _open(path) as img:
         width, height = img.size
         exif = _exif(img)
@@ -147,8 +150,7 @@ def probe_properties(path: str | Path) -> ImageProperties:
             _camera(exif),
         )
         _decode(img, path, PROBE_DRAFT_SIZE, orientation)
-        if img.mode not in _HIGH_DEPTH_MODES:  # rescaling cannot fail; other conversions can
-            _to_rgb(img, path)
+        facts = replace(facts, picture_hash=picture_hash(_to_rgb(img, path)))
     if orientation in (5, 6, 7, 8):
         return ImageProperties(height, width, *_fields_after_size(facts))
     return facts
@@ -156,7 +158,7 @@ def probe_properties(path: str | Path) -> ImageProperties:
 
 def _fields_after_size(facts: ImageProperties) -> tuple:
     return (facts.format, facts.colour, facts.jpeg_quality, facts.compression, facts.camera, facts.manufacturer,
-            facts.model, facts.modality, facts.frames)
+            facts.model, facts.modality, facts.frames, facts.picture_hash)
 
 
 def _read_dicom(path: str | Path, reading: DicomReading | None) -> tuple[Image.Image, DicomInfo]:

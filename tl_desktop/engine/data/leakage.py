@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from PIL import Image
+
 SPLITS = ("train", "val", "test")
 # Two dHashes this many bits apart (of 64) or fewer are the same picture, resized, recompressed or re-saved.
 NEAR_DUPLICATE_BITS = 4
@@ -74,11 +76,27 @@ class Leakage:
         return out
 
 
+def picture_hash(picture: Image.Image) -> int:
+    """The 64-bit difference hash (``imagehash.dhash``) of a decoded picture: resizing, recompressing or
+    re-saving a picture changes few of its bits, another picture about half of them."""
+    import imagehash
+
+    return int(str(imagehash.dhash(picture)), 16)
+
+
+def find_leakage(source: str, groups: dict[str, str], assignments: dict[str, tuple[str, str]],
+                 hashes: dict[str, int], identical: list[list[str]]) -> Leakage:
+    """Groups (when ``source`` names where they came from) and near-duplicates across parts.
+    ``assignments`` maps each used path to (class name, part), ``groups`` each grouped path to its group,
+    ``hashes`` each path to its :func:`picture_hash`; ``identical`` are the byte-identical copies."""
+    near = near_duplicates_across_parts(hashes, assignments, identical)
+    grouped = group_leakage(source, groups, assignments) if source else Leakage()
+    grouped.near_duplicates = near
+    return grouped
+
+
 def group_leakage(source: str, groups: dict[str, str], assignments: dict[str, tuple[str, str]]) -> Leakage:
-    """Group counts per class and per part, groups with several labels and groups in several parts;
-    ``assignments`` maps each used path to (class name, part), ``groups`` each grouped path to its group."""
-    if not source:
-        return Leakage()
+    """Group counts per class and per part, groups with several labels and groups in several parts."""
     labels: dict[str, set[str]] = defaultdict(set)
     parts: dict[str, set[str]] = defaultdict(set)
     per_class: dict[str, set[str]] = defaultdict(set)
