@@ -180,3 +180,35 @@ def test_a_resized_recompressed_copy_in_another_part_is_a_near_duplicate(tmp_pat
     lines = result.audit.summary_lines()
     assert "Near-duplicates across splits: 1 set of nearly identical pictures" in lines
     assert any("nearly identical pictures (resized or recompressed copies)" in w for w in result.audit.warnings)
+
+
+def test_dicom_patient_groups_are_whole_and_only_their_salted_hash_is_ever_stored(tmp_path):
+    import json
+
+    from dicom_writer import MARKERS, write_dicom
+
+    root = tmp_path / "scans"
+    rng = np.random.default_rng(7)
+    for c, name in enumerate(["normal", "nodule"]):
+        for i in range(12):
+            tags = {**MARKERS, "PatientID": f"{MARKERS['PatientID']}-{i % 6}"}
+            write_dicom(root / name / f"s{i}.dcm", rng.integers(0, 4096, (12, 12), dtype=np.uint16), bits_stored=12,
+                        tags=tags)
+    result = scan_dataset(DataConfig(root=str(root), group_by="dicom:PatientID", seed=2))
+    split = result.split
+    part_of: dict[str, set[str]] = {}
+    for name in ("train", "val", "test"):
+        for s in getattr(split, name):
+            part_of.setdefault(s.group, set()).add(name)
+    assert len(part_of) == 6 and all(len(parts) == 1 for parts in part_of.values())
+    assert all(len(group) == 16 for group in part_of)
+    stored = json.dumps(split.to_dict()) + json.dumps(result.audit.to_dict()) + "\n".join(result.audit.summary_lines())
+    assert MARKERS["PatientID"] not in stored and "the DICOM tag PatientID (stored only as a salted hash)" in stored
+    again = scan_dataset(DataConfig(root=str(root), group_by="dicom:PatientID", seed=2))
+    assert again.split == split  # the salt comes from the images: the same images give the same groups
+
+    _picture(root / "normal" / "photo.png", 1)
+    with pytest.raises(DataError, match=r"1 of 25 images have no DICOM PatientID to group by, e\.g\. 'normal/photo\.png'"):
+        scan_dataset(DataConfig(root=str(root), group_by="dicom:PatientID"))
+    with pytest.raises(DataError, match="names no DICOM tag"):
+        scan_dataset(DataConfig(root=str(root), group_by="dicom:PatientIdentity"))
