@@ -86,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         print("Stopped.", file=sys.stderr)
         return EXIT_STOPPED
     print(f"Wrote {files.html} and {files.pdf} ({files.pdf_pages} pages)")
+    if files.missing_glyphs:
+        tell(f"note: no font on this computer has {' '.join(files.missing_glyphs)}; the report shows them as "
+             "boxes and says so (install e.g. Noto Sans CJK and write it again)")
     for title, first, last in files.sections:
         print(f"  {title}: page {first}" + (f"–{last}" if last > first else ""))
     return EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from tl_desktop.fileio import atomic_write_text, atomic_writer
 from tl_desktop.report.blocks import Section
 from tl_desktop.report.content import gather_report
 from tl_desktop.report.data import ReportData
+from tl_desktop.report.fonts import choose_fonts, drawing_with
 from tl_desktop.report.html import render_html
 from tl_desktop.report.model_card import read_saved_card
 from tl_desktop.report.pdf import render_pdf
@@ -29,6 +31,7 @@ class ReportFiles:
     pdf: Path
     pdf_pages: int
     sections: list[tuple[str, int, int]]  # (title, first PDF page, last PDF page)
+    missing_glyphs: str = ""  # characters no font on this computer could draw
 
 
 def report_title(data: ReportData) -> str:
@@ -37,16 +40,21 @@ def report_title(data: ReportData) -> str:
 
 
 def write_report(data: ReportData, out_dir: str | Path) -> ReportFiles:
-    """Render ``data`` to ``out_dir/report.html`` and ``out_dir/report.pdf``."""
+    """Render ``data`` to ``out_dir/report.html`` and ``out_dir/report.pdf``, with fonts that draw its text."""
     out = Path(out_dir)
-    sections: list[Section] = build_sections(data)
+    fonts = choose_fonts([*data.classes, data.model_card, data.run_name, str(data.run_dir), *data.notes,
+                          *(e.title for e in data.evaluations), *(e.description for e in data.evaluations)])
+    if fonts.missing:
+        data = dataclasses.replace(data, notes=[*data.notes, fonts.missing_note()])
     title = report_title(data)
     html_path, pdf_path = (out / name for name in REPORT_FILES)
-    atomic_write_text(html_path, render_html(title, sections))
-    with atomic_writer(pdf_path) as handle:
-        starts = render_pdf(handle, title, f"Run {data.run_name} · generated {data.generated}", sections)
+    with drawing_with(fonts):
+        sections: list[Section] = build_sections(data)
+        atomic_write_text(html_path, render_html(title, sections))
+        with atomic_writer(pdf_path) as handle:
+            starts = render_pdf(handle, title, f"Run {data.run_name} · generated {data.generated}", sections)
     spans = [(s.title, first, nxt - 1) for s, first, nxt in zip(sections, starts, starts[1:])]
-    return ReportFiles(html_path, pdf_path, starts[-1] - 1, spans)
+    return ReportFiles(html_path, pdf_path, starts[-1] - 1, spans, fonts.missing)
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, model_card: str | None = None,
