@@ -42,6 +42,7 @@ def dataset_blocks(data: ReportData) -> list[Any]:
     findings.append(f"Groups of identical images: {len(audit.duplicate_groups)}; across splits: "
                     f"{len(audit.cross_split_duplicates)}; across classes (conflicting labels): "
                     f"{len(audit.cross_class_duplicates)}.")
+    findings += [f"{line}." for line in audit.property_lines()]
     findings += [f"Warning: {w}" for w in audit.warnings]
     return [Para(f"Images from {audit.root}. {how}"),
             Table(["Class", *SPLIT_NAMES.values(), "Total"], rows, "Images per class and split."),
