@@ -110,7 +110,7 @@ def test_single_image_class_goes_to_train_with_a_warning(tmp_path, make_image_fo
 
 
 def test_split_layout_with_upper_case_extensions(tmp_path, make_image_folder):
-    root = make_image_folder(tmp_path, classes={"a": 12, "b": 6}, layout="split", ext=".JPG", size=32)
+    root = make_image_folder(tmp_path, classes={"a": 12, "b": 6}, layout="split", ext=".JPG", size=64)
     result = _scan(root)
     assert result.split.layout == "folders" and result.audit.layout == "folders"
     assert result.audit.counts == {"a": {"train": 8, "val": 2, "test": 2}, "b": {"train": 4, "val": 1, "test": 1}}

@@ -31,6 +31,9 @@ SPLITS = ("train", "val", "test")
 IMBALANCE_THRESHOLD = 3.0
 # Images above this many pixels decode slowly; the audit counts them.
 HUGE_PIXELS = 24_000_000
+# Images whose sides are both below this are far smaller than any model input (a quarter of the 224 px
+# most backbones take): they are blown up many times and carry little detail. The audit counts them.
+TINY_SIDE = 56
 # Fewer images than this in a class gives unreliable results for that class.
 SMALL_CLASS = 10
 _MAX_LISTED = 10
@@ -50,6 +53,7 @@ class SizeStats:
     median_height: int = 0
     max_height: int = 0
     huge: int = 0
+    tiny: int = 0
 
     @classmethod
     def from_sizes(cls, sizes: list[tuple[int, int]]) -> "SizeStats":
@@ -67,6 +71,7 @@ class SizeStats:
             median_height=int(statistics.median(heights)),
             max_height=max(heights),
             huge=sum(1 for w, h in sizes if w * h > HUGE_PIXELS),
+            tiny=sum(1 for w, h in sizes if w < TINY_SIDE and h < TINY_SIDE),
         )
 
 
@@ -279,6 +284,12 @@ def _warnings(audit: Audit) -> list[str]:
         out.append(
             f"{audit.sizes.huge:,} images are larger than {HUGE_PIXELS // 1_000_000} megapixels; "
             "they are read at reduced size, but scanning and caching them takes longer."
+        )
+    if audit.sizes.tiny:
+        out.append(
+            f"{audit.sizes.tiny:,} images are smaller than {TINY_SIDE}x{TINY_SIDE} pixels (the shortest side is "
+            f"{min(audit.sizes.min_width, audit.sizes.min_height)} px), far below the {TINY_SIDE * 4} px or more a model "
+            "looks at: they are enlarged many times and carry little detail. Check they are not thumbnails or icons."
         )
     return out
 
