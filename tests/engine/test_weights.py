@@ -236,7 +236,6 @@ def test_a_damaged_cached_copy_is_deleted_and_downloaded_again(server, cache, mo
     monkeypatch.setenv("TL_DESKTOP_WEIGHTS_MIRROR", base)
     cache.mkdir(parents=True)
     (cache / "good.pth").write_bytes(bytes(reversed(PAYLOAD)))  # right size, wrong bytes
-    assert weights_status(_fake_spec()) == "cached"
     path = resolve_weights(_fake_spec())
     assert path.read_bytes() == PAYLOAD and httpd.requests == ["/good.pth"]
     assert (cache / "good.pth.verified").is_file()
@@ -259,3 +258,9 @@ def test_a_sound_cached_copy_is_hashed_once(cache, monkeypatch):
     assert resolve_weights(_fake_spec(), allow_download=False) == cache / "good.pth"
     monkeypatch.setattr(weights.hashlib, "sha256", None)  # a second hash would fail
     assert resolve_weights(_fake_spec(), allow_download=False) == cache / "good.pth"
+
+
+def test_a_damaged_cached_copy_counts_as_a_download_before_any_run_starts(cache):
+    cache.mkdir(parents=True)
+    (cache / "good.pth").write_bytes(b"garbage")
+    assert weights_status(_fake_spec()) == "download" and not (cache / "good.pth").exists()

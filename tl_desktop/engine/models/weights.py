@@ -129,10 +129,12 @@ def cached_weights_path(spec: BackboneSpec) -> Path | None:
 
 
 def weights_status(spec: BackboneSpec) -> WeightsStatus:
-    """Where the weights would come from now, without touching the network."""
+    """Where the weights would come from now, without touching the network (a damaged cached copy is
+    deleted here, so a run that needs them downloads them before it starts)."""
     if bundled_weights_path(spec) is not None:
         return "bundled"
-    if cached_weights_path(spec) is not None:
+    cached = cached_weights_path(spec)
+    if cached is not None and cached_copy_is_sound(spec, cached):
         return "cached"
     return "download"
 
