@@ -30,7 +30,8 @@ def test_train_from_a_grouped_table_keeps_each_patient_in_one_part(tiny_launcher
     done = subprocess.run([sys.executable, str(tiny_launcher), *args], capture_output=True, text=True, timeout=180,
                           env=dict(os.environ))
     assert done.returncode == 0, done.stderr
-    assert "a label table, split automatically" in done.stdout and "Groups: 6 from the table column 'patient'" in done.stdout
+    assert "a label table, split automatically" in done.stdout
+    assert "Groups: 6 from the table column 'patient'" in done.stdout
     run = next((tmp_path / "runs").glob("*-tiny_cnn"))
     split = json.loads((run / "split.json").read_text(encoding="utf-8"))
     parts = {name: {group for _, _, group in split[name]} for name in ("train", "val", "test")}
@@ -52,7 +53,8 @@ def test_data_and_labels_together_or_a_column_without_a_table_are_bad_input(tmp_
     table = _grouped_table(tmp_path, make_image_folder)
     assert main(["train", "--labels", str(table), "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "not both" in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path / "images"), "--group-by", "patient", "--out", str(tmp_path / "r")]) == 2
+    images, out = str(tmp_path / "images"), str(tmp_path / "r")
+    assert main(["train", "--data", images, "--group-by", "patient", "--out", out]) == 2
     assert "needs a label table" in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path / "images"), "--group-by", r"re:^cats/(x\d+)", "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "--data", images, "--group-by", r"re:^cats/(x\d+)", "--out", out]) == 2
     assert "finds no group in 24 of 24 images" in capsys.readouterr().err

@@ -208,7 +208,8 @@ def test_dicom_patient_groups_are_whole_and_only_their_salted_hash_is_ever_store
     assert again.split == split  # the salt comes from the images: the same images give the same groups
 
     _picture(root / "normal" / "photo.png", 1)
-    with pytest.raises(DataError, match=r"1 of 25 images have no DICOM PatientID to group by, e\.g\. 'normal/photo\.png'"):
+    missing = r"1 of 25 images have no DICOM PatientID to group by, e\.g\. 'normal/photo\.png'"
+    with pytest.raises(DataError, match=missing):
         scan_dataset(DataConfig(root=str(root), group_by="dicom:PatientID"))
     with pytest.raises(DataError, match="names no DICOM tag"):
         scan_dataset(DataConfig(root=str(root), group_by="dicom:PatientIdentity"))

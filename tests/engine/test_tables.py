@@ -47,7 +47,8 @@ def test_good_table_reads_relative_and_absolute_paths_tsv_and_bom(tmp_path):
     _images(tmp_path, 1)
     absolute = (tmp_path / "img" / "b0.png").resolve()
     table = read_table(_table(tmp_path, f"\ufeffPath\tLabel\tgroup\nimg/a0.png\ta\tP1\n{absolute}\tb\t\n", "t.tsv"))
-    assert [(r.line, Path(r.path).name, r.label, r.group) for r in table.rows] == [(2, "a0.png", "a", "P1"), (3, "b0.png", "b", "")]
+    assert [(r.line, Path(r.path).name, r.label, r.group) for r in table.rows] == \
+        [(2, "a0.png", "a", "P1"), (3, "b0.png", "b", "")]
     assert table.group_column == "group" and not table.has_split
     semicolons = read_table(_table(tmp_path, "path;label\nimg/a0.png;a\n", "semi.csv"))
     assert semicolons.rows[0].label == "a"
@@ -57,8 +58,10 @@ def test_good_table_reads_relative_and_absolute_paths_tsv_and_bom(tmp_path):
     ("path,label\nimg/a0.png,a\nimg/nothere.png,b\n", 3, "file 'img/nothere.png' not found"),
     ("path,label\nimg/a0.png,\n", 2, "the label is empty"),
     ("path,label\n,a\n", 2, "the path is empty"),
-    ("path,label,split\nimg/a0.png,a,train\nimg/b0.png,b,holdout\n", 3, "unknown split 'holdout'; use train, val or test"),
-    ("path,label\nimg/a0.png,a\nimg/b0.png,b\nimg/a0.png,b\n", 4, "is also on line 2 with another label ('a' there, 'b' here)"),
+    ("path,label,split\nimg/a0.png,a,train\nimg/b0.png,b,holdout\n", 3,
+     "unknown split 'holdout'; use train, val or test"),
+    ("path,label\nimg/a0.png,a\nimg/b0.png,b\nimg/a0.png,b\n", 4,
+     "is also on line 2 with another label ('a' there, 'b' here)"),
     ("path,label,group\nimg/a0.png,a,P1\n./img/a0.png,a,P2\n", 3, "is also on line 2 with another group or split"),
     ("file,label\nimg/a0.png,a\n", 1, "the header has no 'path' column"),
     ("path,class\nimg/a0.png,a\n", 1, "the header has no 'label' column"),
@@ -89,7 +92,8 @@ def test_all_problems_are_collected_and_the_message_counts_the_rest(tmp_path):
 def test_a_missing_group_column_and_non_utf8_text_are_refused(tmp_path):
     _images(tmp_path, 1)
     path = _table(tmp_path, "path,label\nimg/a0.png,a\n")
-    assert _problems(path, "patient") == [(1, "the table has no column 'patient' to take groups from (its columns: path, label)")]
+    assert _problems(path, "patient") == \
+        [(1, "the table has no column 'patient' to take groups from (its columns: path, label)")]
     latin = tmp_path / "latin.csv"
     latin.write_bytes("path,label\nimg/a0.png,caf\xe9\n".encode("latin-1"))
     assert _problems(latin)[0][0] == 2 and "not UTF-8" in _problems(latin)[0][1]
@@ -112,12 +116,15 @@ def test_scanning_a_table_splits_it_and_split_json_keeps_groups(tmp_path):
     assert split.classes == ["cat", "dog"] and split.layout == "table" and split.root == str(tmp_path.resolve())
     parts = {name: {s.group for s in getattr(split, name)} for name in ("train", "val", "test")}
     assert parts["train"] and parts["val"] and parts["test"]
-    assert not (parts["train"] & parts["val"]) and not (parts["train"] & parts["test"]) and not (parts["val"] & parts["test"])
+    assert not (parts["train"] & parts["val"]) and not (parts["train"] & parts["test"])
+    assert not (parts["val"] & parts["test"])
     raw = json.loads(json.dumps(split.to_dict()))
     assert raw["train"][0][0].startswith("img/") and len(raw["train"][0]) == 3
     assert DatasetSplit.from_dict(raw) == split
     assert result.audit.leakage.group_count == 5 and "table column 'group'" in result.audit.leakage.group_source
-    assert any(line.startswith("Groups: 5 from") for line in result.audit.summary_lines())
+    lines = result.audit.summary_lines()
+    assert lines[0] == f"Data: {table.resolve()} (a label table, split automatically)"
+    assert any(line.startswith("Groups: 5 from") for line in lines)
 
 
 def test_old_split_json_without_groups_still_loads(tmp_path):
@@ -145,3 +152,19 @@ def test_a_table_with_one_label_or_a_folder_and_a_table_are_refused(tmp_path):
         scan_dataset(DataConfig(labels=str(table)))
     with pytest.raises(ConfigError, match="not both"):
         DataConfig(root=str(tmp_path), labels=str(table)).validate()
+
+
+def test_the_report_says_the_split_was_made_by_group_from_the_table(tmp_path):
+    from types import SimpleNamespace
+
+    from tl_desktop.config import RunConfig
+    from tl_desktop.report.provenance import dataset_blocks
+
+    names = _images(tmp_path, 6)
+    rows = [f"{n},{Path(n).name[0]},P{i % 5}" for i, n in enumerate(names)]
+    table = _table(tmp_path, "path,label,group\n" + "\n".join(rows) + "\n")
+    cfg = DataConfig(labels=str(table), seed=4)
+    blocks = dataset_blocks(SimpleNamespace(config=RunConfig(data=cfg), audit=scan_dataset(cfg).audit))
+    assert blocks[0].text.startswith(f"Images from {table.resolve()}. Split automatically by group "
+                                     "(the table column 'group'), with seed 4: whole groups")
+    assert any(item.startswith("Groups: 5 from the table column 'group'") for item in blocks[-1].items)

@@ -89,8 +89,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
     """The data, model and recipe flags of ``train`` (``cv`` takes the same ones)."""
     parser.add_argument("--data", metavar="PATH", help="image folder (required unless --labels or --config names one)")
-    parser.add_argument("--labels", metavar="TABLE", help="a CSV/TSV label table instead of a folder: columns path,label "
-                        "and optionally group and split (train/val/test); paths relative to the table's folder")
+    parser.add_argument("--labels", metavar="TABLE", help="a CSV/TSV label table instead of a folder: columns "
+                        "path,label and optionally group and split (train/val/test); paths relative to the "
+                        "table's folder")
     parser.add_argument("--group-by", metavar="COLUMN|dicom:TAG|re:PATTERN",
                         help="keep each group's images (a patient's, a field's) in one part: a table column, a DICOM "
                         "tag (e.g. dicom:PatientID, stored only hashed) or a pattern with one (capture group) on "

@@ -32,8 +32,8 @@ def default_model_card(data: ReportData) -> str:
         f"different the image is. Other uses: {FILL_IN}.",
         "",
         "Training data",
-        f"Images from {data.config.data.root or 'an unknown folder'}. Where and how they were "
-        f"collected (sites, devices, period, who labelled them): {FILL_IN}.",
+        f"Images from {data.config.data.labels or data.config.data.root or 'an unknown folder'}. "
+        f"Where and how they were collected (sites, devices, period, who labelled them): {FILL_IN}.",
         "",
         "Limitations found by this program",
     ]

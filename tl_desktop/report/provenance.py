@@ -17,10 +17,16 @@ def dataset_blocks(data: ReportData) -> list[Any]:
     cfg = data.config.data
     audit = data.audit
     if audit is None:
-        return [Para(f"Images from {cfg.root or 'an unknown folder'}. The run folder has no audit.json, so "
-                     "counts per split are not available.")]
+        return [Para(f"Images from {cfg.labels or cfg.root or 'an unknown folder'}. The run folder has no "
+                     "audit.json, so counts per split are not available.")]
     if audit.layout == "folders":
         how = "The folder's own train/val/test sub-folders were used as the split."
+    elif audit.layout == "table-split":
+        how = "The label table's own split column (train/val/test) was used as the split."
+    elif audit.leakage.group_count:
+        how = (f"Split automatically by group ({audit.leakage.group_source}), with seed {cfg.seed}: whole groups "
+               f"went to validation (about {cfg.val_fraction:.0%}) and test (about {cfg.test_fraction:.0%}), "
+               "stratified by class as far as the groups allow (identical images kept together).")
     else:
         how = (f"Split automatically, per class, with seed {cfg.seed}: "
                f"{cfg.val_fraction:.0%} validation, {cfg.test_fraction:.0%} test, the rest "
@@ -43,8 +49,9 @@ def dataset_blocks(data: ReportData) -> list[Any]:
                     f"{len(audit.cross_split_duplicates)}; across classes (conflicting labels): "
                     f"{len(audit.cross_class_duplicates)}.")
     findings += [f"{line}." for line in audit.property_lines()]
+    findings += [line.strip() for line in audit.leakage.lines(audit.root)]
     findings += [f"Warning: {w}" for w in audit.warnings]
-    return [Para(f"Images from {audit.root}. {how}"),
+    return [Para(f"Images from {audit.table or audit.root}. {how}"),
             Table(["Class", *SPLIT_NAMES.values(), "Total"], rows, "Images per class and split."),
             Para("Data-quality findings:"), Bullets(findings)]
 

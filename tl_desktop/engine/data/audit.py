@@ -93,6 +93,7 @@ class Audit:
     scan_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     leakage: Leakage = field(default_factory=Leakage)
+    table: str = ""  # the label table the images came from, if any
     shortcuts: list[ShortcutFinding] = field(default_factory=list)
     property_baseline: PropertyBaseline | None = None
     dicom_files: int = 0
@@ -146,7 +147,7 @@ class Audit:
         total = sum(splits.values())
         layout = _LAYOUT_WORDS.get(self.layout, "one folder per class, split automatically")
         lines = [
-            f"Data: {self.root} ({layout})",
+            f"Data: {self.table or self.root} ({layout})",
             f"{len(self.classes)} classes, {total:,} images: "
             + ", ".join(f"{splits[s]:,} {s}" for s in SPLITS),
         ]

@@ -183,6 +183,7 @@ def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: Stop
     audit.leakage = find_leakage(describe_source(cfg.group_by, source.group_column), groups, assignments, hashes,
                                  audit.duplicate_groups)
     audit.warnings += audit.leakage.warnings()
+    audit.table = source.table
     return ScanResult(split=split, audit=audit)
 
 
@@ -206,13 +207,11 @@ def _table_source(cfg: DataConfig) -> _Source:
     classes = sorted({row.label for row in table.rows})
     if len(classes) < 2:
         raise DataError(f"{table.path}: every row has the label {classes[0]!r}; at least two classes are needed")
-    where = f"with the group column {table.group_column!r}" if table.group_column else "without groups"
-    rows = f"{len(table.rows):,} {'row' if len(table.rows) == 1 else 'rows'}"
     return _Source(
         root=Path(table.folder), layout="table-split" if table.has_split else "table", classes=classes,
         found=[FoundImage(row.path, row.label, row.split or None) for row in table.rows],
         given_parts=table.has_split, link_root=None, table_groups={row.path: row.group for row in table.rows},
-        notes=[f"Labels from the table {Path(table.path).name} ({rows}, {where}).", *table.notes],
+        notes=list(table.notes),
         no_val="row with the split 'val'", table=table.path, group_column=table.group_column,
     )
 

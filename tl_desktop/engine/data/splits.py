@@ -23,7 +23,8 @@ SPLITS = ("train", "val", "test")
 Parts = dict[str, str]  # path -> "train" | "val" | "test"
 
 
-def auto_parts(classes: list[str], found: list[FoundImage], digests: dict[str, str], cfg: DataConfig) -> tuple[Parts, list[str]]:
+def auto_parts(classes: list[str], found: list[FoundImage], digests: dict[str, str],
+               cfg: DataConfig) -> tuple[Parts, list[str]]:
     """Stratified, seeded split; identical files stay together so no copy straddles splits, even when
     copies are filed under different classes (the audit reports those as conflicting labels)."""
     parts: Parts = {}
@@ -73,7 +74,8 @@ def given_parts(classes: list[str], found: list[FoundImage], digests: dict[str, 
     return parts, notes
 
 
-def grouped_parts(classes: list[str], found: list[FoundImage], groups: dict[str, str], cfg: DataConfig) -> tuple[Parts, list[str]]:
+def grouped_parts(classes: list[str], found: list[FoundImage], groups: dict[str, str],
+                  cfg: DataConfig) -> tuple[Parts, list[str]]:
     """Whole groups to val and test (``StratifiedGroupKFold``), the rest to train; an image without a
     group is a group by itself."""
     paths = sorted(f.path for f in found)
@@ -95,7 +97,8 @@ def grouped_parts(classes: list[str], found: list[FoundImage], groups: dict[str,
     return parts, notes
 
 
-def take_groups(paths: list[str], labels: dict[str, int], units: dict[str, str], fraction: float, seed: int) -> set[str]:
+def take_groups(paths: list[str], labels: dict[str, int], units: dict[str, str], fraction: float,
+                seed: int) -> set[str]:
     """About ``fraction`` of ``paths`` as whole groups, stratified by label as far as groups allow.
 
     ``StratifiedGroupKFold`` with k folds gives shares of 1/k: the held part is one fold (or, for a
@@ -119,7 +122,8 @@ def take_groups(paths: list[str], labels: dict[str, int], units: dict[str, str],
     return set(paths) - chosen if flip else chosen
 
 
-def allocate(paths: list[str], digests: dict[str, str], val_fraction: float, test_fraction: float, seed: str) -> dict[str, list[str]]:
+def allocate(paths: list[str], digests: dict[str, str], val_fraction: float, test_fraction: float,
+             seed: str) -> dict[str, list[str]]:
     """Shuffle groups of identical files with ``seed`` and fill val, then test, leaving train at least one group."""
     groups: dict[str, list[str]] = defaultdict(list)
     for path in paths:

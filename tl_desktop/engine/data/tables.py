@@ -69,6 +69,17 @@ def is_table_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in TABLE_SUFFIXES
 
 
+def table_columns(path: str | Path) -> list[str]:
+    """The column names of a table's header line (lower case); [] when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            first = handle.readline(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return []
+    header = next(csv.reader([first], delimiter=_delimiter(Path(path), first)), [])
+    return [name.strip().lower() for name in header if name.strip()]
+
+
 def read_table(path: str | Path, group_column: str = "") -> LabelTable:
     """Read and check a label table; groups come from ``group_column`` (default: a ``group`` column if any).
 
@@ -195,7 +206,8 @@ def _drop_repeats(rows: list[TableRow], problems: list[tuple[int, str]]) -> tupl
             problems.append((row.line, f"{_name(row)} is also on line {seen.line} with another group or split"))
         else:
             repeats += 1
-    notes = [f"{repeats:,} rows repeat a file listed earlier with the same label; each file is used once."] if repeats else []
+    notes = [f"{repeats:,} rows repeat a file listed earlier with the same label; each file is used once."
+             ] if repeats else []
     return kept, notes
 
 

@@ -1,4 +1,4 @@
-"""Step 1 — Data: choose a folder, see classes with thumbnails, the split and the audit."""
+"""Step 1 — Data: choose a folder or a label table, see classes with thumbnails, the split and the audit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDoubleSpinBox,
+    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -28,6 +29,14 @@ from PySide6.QtWidgets import (
 
 from tl_desktop.config import DataConfig
 from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.pages.data_source import (
+    group_by_box,
+    group_words,
+    scan_or_table_problems,
+    source_config,
+    split_words,
+    table_problems,
+)
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import (
@@ -36,15 +45,12 @@ from tl_desktop.gui.widgets.common import (
     hint,
     stretch_first_column,
 )
-from tl_desktop.gui.widgets.thumbnails import Thumbnail, ThumbnailStrip, load_thumbnails
-from tl_desktop.gui.worker import TaskContext
+from tl_desktop.gui.widgets.thumbnails import Thumbnail, ThumbnailStrip
 
 if TYPE_CHECKING:
     from tl_desktop.engine.data.audit import Audit
     from tl_desktop.engine.data.dataset import DatasetSplit, ScanResult
-
-THUMBS_PER_CLASS = 8
-
+    from tl_desktop.engine.data.tables import TableError
 
 def class_counts(split: DatasetSplit) -> list[tuple[str, int, int, int]]:
     """Per class: (name, train, val, test) image counts of a DatasetSplit."""
@@ -55,42 +61,24 @@ def class_counts(split: DatasetSplit) -> list[tuple[str, int, int, int]]:
     return [(name, *c) for name, c in zip(split.classes, counts)]
 
 
-def examples_per_class(split: DatasetSplit, k: int) -> dict[int, list[str]]:
-    """The first ``k`` image paths of each class (training images first)."""
-    chosen: dict[int, list[str]] = {i: [] for i in range(len(split.classes))}
-    for sample in [*split.train, *split.val, *split.test]:
-        if len(chosen[sample.label]) < k:
-            chosen[sample.label].append(sample.path)
-    return chosen
-
-
-def scan_with_thumbnails(cfg: DataConfig, ctx: TaskContext) -> tuple[ScanResult, dict[int, list[Thumbnail]]]:
-    """Scan and audit the folder, then decode a few thumbnails per class (worker thread)."""
-    from tl_desktop.engine.data.dataset import scan_dataset
-
-    scan = scan_dataset(cfg, progress=ctx.progress, stop=ctx.stop)
-    root = Path(scan.split.root)
-    thumbs = {}
-    for label, paths in examples_per_class(scan.split, THUMBS_PER_CLASS).items():
-        full = [p if Path(p).is_absolute() else str(root / p) for p in paths]
-        thumbs[label] = load_thumbnails(full, should_stop=lambda: ctx.stop.requested)
-    ctx.stop.raise_if_requested()
-    return scan, thumbs
-
-
 class DataPage(Page):
     """Choose the image folder, check it, and set the split."""
 
     step = Step.DATA
     title = "Data"
     step_hint = "choose images"
-    hint = "Choose a folder of images: one sub-folder per class."
+    hint = "Choose a folder of images (one sub-folder per class) or a label table."
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
-        self.folder = PathPicker("Image folder", placeholder="A folder with one sub-folder per class…",
+        self.folder = PathPicker("Image folder or label table",
+                                 placeholder="A folder with one sub-folder per class, or a CSV/TSV label table…",
                                  button_text="Choose folder…")
         self.folder.path_chosen.connect(self.open_folder)
+        self.table_button = QPushButton("Choose table…")
+        self.table_button.setToolTip("A CSV or TSV file with the columns path and label (optionally group and split)")
+        self.table_button.clicked.connect(self.choose_table)
+        self.group_by = group_by_box()
         self.scan_button = QPushButton("Scan")
         self.scan_button.setToolTip("Read the folder again with the split settings below")
         self.scan_button.clicked.connect(self.scan)
@@ -109,7 +97,8 @@ class DataPage(Page):
         self.split_info.setWordWrap(True)
         split_box = QGroupBox("Split")
         split_row = QHBoxLayout(split_box)
-        for text, widget in (("Validation", self.val_pct), ("Test", self.test_pct), ("Seed", self.seed)):
+        for text, widget in (("Validation", self.val_pct), ("Test", self.test_pct), ("Seed", self.seed),
+                             ("Group by", self.group_by)):
             label = QLabel(text)
             label.setBuddy(widget)
             split_row.addWidget(label)
@@ -159,13 +148,16 @@ class DataPage(Page):
 
         top = QHBoxLayout()
         top.addWidget(self.folder, 1)
+        top.addWidget(self.table_button)
         top.addWidget(self.scan_button)
         top.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addWidget(heading("1. Choose your images"))
         layout.addWidget(hint("Put the images of each class in its own sub-folder (for example healthy/ "
                               "and diseased/). A folder that already has train/, val/ and test/ "
-                              "sub-folders is used as it is. You can also drag a folder onto this window."))
+                              "sub-folders is used as it is. Or choose a label table (CSV/TSV with the columns "
+                              "path and label). You can also drag a folder onto this window. When several "
+                              "images show one patient or field, choose what groups them so no group is split."))
         layout.addLayout(top)
         layout.addWidget(self.progress)
         layout.addWidget(split_box)
@@ -187,46 +179,82 @@ class DataPage(Page):
         self.test_pct.setValue(float(self.session.recall("data/test_pct", self.test_pct.value())))
         self.seed.setValue(int(self.session.recall("data/seed", 0)))
         self.folder.set_path(str(self.session.recall("data/folder", "")))
+        self._offer_columns(self.folder.path())
+        self.group_by.setCurrentText(str(self.session.recall("data/group_by", "")))
 
     def data_config(self) -> DataConfig:
-        """The split settings as a DataConfig."""
-        return DataConfig(root=self.folder.path(), val_fraction=self.val_pct.value() / 100,
-                          test_fraction=self.test_pct.value() / 100, seed=self.seed.value())
+        """The images (folder or table), grouping and split settings as a DataConfig."""
+        return source_config(self.folder.path(), self.group_by.currentText().strip(),
+                             val_fraction=self.val_pct.value() / 100, test_fraction=self.test_pct.value() / 100,
+                             seed=self.seed.value())
 
     def open_folder(self, path: str) -> None:
-        """Use ``path`` as the image folder and scan it."""
+        """Use ``path`` (an image folder or a label table) and scan it."""
         self.folder.set_path(path)
+        self._offer_columns(path)
         self.scan()
+
+    def choose_table(self) -> None:
+        """Pick a label table file and scan it."""
+        from tl_desktop.engine.data.tables import TABLE_SUFFIXES
+
+        patterns = " ".join(f"*{suffix}" for suffix in sorted(TABLE_SUFFIXES))
+        chosen, _ = QFileDialog.getOpenFileName(self, "Label table", self.folder.path() or str(Path.home()),
+                                                f"Label tables ({patterns});;All files (*)")
+        if chosen:
+            self.open_folder(chosen)
+
+    def _offer_columns(self, path: str) -> None:
+        """A table's extra columns become group-by choices (as typed text they work anyway)."""
+        from tl_desktop.engine.data.tables import is_table_file, table_columns
+
+        columns = table_columns(path) if is_table_file(path) and Path(path).is_file() else []
+        current = self.group_by.currentText()
+        self.group_by.clear()
+        self.group_by.addItems(["", *[c for c in columns if c not in ("path", "label", "split")], "dicom:PatientID"])
+        self.group_by.setCurrentText(current)
 
     def scan(self) -> None:
         """Scan the chosen folder in the background."""
         from tl_desktop.config import ConfigError
 
         cfg = self.data_config()
-        if not cfg.root:
-            self.show_error("No folder chosen.", "Click “Choose folder…” and pick the folder with your images.")
+        source = cfg.labels or cfg.root
+        if not source:
+            self.show_error("No folder chosen.", "Click “Choose folder…” and pick the folder with your images, "
+                            "or “Choose table…” for a label table.")
             return
-        if not Path(cfg.root).is_dir():
-            self.show_error(f"The folder {cfg.root} does not exist.", "Choose an existing folder.")
+        if not (Path(cfg.root).is_dir() if cfg.root else Path(cfg.labels).is_file()):
+            what = "label table" if cfg.labels else "folder"
+            self.show_error(f"The {what} {source} does not exist.", f"Choose an existing {what}.")
             return
         try:
             cfg.validate()
         except ConfigError as exc:
-            self.show_error(f"The split settings are not usable: {exc}", "Lower the validation or test share.")
+            self.show_error(f"The split settings are not usable: {exc}",
+                            "Lower the validation or test share, or change “Group by”.")
             return
         if self.busy("scan"):
             return
-        self.session.remember("data/folder", cfg.root)
+        self.session.remember("data/folder", source)
+        self.session.remember("data/group_by", cfg.group_by)
         self.session.remember("data/val_pct", self.val_pct.value())
         self.session.remember("data/test_pct", self.test_pct.value())
         self.session.remember("data/seed", self.seed.value())
         self._set_scanning(True)
-        self.status.emit(f"Scanning {cfg.root}…")
-        self.run_task(lambda ctx: scan_with_thumbnails(cfg, ctx), "scan",
-                      on_success=lambda result: self._scanned(cfg, *result),
+        self.status.emit(f"Scanning {source}…")
+        self.run_task(lambda ctx: scan_or_table_problems(cfg, ctx), "scan",
+                      on_success=lambda result: self._scan_done(cfg, result),
                       on_progress=self._on_progress, on_done=lambda: self._set_scanning(False),
-                      error_title=f"Could not read the image folder {cfg.root}.",
-                      error_hint="Check that it has one sub-folder per class with images in it.")
+                      error_title=f"Could not read the {'label table' if cfg.labels else 'image folder'} {source}.",
+                      error_hint="Check the table's rows." if cfg.labels else
+                      "Check that it has one sub-folder per class with images in it.")
+
+    def _scan_done(self, cfg: DataConfig, result: tuple[ScanResult, dict[int, list[Thumbnail]]] | TableError) -> None:
+        if not isinstance(result, tuple):  # a TableError
+            self.show_error(*table_problems(result))
+            return
+        self._scanned(cfg, *result)
 
     def cross_validate(self) -> None:
         """Open the cross-validation dialog on the scanned images with the window's settings."""
@@ -268,14 +296,14 @@ class DataPage(Page):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         total = [sum(row[i] for row in rows) for i in (1, 2, 3)]
-        folders = split.layout == "folders"
+        folders = split.layout in ("folders", "table-split")
         self.summary.setText(
             f"<b>{len(rows)} classes, {sum(total)} images</b> — {total[0]} to train on, "
-            f"{total[1]} to pick the best epoch (validation), {total[2]} for the final test.")
+            f"{total[1]} to pick the best epoch (validation), {total[2]} for the final test."
+            + group_words(scan.audit.leakage))
         for box in (self.val_pct, self.test_pct, self.seed):
             box.setEnabled(not folders)
-        self.split_info.setText("Using the folder's own train / val / test sub-folders." if folders
-                                else "Images are split at random, keeping class proportions.")
+        self.split_info.setText(split_words(split.layout, scan.audit.leakage.group_count))
         self._show_thumbnails(rows, thumbs)
         self._show_checks(scan.audit)
 
@@ -314,3 +342,4 @@ class DataPage(Page):
             dialogs.show_error(self, "Some files could not be read.",
                                "They are left out of training. Fix or remove them and scan again "
                                "if you need them.", details)
+
