@@ -213,3 +213,18 @@ def test_dicom_patient_groups_are_whole_and_only_their_salted_hash_is_ever_store
         scan_dataset(DataConfig(root=str(root), group_by="dicom:PatientID"))
     with pytest.raises(DataError, match="names no DICOM tag"):
         scan_dataset(DataConfig(root=str(root), group_by="dicom:PatientIdentity"))
+
+
+def test_validation_held_out_of_given_train_folders_takes_whole_groups(tmp_path):
+    root = tmp_path / "images"
+    for part in ("train", "test"):
+        for c, name in enumerate(["a", "b"]):
+            for i in range(12 if part == "train" else 3):
+                patient = f"P{i % 6}" if part == "train" else f"T{i}"
+                _picture(root / part / name / f"{patient}_{i}.png", 1000 * c + i + (500 if part == "test" else 0))
+    result = scan_dataset(DataConfig(root=str(root), group_by=r"re:/(\w\d+)_", seed=1))
+    split = result.split
+    val = {s.group for s in split.val}
+    assert val and not val & {s.group for s in split.train}
+    assert result.audit.leakage.straddling_groups == []
+    assert "There is no val/ folder" in result.audit.warnings[0]

@@ -166,7 +166,8 @@ def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: Stop
     user_groups = image_groups(paths, source.root, cfg.group_by, source.table_groups, digests)
     groups = merge_copies(paths, user_groups, digests)
     if source.given_parts:
-        parts, notes = given_parts(source.classes, readable, digests, cfg, source.no_val)
+        parts, notes = given_parts(source.classes, readable, digests, cfg,
+                                   groups if user_groups else {}, source.no_val)
     elif user_groups:
         parts, notes = grouped_parts(source.classes, readable, groups, cfg)
     else:

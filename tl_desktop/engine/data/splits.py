@@ -49,20 +49,26 @@ def auto_parts(classes: list[str], found: list[FoundImage], digests: dict[str, s
 
 
 def given_parts(classes: list[str], found: list[FoundImage], digests: dict[str, str], cfg: DataConfig,
-                where: str = "val/ folder") -> tuple[Parts, list[str]]:
-    """Keep the given parts; a class without validation images gets some held out from its training ones."""
+                groups: dict[str, str], where: str = "val/ folder") -> tuple[Parts, list[str]]:
+    """Keep the given parts; a class without validation images gets some held out from its training ones
+    (whole groups, when there are groups)."""
     parts: Parts = {f.path: f.split or "train" for f in found}
+    lacking = [name for name in classes if not any(f.class_name == name and parts[f.path] == "val" for f in found)]
     held_out: dict[str, int] = {}
     notes: list[str] = []
-    for name in classes:
-        if any(f.class_name == name and parts[f.path] == "val" for f in found):
-            continue
-        train = sorted(f.path for f in found if f.class_name == name and parts[f.path] == "train")
-        held = allocate(train, digests, cfg.val_fraction, 0.0, f"{cfg.seed}:{name}")
-        parts.update(dict.fromkeys(held["val"], "val"))
-        held_out[name] = len(held["val"])
-        if not held["val"]:
-            notes.append(no_val_note(name, len(train)))
+    if groups and lacking:
+        held = _held_out_groups(classes, found, parts, groups, lacking, cfg)
+        held_out = {name: sum(1 for f in found if f.path in held and f.class_name == name) for name in lacking}
+        notes += [f"Class '{name}' has no validation images, and no group of it could be held out for "
+                  "validation." for name, count in held_out.items() if not count]
+    elif lacking:
+        for name in lacking:
+            train = sorted(f.path for f in found if f.class_name == name and parts[f.path] == "train")
+            chosen = allocate(train, digests, cfg.val_fraction, 0.0, f"{cfg.seed}:{name}")
+            parts.update(dict.fromkeys(chosen["val"], "val"))
+            held_out[name] = len(chosen["val"])
+            if not chosen["val"]:
+                notes.append(no_val_note(name, len(train)))
     if not any(f.split == "val" for f in found):
         notes.insert(0, f"There is no {where}: {cfg.val_fraction:.0%} of each class's training images "
                         f"({sum(held_out.values()):,} in all) were held out for validation.")
@@ -72,6 +78,19 @@ def given_parts(classes: list[str], found: list[FoundImage], digests: dict[str, 
             for name, count in held_out.items() if count
         ]
     return parts, notes
+
+
+def _held_out_groups(classes: list[str], found: list[FoundImage], parts: Parts, groups: dict[str, str],
+                     lacking: list[str], cfg: DataConfig) -> set[str]:
+    """Whole groups moved from train to val (in ``parts``) among the groups that hold training images of
+    the ``lacking`` classes."""
+    units = {f.path: groups.get(f.path) or f"file:{f.path}" for f in found}
+    touched = {units[f.path] for f in found if f.class_name in lacking and parts[f.path] == "train"}
+    pool = sorted(f.path for f in found if parts[f.path] == "train" and units[f.path] in touched)
+    labels = {f.path: classes.index(f.class_name) for f in found}
+    held = take_groups(pool, labels, units, cfg.val_fraction, cfg.seed)
+    parts.update(dict.fromkeys(held, "val"))
+    return held
 
 
 def grouped_parts(classes: list[str], found: list[FoundImage], groups: dict[str, str],
