@@ -178,8 +178,10 @@ def test_a_resized_recompressed_copy_in_another_part_is_a_near_duplicate(tmp_pat
     near = result.audit.leakage.near_duplicates
     assert [[Path(p).name for p in pair] for pair in near] == [["scan.png", "scan_small.jpg"]]
     lines = result.audit.summary_lines()
-    assert "Near-duplicates across splits: 1 set of nearly identical pictures" in lines
-    assert any("nearly identical pictures (resized or recompressed copies)" in w for w in result.audit.warnings)
+    assert "Near-duplicates across splits: 1 pair of nearly identical pictures" in lines
+    assert any("1 pair of nearly identical pictures (resized or recompressed copies) are split between" in w
+               for w in result.audit.warnings)
+    assert result.audit.leakage.near_duplicate_count == 1
 
 
 def test_dicom_patient_groups_are_whole_and_only_their_salted_hash_is_ever_stored(tmp_path):
@@ -228,3 +230,23 @@ def test_validation_held_out_of_given_train_folders_takes_whole_groups(tmp_path)
     assert val and not val & {s.group for s in split.train}
     assert result.audit.leakage.straddling_groups == []
     assert "There is no val/ folder" in result.audit.warnings[0]
+
+
+@MANY
+@given(seeds=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**64 - 1), st.integers(0, 2)), min_size=2,
+                      max_size=40))
+def test_near_duplicates_are_exactly_the_close_pairs_across_parts(seeds):
+    from tl_desktop.engine.data.leakage import near_duplicates_across_parts
+
+    bases = [0, 2**64 - 1, 0x0F0F0F0F0F0F0F0F, 0x123456789ABCDEF0]
+    hashes, assignments = {}, {}
+    for i, (base, noise, part) in enumerate(seeds):
+        flips = 0
+        for bit in random.Random(noise).sample(range(64), noise % 7):  # 0-6 bits away from a base picture
+            flips |= 1 << bit
+        hashes[f"/p{i:02d}"] = bases[base] ^ flips
+        assignments[f"/p{i:02d}"] = ("x", ("train", "val", "test")[part])
+    paths = sorted(hashes)
+    expected = [[a, b] for n, a in enumerate(paths) for b in paths[n + 1:]
+                if assignments[a][1] != assignments[b][1] and bin(hashes[a] ^ hashes[b]).count("1") <= 4]
+    assert near_duplicates_across_parts(hashes, assignments, []) == expected

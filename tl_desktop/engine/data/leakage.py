@@ -13,12 +13,17 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 SPLITS = ("train", "val", "test")
 # Two dHashes this many bits apart (of 64) or fewer are the same picture, resized, recompressed or re-saved.
 NEAR_DUPLICATE_BITS = 4
 _MAX_LISTED = 10
+# Rows compared at once when looking for near-duplicates (a block of hashes against one band's run).
+_BLOCK = 512
+# audit.json keeps this many near-duplicate pairs; the count covers them all.
+MAX_STORED_PAIRS = 1000
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Leakage:
     mixed_label_groups: list[str] = field(default_factory=list)
     straddling_groups: list[str] = field(default_factory=list)
     near_duplicates: list[list[str]] = field(default_factory=list)
+    near_duplicate_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,12 +55,12 @@ class Leakage:
             per_class = ", ".join(f"{name} {count:,}" for name, count in self.groups_per_class.items())
             lines += [f"Groups: {self.group_count:,} from {self.group_source} ({per_split})",
                       f"  groups per class: {per_class}"]
-        if self.near_duplicates:
-            lines.append(f"Near-duplicates across splits: {len(self.near_duplicates):,} "
-                         f"{'set' if len(self.near_duplicates) == 1 else 'sets'} of nearly identical pictures")
+        if self.near_duplicate_count:
+            lines.append(f"Near-duplicates across splits: {_pairs(self.near_duplicate_count)} of nearly identical "
+                         "pictures")
             lines += ["  " + " ~ ".join(_shorten(p, root) for p in pair) for pair in self.near_duplicates[:_MAX_LISTED]]
-            if len(self.near_duplicates) > _MAX_LISTED:
-                lines.append(f"  ... and {len(self.near_duplicates) - _MAX_LISTED:,} more (see audit.json)")
+            if self.near_duplicate_count > _MAX_LISTED:
+                lines.append(f"  ... and {self.near_duplicate_count - _MAX_LISTED:,} more (see audit.json)")
         return lines
 
     def warnings(self) -> list[str]:
@@ -68,9 +74,9 @@ class Leakage:
             out.append(f"{_some(self.straddling_groups, 'group')} {_verb(self.straddling_groups)} images in more "
                        "than one of train/val/test: the validation and test scores will look better than they "
                        "really are. Put each group's images in one part (or let the app split by group).")
-        if self.near_duplicates:
-            out.append(f"{len(self.near_duplicates):,} {'set' if len(self.near_duplicates) == 1 else 'sets'} of nearly "
-                       "identical pictures (resized or recompressed copies) are in more than one of train/val/test: "
+        if self.near_duplicate_count:
+            out.append(f"{_pairs(self.near_duplicate_count)} of nearly identical pictures (resized or "
+                       "recompressed copies) are split between train, val and test: "
                        "the validation and test scores will look better than they really are. Remove the copies "
                        "or group them together.")
         return out
@@ -91,7 +97,7 @@ def find_leakage(source: str, groups: dict[str, str], assignments: dict[str, tup
     ``hashes`` each path to its :func:`picture_hash`; ``identical`` are the byte-identical copies."""
     near = near_duplicates_across_parts(hashes, assignments, identical)
     grouped = group_leakage(source, groups, assignments) if source else Leakage()
-    grouped.near_duplicates = near
+    grouped.near_duplicates, grouped.near_duplicate_count = near[:MAX_STORED_PAIRS], len(near)
     return grouped
 
 
@@ -120,24 +126,45 @@ def near_duplicates_across_parts(hashes: dict[str, int], assignments: dict[str, 
                                  identical: list[list[str]], bits: int = NEAR_DUPLICATE_BITS) -> list[list[str]]:
     """Pairs of pictures in different parts whose perceptual hashes differ in at most ``bits`` bits,
     leaving out byte-identical copies (the audit lists those already)."""
-    same_file = {path: index for index, group in enumerate(identical) for path in group}
     paths = sorted(p for p in hashes if p in assignments)
-    # Pigeonhole: two 64-bit hashes within ``bits`` bits agree exactly on one of ``bits + 1`` bands.
+    if len(paths) < 2:
+        return []
+    same_file = {path: index for index, group in enumerate(identical) for path in group}
+    values = np.array([hashes[p] for p in paths], dtype=np.uint64)
+    parts = np.array([SPLITS.index(assignments[p][1]) for p in paths])
+    copies = np.array([same_file.get(p, -1 - i) for i, p in enumerate(paths)])  # a lone file: a copy set of its own
+    # Pigeonhole: two 64-bit hashes within ``bits`` bits agree exactly on one of ``bits + 1`` bands, so
+    # only hashes sharing a band value are compared (each run of equal band values as one block).
     bands = bits + 1
     width = 64 // bands
-    buckets: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for path in paths:
-        for band in range(bands):
-            buckets[(band, (hashes[path] >> (band * width)) & ((1 << width) - 1))].append(path)
-    pairs: set[tuple[str, str]] = set()
-    for members in buckets.values():
-        for i, first in enumerate(members):
-            for second in members[i + 1:]:
-                if (assignments[first][1] != assignments[second][1]
-                        and (first not in same_file or same_file.get(second) != same_file[first])
-                        and bin(hashes[first] ^ hashes[second]).count("1") <= bits):
-                    pairs.add((first, second))
-    return [list(pair) for pair in sorted(pairs)]
+    pairs: set[tuple[int, int]] = set()
+    for band in range(bands):
+        keys = (values >> np.uint64(band * width)) & np.uint64((1 << width) - 1)
+        order = np.argsort(keys, kind="stable")
+        starts = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1], True])
+        for start, end in zip(starts[:-1], starts[1:]):
+            if end - start > 1:
+                pairs |= _close_pairs(order[start:end], values, parts, copies, bits)
+    return [[paths[i], paths[j]] for i, j in sorted(pairs)]
+
+
+def _close_pairs(members: np.ndarray, values: np.ndarray, parts: np.ndarray, copies: np.ndarray,
+                 bits: int) -> set[tuple[int, int]]:
+    """(i, j), i < j, among ``members`` within ``bits`` bits, in different parts and not copies of one file."""
+    found: set[tuple[int, int]] = set()
+    for begin in range(0, members.size, _BLOCK):
+        rows = members[begin:begin + _BLOCK]
+        close = np.bitwise_count(values[rows][:, None] ^ values[members][None, :]) <= bits
+        close &= parts[rows][:, None] != parts[members][None, :]
+        close &= copies[rows][:, None] != copies[members][None, :]
+        close &= rows[:, None] < members[None, :]
+        i, j = np.nonzero(close)
+        found.update(zip(rows[i].tolist(), members[j].tolist()))
+    return found
+
+
+def _pairs(count: int) -> str:
+    return f"{count:,} {'pair' if count == 1 else 'pairs'}"
 
 
 def _some(groups: list[str], noun: str) -> str:
