@@ -263,4 +263,6 @@ def test_a_sound_cached_copy_is_hashed_once(cache, monkeypatch):
 def test_a_damaged_cached_copy_counts_as_a_download_before_any_run_starts(cache):
     cache.mkdir(parents=True)
     (cache / "good.pth").write_bytes(b"garbage")
-    assert weights_status(_fake_spec()) == "download" and not (cache / "good.pth").exists()
+    assert weights_status(_fake_spec()) == "download"
+    with pytest.raises(WeightsUnavailable, match="was damaged"):
+        resolve_weights(_fake_spec(), allow_download=False)

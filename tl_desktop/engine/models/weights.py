@@ -129,8 +129,8 @@ def cached_weights_path(spec: BackboneSpec) -> Path | None:
 
 
 def weights_status(spec: BackboneSpec) -> WeightsStatus:
-    """Where the weights would come from now, without touching the network (a damaged cached copy is
-    deleted here, so a run that needs them downloads them before it starts)."""
+    """Where the weights would come from now, without touching the network (a damaged cached copy counts
+    as missing, so a run that needs the weights fetches them, or says why it cannot, before it starts)."""
     if bundled_weights_path(spec) is not None:
         return "bundled"
     cached = cached_weights_path(spec)
@@ -159,6 +159,9 @@ def resolve_weights(
     if cached is not None:
         if cached_copy_is_sound(spec, cached):
             return cached
+        for stale in (cached, _verified_marker(cached)):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         damaged = f"the copy in the cache, {cached}, was damaged (its checksum did not match) and was deleted"
         _log.warning("%s; downloading it again", damaged)
     url = download_url(spec)
@@ -189,7 +192,7 @@ def _remember_verified(path: Path) -> None:
 
 
 def cached_copy_is_sound(spec: BackboneSpec, path: Path) -> bool:
-    """Whether a cached weights file matches its published checksum; a damaged one is deleted.
+    """Whether a cached weights file matches its published checksum.
 
     A file converted to .safetensors, or one whose checksum is not known, cannot be checked and is trusted.
     """
@@ -206,9 +209,6 @@ def cached_copy_is_sound(spec: BackboneSpec, path: Path) -> bool:
     try:
         _check_digest(hasher.hexdigest(), spec.weights_sha256, str(path))
     except DownloadError:
-        for damaged in (path, marker):
-            with contextlib.suppress(OSError):
-                damaged.unlink()
         return False
     _remember_verified(path)
     return True
