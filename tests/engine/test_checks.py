@@ -77,9 +77,9 @@ def test_an_out_folder_that_cannot_hold_runs_fails_with_a_message(tiny_backbone,
     not_a_folder.write_text("a file, not a folder", encoding="utf-8")
     assert main(["train", "--data", str(root), "--backbone", "tiny_cnn", "--epochs", "2", "--head-epochs", "1",
                  "--out", str(not_a_folder)]) == 1
-    out = capsys.readouterr().out
-    assert "Training failed after " in out
-    assert f": cannot create a run folder in {not_a_folder}: Not a directory" in out
+    captured = capsys.readouterr()
+    assert "Training failed after " in captured.err and "Run folder: not created" in captured.out
+    assert f": cannot create a run folder in {not_a_folder}: Not a directory" in captured.err
 
 
 def test_a_diverging_loss_stops_the_run_and_keeps_the_last_sound_model(tiny_backbone, tmp_path, make_image_folder):

@@ -143,8 +143,9 @@ class ConsoleProgress(Callback):
         self.stream = stream
         self._cache_shown: tuple[str, int] | None = None
 
-    def _print(self, text: str) -> None:
-        print(text, file=self.stream or sys.stdout, flush=True)
+    def _print(self, text: str, failure: bool = False) -> None:
+        # A failure goes to stderr, where scripts and the command-line contract look for the reason.
+        print(text, file=self.stream or (sys.stderr if failure else sys.stdout), flush=True)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, FitStarted):
@@ -152,7 +153,7 @@ class ConsoleProgress(Callback):
                 f"Training on {event.device}: {len(event.classes)} classes, {event.num_train} training / "
                 f"{event.num_val} validation / {event.num_test} test images, {event.total_epochs} epochs"
             )
-            self._print(f"Run folder: {event.run_dir}")
+            self._print(f"Run folder: {event.run_dir or 'not created'}")
         elif isinstance(event, CacheProgress):
             self._cache_line(event)
         elif isinstance(event, PhaseStarted):
@@ -165,7 +166,7 @@ class ConsoleProgress(Callback):
         elif isinstance(event, Message):
             self._print(f"{event.level}: {event.text}")
         elif isinstance(event, FitEnded):
-            self._print(self._end_line(event))
+            self._print(self._end_line(event), failure=event.status == "failed")
 
     def _cache_line(self, e: CacheProgress) -> None:
         quarter = 4 * e.done // e.total if e.total > 0 else 0

@@ -243,7 +243,7 @@ class Trainer:
         """FitStarted from what is known so far (a run can fail before its data are scanned)."""
         split = getattr(self.scan, "split", None)
         return FitStarted(
-            run_dir=str(self.run_dir), classes=list(split.classes) if split else [],
+            run_dir=str(self.run_dir) if self.run_dir is not None else "", classes=list(split.classes) if split else [],
             num_train=len(split.train) if split else 0, num_val=len(split.val) if split else 0,
             num_test=len(split.test) if split else 0, device=describe_device(self.device),
             total_epochs=self.config.train.epochs, config=self.config.to_dict(),
