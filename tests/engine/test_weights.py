@@ -266,3 +266,11 @@ def test_a_damaged_cached_copy_counts_as_a_download_before_any_run_starts(cache)
     assert weights_status(_fake_spec()) == "download"
     with pytest.raises(WeightsUnavailable, match="was damaged"):
         resolve_weights(_fake_spec(), allow_download=False)
+
+
+def test_random_bytes_in_a_weights_file_are_called_damaged_not_a_pickled_model(tmp_path):
+    path = tmp_path / "noise.pth"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(WeightsFileError) as info:
+        load_state_dict_file(path)
+    assert "is damaged, or not weights at all" in str(info.value) and "pickled" not in str(info.value)

@@ -16,6 +16,7 @@ from tl_desktop.fileio import atomic_write_text, atomic_writer
 from tl_desktop.report.blocks import Para, Section, Table
 from tl_desktop.report.build import REPORT_DIR, REPORT_FILES, ReportFiles
 from tl_desktop.report.data import EvaluationSection
+from tl_desktop.report.fonts import choose_fonts, drawing_with
 from tl_desktop.report.html import render_html
 from tl_desktop.report.pdf import render_pdf
 from tl_desktop.report.sections import evaluation_blocks, headline_table
@@ -34,6 +35,13 @@ def build_cv_report(path: str | Path, out_dir: str | Path | None = None, n_boots
     oof = EvaluationSection("oof", "Out-of-fold predictions", f"the {len(joined[0]):,} images of {len(done)} folds, "
                             "each predicted by the model that never saw it", joined[0],
                             compute_metrics(joined[0], n_bootstrap=n_bootstrap, seed=seed))
+    fonts = choose_fonts(plan.data.classes)
+    with drawing_with(fonts):
+        return _write(folder, plan, summary, oof, out_dir, fonts.missing)
+
+
+def _write(folder: CVFolder, plan: CVPlan, summary: Any, oof: EvaluationSection, out_dir: str | Path | None,
+           missing_glyphs: str) -> ReportFiles:
     sections = [
         Section("cv", "Cross-validation", "how the folds were made, each fold, the figures across folds",
                 _cv_blocks(plan, summary)),
@@ -47,7 +55,7 @@ def build_cv_report(path: str | Path, out_dir: str | Path | None = None, n_boots
     with atomic_writer(pdf_path) as handle:
         starts = render_pdf(handle, title, f"{folder.name} · generated {datetime.now():%Y-%m-%d %H:%M}", sections)
     spans = [(s.title, first, nxt - 1) for s, first, nxt in zip(sections, starts, starts[1:])]
-    return ReportFiles(html_path, pdf_path, starts[-1] - 1, spans)
+    return ReportFiles(html_path, pdf_path, starts[-1] - 1, spans, missing_glyphs)
 
 
 def _cv_blocks(plan: CVPlan, summary: dict[str, Any]) -> list[Any]:

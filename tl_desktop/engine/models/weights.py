@@ -316,6 +316,9 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # random bytes, not Python objects: say it is damaged
+            raise WeightsFileError(f"{path} is not a readable PyTorch weights file (it is damaged, or not weights "
+                                   "at all)") from exc
         raise WeightsFileError(
             f"{path} holds a whole pickled model or other Python objects, not just weights; loading it "
             "would run code from the file, so it is refused. Save only the weights instead, e.g. "
