@@ -31,7 +31,10 @@ write_class_image = _load(TESTS / "conftest.py", "faults_image_conftest").write_
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from tl_desktop.engine.models.backbones import register_backbone, unregister_backbone
+    from tl_desktop.engine.models.backbones import (
+        register_backbone,
+        unregister_backbone,
+    )
 
     module = _load(TESTS / "engine" / "conftest.py", "faults_tiny_conftest")
     weights = tmp_path_factory.mktemp("weights") / "tiny.safetensors"

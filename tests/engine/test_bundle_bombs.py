@@ -11,7 +11,13 @@ import pytest
 from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop.engine.models.backbones import create_model
-from tl_desktop.engine.models.bundle import BundleError, BundleMeta, load_bundle, save_bundle, state_bytes
+from tl_desktop.engine.models.bundle import (
+    BundleError,
+    BundleMeta,
+    load_bundle,
+    save_bundle,
+    state_bytes,
+)
 
 GIB = 1 << 30
 

@@ -11,7 +11,14 @@ import torch
 from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop.engine.models.backbones import create_model
-from tl_desktop.engine.models.bundle import META_NAME, WEIGHTS_NAME, BundleError, BundleMeta, load_bundle, save_bundle
+from tl_desktop.engine.models.bundle import (
+    META_NAME,
+    WEIGHTS_NAME,
+    BundleError,
+    BundleMeta,
+    load_bundle,
+    save_bundle,
+)
 
 
 @pytest.fixture

@@ -14,7 +14,11 @@ import pytest
 import torch
 
 from tl_desktop.engine.caching.decoded_images import DecodedImages
-from tl_desktop.engine.caching.features import FeatureRequest, all_finite, cached_features
+from tl_desktop.engine.caching.features import (
+    FeatureRequest,
+    all_finite,
+    cached_features,
+)
 from tl_desktop.engine.caching.store import CacheStore
 from tl_desktop.engine.data.preprocess import eval_transform
 
