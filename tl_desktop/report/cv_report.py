@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tl_desktop.engine.data.groups import COPY_PREFIX
 from tl_desktop.engine.evaluation.evaluate import EvaluationError, compute_metrics
 from tl_desktop.engine.evaluation.folds import INTERVAL_NOTE, AcrossFolds, figure_label
 from tl_desktop.engine.evaluation.formatting import fmt, is_percent
@@ -60,7 +61,8 @@ def _write(folder: CVFolder, plan: CVPlan, summary: Any, oof: EvaluationSection,
 
 def _cv_blocks(plan: CVPlan, summary: dict[str, Any]) -> list[Any]:
     cfg = plan.config
-    grouped = any(s.group for fold in plan.folds for s in fold.test)
+    # Identical copies share a group of their own; only groups the user's data named make the folds grouped.
+    grouped = any(s.group and not s.group.startswith(COPY_PREFIX) for fold in plan.folds for s in fold.test)
     method = (f"{len(plan.folds)} folds, stratified by class{' and grouped (every group wholly in one fold)' if grouped else ''}"
               f", seed {cfg.data.seed}. Each fold's model trained on the other folds less a validation part "
               f"({cfg.data.val_fraction:.0%}, used for the best epoch) and predicted its own fold, which it never saw. "
