@@ -82,7 +82,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tl-desktop-resp-"))
     images = (subset_folder(args.data, args.per_class, work / "images") if args.data
               else synthetic_folder(work / "images", args.per_class))
-    app = create_application(sys.argv[:1])
+    _app = create_application(sys.argv[:1])  # held: the application lives as long as this run
     settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
     settings.setValue("folders/runs", str(work / "runs"))
     settings.setValue("model/backbone", args.backbone)
