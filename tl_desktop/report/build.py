@@ -46,15 +46,19 @@ def write_report(data: ReportData, out_dir: str | Path) -> ReportFiles:
                           *(e.title for e in data.evaluations), *(e.description for e in data.evaluations)])
     if fonts.missing:
         data = dataclasses.replace(data, notes=[*data.notes, fonts.missing_note()])
-    title = report_title(data)
-    html_path, pdf_path = (out / name for name in REPORT_FILES)
     with drawing_with(fonts):
-        sections: list[Section] = build_sections(data)
-        atomic_write_text(html_path, render_html(title, sections))
-        with atomic_writer(pdf_path) as handle:
-            starts = render_pdf(handle, title, f"Run {data.run_name} · generated {data.generated}", sections)
+        return write_files(out, report_title(data), f"Run {data.run_name} · generated {data.generated}",
+                           build_sections(data), fonts.missing)
+
+
+def write_files(out: Path, title: str, subtitle: str, sections: list[Section], missing_glyphs: str) -> ReportFiles:
+    """Write ``sections`` as ``out/report.html`` and ``out/report.pdf`` (with the fonts the caller chose)."""
+    html_path, pdf_path = (out / name for name in REPORT_FILES)
+    atomic_write_text(html_path, render_html(title, sections))
+    with atomic_writer(pdf_path) as handle:
+        starts = render_pdf(handle, title, subtitle, sections)
     spans = [(s.title, first, nxt - 1) for s, first, nxt in zip(sections, starts, starts[1:])]
-    return ReportFiles(html_path, pdf_path, starts[-1] - 1, spans, fonts.missing)
+    return ReportFiles(html_path, pdf_path, starts[-1] - 1, spans, missing_glyphs)
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, model_card: str | None = None,

@@ -13,13 +13,10 @@ from tl_desktop.engine.evaluation.folds import INTERVAL_NOTE, AcrossFolds, figur
 from tl_desktop.engine.evaluation.formatting import fmt, is_percent
 from tl_desktop.engine.workflows.cv_folder import CVFolder, CVPlan
 from tl_desktop.engine.workflows.cv_results import fold_predictions, pooled
-from tl_desktop.fileio import atomic_write_text, atomic_writer
 from tl_desktop.report.blocks import Para, Section, Table
-from tl_desktop.report.build import REPORT_DIR, REPORT_FILES, ReportFiles
+from tl_desktop.report.build import REPORT_DIR, ReportFiles, write_files
 from tl_desktop.report.data import EvaluationSection
 from tl_desktop.report.fonts import choose_fonts, drawing_with
-from tl_desktop.report.html import render_html
-from tl_desktop.report.pdf import render_pdf
 from tl_desktop.report.sections import evaluation_blocks, headline_table
 
 
@@ -51,12 +48,8 @@ def _write(folder: CVFolder, plan: CVPlan, summary: Any, oof: EvaluationSection,
     ]
     title = f"Cross-validation report: {len(plan.data.classes)} classes, {plan.config.model.backbone}"
     out = Path(out_dir) if out_dir is not None else folder.path / REPORT_DIR
-    html_path, pdf_path = (out / name for name in REPORT_FILES)
-    atomic_write_text(html_path, render_html(title, sections))
-    with atomic_writer(pdf_path) as handle:
-        starts = render_pdf(handle, title, f"{folder.name} · generated {datetime.now():%Y-%m-%d %H:%M}", sections)
-    spans = [(s.title, first, nxt - 1) for s, first, nxt in zip(sections, starts, starts[1:])]
-    return ReportFiles(html_path, pdf_path, starts[-1] - 1, spans, missing_glyphs)
+    return write_files(out, title, f"{folder.name} · generated {datetime.now():%Y-%m-%d %H:%M}", sections,
+                       missing_glyphs)
 
 
 def _cv_blocks(plan: CVPlan, summary: dict[str, Any]) -> list[Any]:
