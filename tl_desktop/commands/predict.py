@@ -26,17 +26,17 @@ from tl_desktop.commands import (
 from tl_desktop.config import DEVICES
 
 if TYPE_CHECKING:
-    from tl_desktop.engine.models.bundle import PredictionResult
-
+    from tl_desktop.engine.models.predictor import PredictionResult
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "predict", help="classify images with a trained model",
-        description="Classify an image, or every image in a folder (recursively), with a .tlmodel file "
-        "or a run folder.",
+        description="Classify an image, or every image in a folder (recursively), with a .tlmodel file, "
+        "a run folder or an ONNX file exported by tl-desktop export --format onnx.",
     )
-    parser.add_argument("--model", required=True, metavar="MODEL_FILE_OR_RUN", help="a .tlmodel file or a run folder")
+    parser.add_argument("--model", required=True, metavar="MODEL_FILE_OR_RUN",
+                        help="a .tlmodel file, a run folder or an exported .onnx file")
     parser.add_argument("images", metavar="IMAGE_OR_FOLDER", help="an image file or a folder of images")
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default 3)")
     parser.add_argument("--csv", metavar="FILE", help="write all probabilities to this CSV file")
@@ -51,9 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
     from tl_desktop.engine.data.dataset import DataError, list_images
     from tl_desktop.engine.data.images import unreachable_reason
-    from tl_desktop.engine.models.bundle import BundleError, load_bundle
     from tl_desktop.engine.runtime.device import pick_device
-    from tl_desktop.engine.training.runfolder import model_file_of
+    from tl_desktop.engine.workflows.prediction import (
+        MODEL_ERRORS,
+        open_predictor,
+        predictor_for_job,
+    )
     from tl_desktop.fileio import DiskWriteError
 
     if args.top_k < 1:
@@ -66,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {target}: {unreachable_reason(target)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        loaded = load_bundle(model_file_of(args.model, note=tell), device=pick_device(args.device))
+        loaded = open_predictor(args.model, device=pick_device(args.device), note=tell)
         paths = list_images(target)
-    except (BundleError, DataError, ConfigError) as exc:
+        loaded = predictor_for_job(loaded, len(paths))
+    except (*MODEL_ERRORS, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not paths:

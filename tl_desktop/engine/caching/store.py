@@ -6,6 +6,7 @@ Layout::
       weights/                        downloaded backbone weights (engine/weights.py; never evicted)
       features/<key>/                 one entry per cache key: data files + entry.json
       images/                         decoded-image spill files of running trainings
+      onnx/<key>/                     model files converted for onnxruntime (engine/caching/onnx_models.py)
 
 Entries are written to a temporary folder and renamed into place, so a crash never leaves a
 half-written entry under its key. A writer holds a lock on its temporary folder; folders (and spill
@@ -34,7 +35,7 @@ CACHE_DIR_ENV = "TL_DESKTOP_CACHE_DIR"
 CACHE_LIMIT_ENV = "TL_DESKTOP_CACHE_LIMIT_MB"
 DEFAULT_LIMIT_BYTES = 4 * 1024**3
 ENTRY_FILE = "entry.json"
-EVICTABLE_KINDS = ("features", "images")
+EVICTABLE_KINDS = ("features", "images", "onnx")
 LOCK_FILE = ".lock"
 STALE_AFTER_S = 3600.0
 # Raised whenever the pixels or features computed for the same inputs change (2: torch's uint8 resize).

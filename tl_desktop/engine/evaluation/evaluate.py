@@ -160,9 +160,17 @@ def most_confused(predictions: Predictions, k: int = 5) -> list[tuple[str, str, 
 def predict_split(loaded: "LoadedModel", samples: Sequence["Sample"],
                   progress: Callable[[int, int], None] | None = None,
                   stop: "StopToken | None" = None) -> Predictions:
-    """Run the model on labelled samples; unreadable images go to ``failures`` instead of crashing."""
+    """Run the model on labelled samples (on onnxruntime where that is faster, with the same answers);
+    unreadable images go to ``failures`` instead of crashing."""
+    from tl_desktop.config import ConfigError
+    from tl_desktop.engine.caching.onnx_models import inference_predictor
+
     paths = [s.path for s in samples]
-    result = loaded.predict_paths(paths, progress=progress, stop=stop)
+    try:
+        engine = inference_predictor(loaded, len(paths))
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
+    result = engine.predict_paths(paths, progress=progress, stop=stop)
     label_of = {s.path: s.label for s in samples}
     return Predictions(paths=list(result.paths), labels=np.array([label_of[p] for p in result.paths], dtype=np.int64),
                        probs=np.asarray(result.probs), classes=list(loaded.classes), failures=list(result.failures))

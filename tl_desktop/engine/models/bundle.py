@@ -12,7 +12,6 @@ import dataclasses
 import json
 import platform
 import zipfile
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,16 +24,14 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from tl_desktop import __version__
-from tl_desktop.engine.data.preprocess import Preprocessing
 from tl_desktop.engine.models.meta_checks import (
     MetaProblem,
     check_meta_fields,
     check_weights,
     stored_config,
 )
-from tl_desktop.engine.runtime.allocator import heavy_work
+from tl_desktop.engine.models.predictor import Predictor
 from tl_desktop.engine.runtime.device import prepare_model, to_model_input
-from tl_desktop.engine.runtime.stop import StopToken
 from tl_desktop.fileio import atomic_writer
 
 FORMAT_VERSION = 1
@@ -203,27 +200,17 @@ def _read_meta(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     return meta_dict
 
 
-@dataclass
-class PredictionResult:
-    """Class probabilities for the readable files (rows follow ``paths``) and the skipped ones."""
+class LoadedModel(Predictor):
+    """A model file ready to predict with torch: the network in eval mode, its classes and its preprocessing."""
 
-    paths: list[str]
-    probs: np.ndarray
-    failures: list[tuple[str, str]]
-
-
-class LoadedModel:
-    """A model file ready to predict: the network in eval mode, its classes and its preprocessing."""
+    engine = "torch"
 
     def __init__(self, model: torch.nn.Module, meta: BundleMeta, device: torch.device, path: Path | None = None):
         from tl_desktop.engine.data.preprocess import eval_transform
 
+        super().__init__(meta, path)
         self.model = model
-        self.meta = meta
         self.device = device
-        self.path = path
-        self.classes: list[str] = list(meta.classes)
-        self.preprocessing = Preprocessing.from_dict(meta.preprocessing)
         self.transform = eval_transform(self.preprocessing)
 
     def predict_batch(self, x: torch.Tensor) -> np.ndarray:
@@ -232,32 +219,6 @@ class LoadedModel:
         with torch.inference_mode():
             logits = self.model(to_model_input(x, self.model, self.device)).float() / float(self.meta.temperature)
             return torch.softmax(logits, dim=1).cpu().numpy()
-
-    def predict_paths(
-        self,
-        paths: Sequence[str | Path],
-        batch_size: int = 32,
-        progress: Callable[[int, int], None] | None = None,
-        stop: StopToken | None = None,
-    ) -> PredictionResult:
-        """Predict image files; unreadable ones go to ``failures`` as (path, reason)."""
-        from tl_desktop.engine.data.model_input import input_batches
-
-        done_paths: list[str] = []
-        rows: list[np.ndarray] = []
-        failures: list[tuple[str, str]] = []
-        total = len(paths)
-        with heavy_work():
-            for ok_paths, batch, failed in input_batches([str(p) for p in paths], self.preprocessing, batch_size,
-                                                         stop):
-                failures.extend(failed)
-                if batch is not None:
-                    rows.append(self.predict_batch(batch))
-                    done_paths.extend(ok_paths)
-                if progress is not None:
-                    progress(len(done_paths) + len(failures), total)
-        probs = np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
-        return PredictionResult(paths=done_paths, probs=probs, failures=failures)
 
 
 def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

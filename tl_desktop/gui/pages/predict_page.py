@@ -37,11 +37,11 @@ from tl_desktop.gui.worker import TaskContext
 if TYPE_CHECKING:
     import numpy as np
 
-    from tl_desktop.engine.models.bundle import LoadedModel, PredictionResult
+    from tl_desktop.engine.models.predictor import PredictionResult, Predictor
 
 TOP_K = 5
 PREVIEW_PX = 480
-MODEL_FILTER = "tl-desktop model (*.tlmodel)"
+MODEL_FILTER = "Models (*.tlmodel *.onnx);;tl-desktop model (*.tlmodel);;ONNX export (*.onnx)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
 
 
@@ -75,7 +75,7 @@ class PredictPage(Page):
     def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.setAcceptDrops(True)
-        self.loaded: LoadedModel | None = None
+        self.loaded: Predictor | None = None
         self.model_label = QLabel("No model loaded.")
         self.model_label.setWordWrap(True)
         self.model_button = QPushButton("Open model file…")
@@ -145,20 +145,22 @@ class PredictPage(Page):
             self.load_model(Path(path))
 
     def load_model(self, path: Path) -> None:
-        """Open a model file in the background."""
+        """Open a model file (a .tlmodel or an ONNX export) in the background."""
 
-        def load(ctx: TaskContext) -> LoadedModel:
-            from tl_desktop.engine.models.bundle import load_bundle
+        def load(ctx: TaskContext) -> Predictor:
+            from tl_desktop.engine.workflows.prediction import open_predictor
 
-            return load_bundle(path)
+            return open_predictor(path)
 
         self.model_label.setText(f"Loading {path}…")
         self.run_task(load, "load", on_success=lambda loaded: self._loaded(path, loaded),
                       error_title=f"Could not open the model file {path}.",
-                      error_hint="Choose a .tlmodel file made by tl-desktop (from a run folder or an export).")
+                      error_hint="Choose a .tlmodel file made by tl-desktop (from a run folder or an export), "
+                                 "or an .onnx file exported by tl-desktop.")
 
-    def _loaded(self, path: Path, loaded: LoadedModel) -> None:
+    def _loaded(self, path: Path, loaded: Predictor) -> None:
         self.loaded = loaded
+        self.saliency_button.setEnabled(False)  # until an image is classified by this model
         classes = ", ".join(loaded.classes)
         self.model_label.setText(f"Model: <b>{path.name}</b> ({loaded.meta.backbone}) — classes: {classes}")
 
@@ -216,7 +218,11 @@ class PredictPage(Page):
             self.show_error(f"Could not read {path.name}: {result.failures[0][1]}", "Choose another image.")
             return
         self.last_image = path
-        self.saliency_button.setEnabled(True)
+        # Where it looked needs the network's gradients, which only the .tlmodel file (torch) gives.
+        self.saliency_button.setEnabled(self.loaded.engine == "torch")
+        self.saliency_button.setToolTip("Show which parts of the image led to the answer"
+                                        if self.loaded.engine == "torch" else
+                                        "Open the .tlmodel file to see where the model looked")
         probs, classes = result.probs[0], self.loaded.classes
         order = probs.argsort()[::-1][:TOP_K]
         self.table.setHorizontalHeaderLabels(["Class", "Probability"])
@@ -234,7 +240,7 @@ class PredictPage(Page):
         """Open the saliency map of the last classified image."""
         from tl_desktop.gui.widgets.saliency import open_saliency_dialog
 
-        if self.loaded is not None and self.last_image is not None:
+        if self.loaded is not None and self.loaded.engine == "torch" and self.last_image is not None:
             return open_saliency_dialog(self, self.loaded, str(self.last_image))
         return None
 
@@ -251,7 +257,10 @@ class PredictPage(Page):
             paths = list_images(str(folder))
             if not paths:
                 raise ValueError(f"there are no images in {folder}")
-            result = loaded.predict_paths(paths, progress=ctx.progress, stop=ctx.stop)
+            from tl_desktop.engine.workflows.prediction import predictor_for_job
+
+            engine = predictor_for_job(loaded, len(paths))
+            result = engine.predict_paths(paths, progress=ctx.progress, stop=ctx.stop)
             atomic_write_text(csv_path, predictions_table_csv(result.paths, result.probs, loaded.classes,
                                                               result.failures))
             return result
