@@ -39,6 +39,11 @@ def refuses_to_replace(paths: list[Path], force: bool) -> bool:
     try:
         refuse_to_replace(paths, force)
     except OverwriteRefused as exc:
-        print(f"error: {exc}; choose another name or add --force to replace it", file=sys.stderr)
+        say_overwrite_refused(exc)
         return True
     return False
+
+
+def say_overwrite_refused(exc: Exception) -> None:
+    """The message for a refused overwrite: which file, and how to go on."""
+    print(f"error: {exc}; choose another name or add --force to replace it", file=sys.stderr)

@@ -20,6 +20,7 @@ from tl_desktop.commands import (
     EXIT_STOPPED,
     add_force_flag,
     refuses_to_replace,
+    say_overwrite_refused,
     tell,
 )
 
@@ -93,7 +94,7 @@ def run_onnx(args: argparse.Namespace) -> int:
     try:
         done = export_onnx(args.run_dir, args.out, force=args.force, images=args.images, note=tell)
     except OverwriteRefused as exc:
-        print(f"error: {exc}; choose another name or add --force to replace it", file=sys.stderr)
+        say_overwrite_refused(exc)
         return EXIT_BAD_INPUT
     except (OnnxExportRefused, OnnxExportError, BundleError, ConfigError, BackboneError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -49,14 +49,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from tl_desktop.config import ConfigError
+    from tl_desktop.engine.caching.onnx_models import inference_predictor
     from tl_desktop.engine.data.dataset import DataError, list_images
     from tl_desktop.engine.data.images import unreachable_reason
     from tl_desktop.engine.runtime.device import pick_device
-    from tl_desktop.engine.workflows.prediction import (
-        MODEL_ERRORS,
-        open_predictor,
-        predictor_for_job,
-    )
+    from tl_desktop.engine.workflows.prediction import MODEL_ERRORS, open_predictor
     from tl_desktop.fileio import DiskWriteError
 
     if args.top_k < 1:
@@ -71,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         loaded = open_predictor(args.model, device=pick_device(args.device), note=tell)
         paths = list_images(target)
-        loaded = predictor_for_job(loaded, len(paths))
+        loaded = inference_predictor(loaded, len(paths))
     except (*MODEL_ERRORS, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

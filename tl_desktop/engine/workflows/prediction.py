@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from tl_desktop.engine.caching.onnx_models import inference_predictor
 from tl_desktop.engine.deploy import ONNX_SUFFIX
 from tl_desktop.engine.deploy.onnx_file import OnnxFileError
 from tl_desktop.engine.deploy.runner import load_onnx_model
@@ -28,8 +27,3 @@ def open_predictor(model: str | Path, device: str | torch.device = "cpu",
         return load_onnx_model(path, torch.device(device).type)
     return load_bundle(model_file_of(path, note=note), device=device)
 
-
-def predictor_for_job(predictor: Predictor, image_count: int) -> Predictor:
-    """The engine that predicts ``image_count`` images fastest with the same answers (see
-    :func:`~tl_desktop.engine.caching.onnx_models.inference_predictor`)."""
-    return inference_predictor(predictor, image_count)

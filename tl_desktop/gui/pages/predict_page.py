@@ -257,9 +257,9 @@ class PredictPage(Page):
             paths = list_images(str(folder))
             if not paths:
                 raise ValueError(f"there are no images in {folder}")
-            from tl_desktop.engine.workflows.prediction import predictor_for_job
+            from tl_desktop.engine.caching.onnx_models import inference_predictor
 
-            engine = predictor_for_job(loaded, len(paths))
+            engine = inference_predictor(loaded, len(paths))
             result = engine.predict_paths(paths, progress=ctx.progress, stop=ctx.stop)
             atomic_write_text(csv_path, predictions_table_csv(result.paths, result.probs, loaded.classes,
                                                               result.failures))
