@@ -1,4 +1,6 @@
-"""Step 5 — Export: the model file, the confusion matrix as PNG and the metrics as CSV/JSON."""
+"""Step 5 — Export: the model file, the confusion matrix as PNG and the metrics as CSV/JSON, and the model as
+a standard ONNX file checked against the app (the engine's ONNX export workflow, as ``tl-desktop export
+--format onnx`` runs it)."""
 
 from __future__ import annotations
 
@@ -6,29 +8,38 @@ import importlib
 import importlib.util
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
 )
 
+from tl_desktop.engine.deploy import ONNX_SUFFIX
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.session import Session
+from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import PathPicker, heading, hint
 from tl_desktop.gui.worker import TaskContext
 
 if TYPE_CHECKING:
     from tl_desktop.engine.evaluation.evaluate import Predictions
     from tl_desktop.engine.evaluation.metrics import Metrics
+    from tl_desktop.engine.workflows.onnx_export import OnnxExport
 
 REPORT_MODULE = "tl_desktop.gui.report_action"
+ONNX_FILTER = "ONNX model (*.onnx)"
+ONNX_TASK = "onnx"
 
 
 def export_files(run_dir: Path, folder: Path, evaluation: tuple[Predictions, Metrics] | None, split: str,
@@ -70,6 +81,54 @@ def export_files(run_dir: Path, folder: Path, evaluation: tuple[Predictions, Met
     return written
 
 
+@dataclass(frozen=True)
+class OnnxRefusal:
+    """Why the ONNX export was not made (nothing was written): the user's answer, not a program failure."""
+
+    reason: str
+
+
+def onnx_files(target: Path) -> list[Path]:
+    """The files an ONNX export to ``target`` writes: the model and its parity figures."""
+    from tl_desktop.engine.workflows.onnx_export import parity_path_of
+
+    return [target, parity_path_of(target)]
+
+
+def free_onnx_path(folder: Path, stem: str) -> Path:
+    """``folder/stem.onnx``, else ``stem-2.onnx``, ``stem-3.onnx``…: the first name whose files are all new."""
+    candidate, number = folder / f"{stem}{ONNX_SUFFIX}", 2
+    while any(path.exists() for path in onnx_files(candidate)):
+        candidate, number = folder / f"{stem}-{number}{ONNX_SUFFIX}", number + 1
+    return candidate
+
+
+def with_onnx_suffix(chosen: Path) -> Path:
+    """The name the user typed, ending in ``.onnx`` (added when missing, lower-cased when typed otherwise)."""
+    if chosen.suffix.lower() == ONNX_SUFFIX:
+        return chosen.with_suffix(ONNX_SUFFIX)
+    return chosen.with_name(chosen.name + ONNX_SUFFIX)
+
+
+def export_onnx_file(model_file: Path, target: Path, ctx: TaskContext) -> OnnxExport | OnnxRefusal:
+    """Export and check the model on the worker thread (the user agreed to replace what exists); an export
+    the workflow refuses comes back as an :class:`OnnxRefusal`."""
+    from tl_desktop.engine.deploy.export import OnnxExportError
+    from tl_desktop.engine.workflows.onnx_export import OnnxExportRefused, export_onnx
+
+    try:
+        return export_onnx(model_file, target, force=True, stop=ctx.stop)
+    except (OnnxExportRefused, OnnxExportError) as exc:
+        return OnnxRefusal(str(exc))
+
+
+def onnx_result_text(done: OnnxExport) -> str:
+    """The export in words: which file, how it compared with the app, where the figures are."""
+    return (f"Exported <b>{done.path.name}</b> ({done.path.stat().st_size / 1e6:.1f} MB) in {done.path.parent} "
+            f"in {done.seconds:.0f} s.<br>Checked against the app: {done.parity.summary()}.<br>"
+            f"The figures are in {done.parity_path.name}, beside it.")
+
+
 class ExportPage(Page):
     """Copies the trained model and its evaluation to a folder of the user's choice."""
 
@@ -103,6 +162,20 @@ class ExportPage(Page):
         self.report_button.setVisible(importlib.util.find_spec(REPORT_MODULE) is not None)
         self.result = QLabel()
         self.result.setWordWrap(True)
+        self.onnx_button = QPushButton("Save as ONNX…")
+        self.onnx_button.setToolTip("A standard ONNX file of the model, checked against the app before it is saved")
+        self.onnx_button.clicked.connect(self.export_onnx)
+        self.onnx_progress = QProgressBar()
+        self.onnx_progress.setRange(0, 0)
+        self.onnx_progress.setFormat("Exporting and checking…")
+        self.onnx_progress.hide()
+        self.onnx_cancel = QPushButton("Cancel")
+        self.onnx_cancel.clicked.connect(lambda: self.stop_tasks(ONNX_TASK))
+        self.onnx_cancel.hide()
+        self.onnx_result = QLabel()
+        self.onnx_result.setWordWrap(True)
+        self.onnx_result.setTextFormat(Qt.TextFormat.RichText)
+        self.onnx_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         split_row = QHBoxLayout()
         split_row.addWidget(QLabel("Metrics computed on:"))
@@ -123,6 +196,18 @@ class ExportPage(Page):
             layout.addWidget(box)
         layout.addLayout(buttons)
         layout.addWidget(self.result)
+        onnx_row = QHBoxLayout()
+        for widget in (self.onnx_button, self.onnx_progress, self.onnx_cancel):
+            onnx_row.addWidget(widget)
+        onnx_row.addStretch(1)
+        layout.addSpacing(12)
+        layout.addWidget(heading("For other programs: ONNX"))
+        layout.addWidget(hint("An ONNX file runs the model without this app (for example with onnxruntime). "
+                              "Before it is saved it is checked on up to 64 validation images: it must give "
+                              "the app's class for every image and the same probabilities (to within 0.0001), "
+                              "or it is not saved."))
+        layout.addLayout(onnx_row)
+        layout.addWidget(self.onnx_result)
         layout.addStretch(1)
         session.run_changed.connect(self.on_shown)
         session.training_state_changed.connect(lambda _running: self.on_shown())
@@ -135,6 +220,7 @@ class ExportPage(Page):
                                "Nothing to export yet: train a model or open a previous run on the Results page.")
         self.export_button.setEnabled(ready)
         self.report_button.setEnabled(ready)
+        self.onnx_button.setEnabled(ready and not self.busy(ONNX_TASK))
 
     def choices(self) -> dict[str, bool]:
         return {"model": self.model_check.isChecked(), "matrix": self.matrix_check.isChecked(),
@@ -172,3 +258,52 @@ class ExportPage(Page):
         """Hand over to the report module (which owns the report dialog)."""
         if self.session.run_dir is not None:
             importlib.import_module(REPORT_MODULE).create_report(self, self.session.run_dir)
+
+    def export_onnx(self) -> None:
+        """Ask where to save the ONNX file, confirm replacing files, then export and check it in the background."""
+        model_file, run_dir = self.session.model_path(), self.session.run_dir
+        if model_file is None or run_dir is None or self.busy(ONNX_TASK):
+            return
+        folder = Path(self.folder.path() or run_dir)
+        proposed = free_onnx_path(folder, RunFolder(run_dir).name)
+        # The page asks itself below: the dialog would only ask about the .onnx file, not its .parity.json.
+        chosen, _ = QFileDialog.getSaveFileName(self, "Save the model as ONNX", str(proposed), ONNX_FILTER,
+                                                options=QFileDialog.Option.DontConfirmOverwrite)
+        if not chosen:
+            return
+        target = with_onnx_suffix(Path(chosen))
+        existing = [path for path in onnx_files(target) if path.exists()]
+        if existing and not dialogs.ask_yes_no(
+                self, "Replace files?", f"{' and '.join(p.name for p in existing)} already "
+                f"{'exist' if len(existing) > 1 else 'exists'} in {target.parent}.",
+                "Replace with the new export? The old file cannot be recovered.", yes_text="Replace"):
+            return
+        self._set_onnx_busy(True)
+        self.onnx_result.setText(f"Exporting {target.name} and checking it against the app…")
+        self.status.emit(f"Exporting {target.name}…")
+        worker = self.run_task(lambda ctx: export_onnx_file(model_file, target, ctx), ONNX_TASK,
+                               on_success=self._onnx_done, on_done=lambda: self._set_onnx_busy(False),
+                               error_title=f"Could not export the model to {target}.",
+                               error_hint="Choose a folder you can write to, with enough free space.")
+        if worker is not None:
+            worker.stopped.connect(lambda: self.onnx_result.setText("Stopped; no ONNX file was written."))
+            worker.failed.connect(lambda message, _details: self.onnx_result.setText(
+                f"No ONNX file was written: {message}"))
+
+    def _set_onnx_busy(self, busy: bool) -> None:
+        self.onnx_progress.setVisible(busy)
+        self.onnx_cancel.setVisible(busy)
+        if busy:
+            self.onnx_button.setEnabled(False)
+        else:
+            self.on_shown()
+
+    def _onnx_done(self, done: OnnxExport | OnnxRefusal) -> None:
+        if isinstance(done, OnnxRefusal):
+            self.onnx_result.setText("No ONNX file was written.")
+            self.show_error(f"The model was not exported to ONNX.\n\n{done.reason}",
+                            "The model file (.tlmodel) is not affected: it still works on the Predict page "
+                            "and with “tl-desktop predict”.")
+            return
+        self.onnx_result.setText(onnx_result_text(done))
+        self.status.emit(f"Exported {done.path.name}.")
