@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tl_desktop import selftest
 
 
@@ -17,6 +19,8 @@ def test_self_test_passes_from_source(tmp_path):
         assert f"[ok]   {name}" in done.stdout
     assert "self-test passed" in done.stdout
     assert "weights bundled" in done.stdout
+    assert "model.onnx" in done.stdout and "parity check passed on 6 validation images" in done.stdout
+    assert "onnxruntime " in done.stdout  # its version, in the environment step
     assert not list(tmp_path.glob("tl-desktop-selftest-*")), "the self-test left its temporary folder behind"
 
 
@@ -69,3 +73,16 @@ def test_cli_flag_runs_the_self_test(monkeypatch):
 
     monkeypatch.setattr(selftest, "STEPS", (("only", lambda state: "done"),))
     assert cli.main(["--self-test"]) == 0
+
+
+def test_a_refused_onnx_export_fails_its_step_with_the_reason(monkeypatch, tmp_path):
+    from tl_desktop.engine.workflows import onnx_export
+
+    def refuse(*args, **kwargs):
+        raise onnx_export.OnnxExportRefused("parity check FAILED on 6 validation images: same top class for 5 of 6")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", refuse)
+    state = selftest.SelfTestState(tmp_path)
+    state.fit = type("Fit", (), {"model_path": tmp_path / "model.tlmodel"})()
+    with pytest.raises(selftest.SelfTestFailure, match="same top class for 5 of 6"):
+        selftest._onnx_export(state)

@@ -2,7 +2,9 @@
 
 It makes a small image set in a temporary folder, trains one short run with the bundled backbone
 (offline: downloads are refused), evaluates it, checks the exported model file, predicts with that
-file and compares the result with the trained model still in memory. Each step prints what it did
+file and compares the result with the trained model still in memory, then exports the model to ONNX with
+the same workflow as the window and ``tl-desktop export --format onnx``, whose parity check must pass
+(onnxruntime gives the app's answers). Each step prints what it did
 and how long it took; the first failure stops the test with its reason and a non-zero exit status.
 """
 
@@ -64,6 +66,8 @@ class SelfTestState:
 
 def _environment(state: SelfTestState) -> str:
     """Import the numeric stack (torchvision's compiled ops register on import) and report versions."""
+    import onnx
+    import onnxruntime
     import PIL
     import timm
     import torch
@@ -78,7 +82,8 @@ def _environment(state: SelfTestState) -> str:
         f"tl-desktop {__version__} ({'frozen bundle' if is_frozen() else 'from source'}), "
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), torchvision "
-        f"{torchvision.__version__}, timm {timm.__version__}, Pillow {PIL.__version__}"
+        f"{torchvision.__version__}, timm {timm.__version__}, Pillow {PIL.__version__}, onnx {onnx.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}"
     )
 
 
@@ -238,6 +243,20 @@ def _predict(state: SelfTestState) -> str:
     return f"{len(paths)} images; the model file matches the in-memory model (max difference {difference:.1e})"
 
 
+def _onnx_export(state: SelfTestState) -> str:
+    """Export the model file to ONNX in the temporary folder; onnxruntime must give the app's answers on the
+    run's validation images (the parity check), or nothing is written and the step fails."""
+    from tl_desktop.engine.deploy.export import OnnxExportError
+    from tl_desktop.engine.workflows.onnx_export import OnnxExportRefused, export_onnx
+
+    try:
+        done = export_onnx(state.fit.model_path, state.workdir / "export" / "model.onnx")
+    except (OnnxExportRefused, OnnxExportError) as exc:
+        raise SelfTestFailure(str(exc)) from None
+    return (f"{done.path.name}, {done.path.stat().st_size / 1e6:.1f} MB in {done.seconds:.1f} s; "
+            f"{done.parity.summary()}")
+
+
 STEPS: tuple[tuple[str, Callable[[SelfTestState], str]], ...] = (
     ("environment", _environment),
     ("make images", _make_images),
@@ -247,6 +266,7 @@ STEPS: tuple[tuple[str, Callable[[SelfTestState], str]], ...] = (
     ("evaluate", _evaluate),
     ("model file", _model_file),
     ("predict", _predict),
+    ("ONNX export", _onnx_export),
 )
 
 
@@ -255,7 +275,8 @@ def run_self_test(out: TextIO | None = None) -> int:
     out = out or sys.stdout
     started = time.perf_counter()
     previous_cache = os.environ.get("TL_DESKTOP_CACHE_DIR")
-    print("tl-desktop self-test: train, evaluate, export and predict on a small synthetic image set", file=out)
+    print("tl-desktop self-test: train, evaluate, export, predict and export to ONNX on a small synthetic "
+          "image set", file=out)
     with tempfile.TemporaryDirectory(prefix="tl-desktop-selftest-") as tmp:
         # An empty weights cache: the default backbone must come from the application itself.
         os.environ["TL_DESKTOP_CACHE_DIR"] = str(Path(tmp) / "cache")
