@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnxruntime
-from PIL import Image
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # onnxruntime reports usage over the network unless told not to
+
+import numpy as np  # noqa: E402 (after the setting above, which must precede onnxruntime's import)
+import onnxruntime  # noqa: E402
+from PIL import Image  # noqa: E402
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,

@@ -7,9 +7,10 @@ are cached the same way and training resumes from them with ``model.forward_from
 run in eval mode (BatchNorm included), so their output for a given input image is fixed: caching
 does not change what is computed.
 
-Entries are keyed by everything that changes the stored numbers (files with sizes and mtimes,
-preprocessing, backbone, a hash of the frozen weights, freeze boundary, views, augmentation preset,
-seed, storage dtype) and live under ``<cache dir>/features/<key>``. An entry is checked for NaN or
+The frozen part runs on onnxruntime where that is faster and a checked conversion is at hand
+(:mod:`tl_desktop.engine.caching.frozen_onnx`), else on torch. Entries are keyed by everything that
+changes the stored numbers (files with sizes and mtimes, preprocessing, backbone, a hash of the frozen
+weights, freeze boundary, views, augmentation preset, seed, storage dtype, the engine that ran it) and live under ``<cache dir>/features/<key>``. An entry is checked for NaN or
 infinite numbers whenever it is loaded; a damaged one is dropped and computed again.
 """
 
@@ -28,9 +29,12 @@ import torch
 from torch import nn
 
 from tl_desktop.engine.caching.decoded_images import DecodedImages
+from tl_desktop.engine.caching.frozen_onnx import FrozenRunner, frozen_runner
 from tl_desktop.engine.caching.store import CacheStore, cache_key, files_fingerprint
 from tl_desktop.engine.data.preprocess import Preprocessing
+from tl_desktop.engine.deploy.export import FrozenPart
 from tl_desktop.engine.runtime.device import to_model_input
+from tl_desktop.engine.runtime.inference import ENGINES, inference_engine
 from tl_desktop.engine.runtime.stop import StopToken
 
 FP16_THRESHOLD_BYTES = 256 * 1024**2
@@ -69,8 +73,9 @@ class FeatureSet:
     """Cached outputs of the frozen part: ``values[i, v]`` for image ``i`` and view ``v``."""
 
     def __init__(self, values: np.ndarray, labels: Sequence[int], request: FeatureRequest, key: str,
-                 from_cache: bool, rows: np.ndarray | None = None) -> None:
+                 from_cache: bool, rows: np.ndarray | None = None, engine: str = "torch") -> None:
         self.values = values
+        self.engine = engine  # what ran the frozen part: "torch" or "onnxruntime"
         self.labels = torch.as_tensor(list(labels), dtype=torch.long)
         self.request = request
         self.key = key
@@ -85,7 +90,7 @@ class FeatureSet:
         picked = np.asarray(indices, dtype=np.int64)
         rows = picked if self.rows is None else self.rows[picked]
         return FeatureSet(self.values, self.labels[torch.from_numpy(picked)].tolist(), self.request, self.key,
-                          self.from_cache, rows)
+                          self.from_cache, rows, self.engine)
 
     @property
     def views(self) -> int:
@@ -113,9 +118,9 @@ class FeatureSet:
 
 
 def feature_key(paths: Sequence[str], pre: Preprocessing, backbone: str, weights_id: str,
-                request: FeatureRequest, dtype: str) -> str:
+                request: FeatureRequest, dtype: str, engine: str = "torch") -> str:
     """The cache key: any change to files, preprocessing, backbone, weights, boundary, views,
-    augmentation, seed or storage dtype gives a new key."""
+    augmentation, seed, storage dtype or engine gives a new key."""
     return cache_key({
         "files": files_fingerprint(paths),
         "count": len(paths),
@@ -128,12 +133,12 @@ def feature_key(paths: Sequence[str], pre: Preprocessing, backbone: str, weights
         "augmentation": request.augmentation,
         "seed": request.seed,
         "dtype": dtype,
+        "engine": engine,
     })
 
 
 def _frozen_output(model: nn.Module, x: torch.Tensor, request: FeatureRequest) -> torch.Tensor:
-    out = model.run_blocks(x, 0, request.boundary)
-    return model.pool(out) if request.pooled else out
+    return FrozenPart(model, request.boundary, request.pooled)(x)
 
 
 def output_shape(model: nn.Module, request: FeatureRequest, input_size: int,
@@ -167,8 +172,10 @@ def compute_features(
     device: torch.device,
     progress: Progress | None = None,
     stop: StopToken | None = None,
+    runner: FrozenRunner | None = None,
 ) -> None:
-    """Fill ``out[i, v]`` with the frozen part's output for view ``v`` of image ``i``."""
+    """Fill ``out[i, v]`` with the frozen part's output for view ``v`` of image ``i`` (run by ``runner``
+    when given, else by torch)."""
     count = len(images)
     total = count * request.views
     was_training = model.training
@@ -183,10 +190,13 @@ def compute_features(
                         stop.raise_if_requested()
                     stop_index = min(count, start + batch_size)
                     batch = torch.stack([transform(images[i]) for i in range(start, stop_index)])
-                    batch = to_model_input(batch, model, device)
-                    with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
-                        values = _frozen_output(model, batch, request)
-                    out[start:stop_index, view] = values.float().cpu().numpy().astype(out.dtype, copy=False)
+                    if runner is not None:
+                        values = runner.run(batch)
+                    else:
+                        with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
+                            values = _frozen_output(model, to_model_input(batch, model, device), request)
+                        values = values.float().cpu().numpy()
+                    out[start:stop_index, view] = values.astype(out.dtype, copy=False)
                     if progress is not None:
                         progress(view * count + stop_index, total)
     finally:
@@ -248,21 +258,25 @@ def cached_features(
     shape = output_shape(model, request, pre.input_size, device)
     per_view = int(np.prod(shape)) * 4
     dtype = np.float16 if per_view * len(images) * request.views > FP16_THRESHOLD_BYTES else np.float32
-    key = feature_key(images.paths, pre, backbone, weights_identity(model, request.boundary), request,
-                      np.dtype(dtype).name)
-    found = store.lookup("features", key)
-    if found is not None:
-        values = _open_values(found)
-        if values is not None and values.shape == (len(images), request.views, *shape):
-            if all_finite(values):
-                return FeatureSet(values, labels, request, key, from_cache=True)
-            del values  # let go of the memory map before the folder is deleted
-            _log.warning("the cached features %s held NaN or infinite values (a damaged cache entry); they were "
-                         "dropped and are computed again", key)
-            store.drop("features", key)
+    weights_id = weights_identity(model, request.boundary)
+    preferred = inference_engine(device.type)
+    keys = {engine: feature_key(images.paths, pre, backbone, weights_id, request, np.dtype(dtype).name, engine)
+            for engine in sorted(ENGINES, key=lambda e: e != preferred)}
+    for engine, key in keys.items():  # the chosen engine's entry first; both agree within float tolerance
+        found = _cached(store, key, (len(images), request.views, *shape))
+        if found is not None:
+            return FeatureSet(found, labels, request, key, from_cache=True, engine=engine)
+    runner = None
+    if _can_pool_from(activations, request, len(images)):
+        engine = activations.engine
+    else:
+        runner = frozen_runner(model, request.boundary, request.pooled, pre.input_size, weights_id,
+                               len(images) * request.views, device, store)
+        engine = "torch" if runner is None else "onnxruntime"
+    key = keys[engine]
     meta: dict[str, Any] = {
         "description": f"{backbone} {'pooled features' if request.pooled else f'block {request.boundary} input'}"
-                       f", {len(images)} images x {request.views} views",
+                       f", {len(images)} images x {request.views} views ({engine})",
         "shape": [len(images), request.views, *shape],
         "dtype": np.dtype(dtype).name,
     }
@@ -272,13 +286,31 @@ def cached_features(
         if _can_pool_from(activations, request, len(images)):
             pool_from_activations(model, activations, out, batch_size, device, progress, stop)
         else:
-            compute_features(model, images, transform, request, out, batch_size, device, progress, stop)
+            compute_features(model, images, transform, request, out, batch_size, device, progress, stop, runner)
         out.flush()
         del out
     values = _open_values(store.entry_dir("features", key))
     if values is None:
         raise OSError(f"the feature cache entry {key} vanished right after it was written")
-    return FeatureSet(values, labels, request, key, from_cache=False)
+    return FeatureSet(values, labels, request, key, from_cache=False, engine=engine)
+
+
+def _cached(store: CacheStore, key: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The stored values of entry ``key`` when it exists, has ``shape`` and holds only finite numbers (a
+    damaged entry is dropped)."""
+    found = store.lookup("features", key)
+    if found is None:
+        return None
+    values = _open_values(found)
+    if values is None or values.shape != shape:
+        return None
+    if all_finite(values):
+        return values
+    del values  # let go of the memory map before the folder is deleted
+    _log.warning("the cached features %s held NaN or infinite values (a damaged cache entry); they were "
+                 "dropped and are computed again", key)
+    store.drop("features", key)
+    return None
 
 
 def _can_pool_from(activations: FeatureSet | None, request: FeatureRequest, count: int) -> bool:

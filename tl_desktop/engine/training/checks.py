@@ -45,9 +45,11 @@ def check_settings(config: RunConfig) -> BackboneSpec:
     from tl_desktop.engine.models.backbones import get_backbone_spec
     from tl_desktop.engine.models.weights import load_state_dict_file
     from tl_desktop.engine.runtime.device import pick_device
+    from tl_desktop.engine.runtime.inference import inference_engine
 
     config.validate()
-    pick_device(config.train.device)  # a chosen GPU that is not there is refused here, not after the folder exists
+    device = pick_device(config.train.device)  # a missing GPU is refused here, before any run folder exists
+    inference_engine(device.type)  # and so is a bad TL_DESKTOP_INFERENCE
     spec = get_backbone_spec(config.model.backbone)
     check_trainable_blocks(config, spec)
     if config.model.weights_file is not None:
