@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "report",
     "export",
+    "runs",
 )
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

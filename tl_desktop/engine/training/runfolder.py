@@ -11,6 +11,7 @@ knows the files in it.
     resume.safetensors  where the run stood after its last completed epoch (removed when it completes)
     model.tlmodel     the model file, exported from the best checkpoint at the end
     model_card.md     the intended-use text the user edited for the report
+    run_label.json    the user's display name and note for the run (the folder itself is never renamed)
     evaluation/       saved evaluations: <split>/ and external-<folder name>-<path hash>/
 
 Importing this module is cheap (no torch): the window reads run folders before torch is loaded.
@@ -116,6 +117,10 @@ class RunFolder:
     @property
     def card_file(self) -> Path:
         return self.path / "model_card.md"
+
+    @property
+    def label_file(self) -> Path:
+        return self.path / "run_label.json"
 
     @property
     def evaluations_dir(self) -> Path:
