@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.runs_dialog import RunsDialog
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets.analysis import AnalysisBar
 from tl_desktop.gui.widgets.common import heading, hint, stretch_first_column
@@ -69,6 +70,9 @@ class ResultsPage(Page):
         self.split_box.currentIndexChanged.connect(self._on_split)
         self.open_button = QPushButton("Open a previous run…")
         self.open_button.clicked.connect(self.choose_run)
+        self.history_button = QPushButton("Run history…")
+        self.history_button.setToolTip("Every run so far: sort, rename, add notes, delete, compare")
+        self.history_button.clicked.connect(self.show_history)
         self.progress = QProgressBar()
         self.progress.hide()
         self.resume_bar = ResumeBar("The results below are of its best model so far; training can go on "
@@ -100,6 +104,7 @@ class ResultsPage(Page):
         top.addWidget(self.split_box)
         top.addWidget(self.progress, 1)
         top.addStretch(0)
+        top.addWidget(self.history_button)
         top.addWidget(self.open_button)
         toggles = QHBoxLayout()
         toggles.addWidget(self.counts_button)
@@ -170,6 +175,14 @@ class ResultsPage(Page):
         folder = QFileDialog.getExistingDirectory(self, "Open a training run folder", start)
         if folder:
             self.open_run(Path(folder))
+
+    def show_history(self) -> RunsDialog:
+        """Open the run history of the folder training writes to (the current run's folder when there is one)."""
+        run_dir = self.session.run_dir
+        folder = run_dir.parent if run_dir is not None else Path(self.session.config.out_dir).expanduser().resolve()
+        dialog = RunsDialog(self, folder, self.open_run)
+        dialog.open()
+        return dialog
 
     def open_run(self, folder: Path) -> None:
         """Make ``folder`` the current run and evaluate it; a run killed before it exported its model gets
