@@ -65,6 +65,7 @@ def test_small_jobs_without_a_conversion_and_damaged_conversions_use_torch(tiny_
     assert runner is not None
     (entry,) = _conversions(store)
     (store.entry_dir("onnx", entry.key) / frozen_onnx.FILE_NAME).write_bytes(b"not a network")
+    monkeypatch.setattr(frozen_onnx, "_open", {})  # as in a new process: the conversion is read from the cache
     monkeypatch.setattr(frozen_onnx, "CONVERT_AT", 10**9)
     assert frozen_onnx.frozen_runner(model, len(model.blocks), True, pre.input_size, "w", 10, CPU, store) is None
     assert _conversions(store) == []  # the damaged conversion was dropped

@@ -34,6 +34,7 @@ FILE_NAME = "frozen.onnx"
 CONVERT_AT = 3000  # image views: about where ~1.6x faster views repay an export on the first job
 CHECK_TOLERANCE = 1e-4  # of the largest output magnitude (at least 1)
 _log = logging.getLogger(__name__)
+_open: dict[str, FrozenRunner] = {}  # the last conversion's session, shared by a run's splits (one key at most)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ def _checked_session(model_bytes: bytes, model: nn.Module, boundary: int, pooled
     return session
 
 
+def _opened(key: str, session: Any) -> FrozenRunner:
+    """Keep ``session`` as the open conversion (letting go of the one before)."""
+    _open.clear()
+    _open[key] = FrozenRunner(session)
+    return _open[key]
+
+
 def frozen_runner(model: nn.Module, boundary: int, pooled: bool, input_size: int, weights_id: str,
                   image_views: int, device: torch.device, store: CacheStore) -> FrozenRunner | None:
     """The frozen part on onnxruntime for a job of ``image_views`` views, or None where torch should run it
@@ -90,10 +98,12 @@ def frozen_runner(model: nn.Module, boundary: int, pooled: bool, input_size: int
     try:
         key = frozen_key(backbone, weights_id, boundary, pooled, input_size)
         folder = store.lookup(KIND, key)
+        if folder is not None and key in _open:
+            return _open[key]
         if folder is not None:
             try:
                 model_bytes = (folder / FILE_NAME).read_bytes()
-                return FrozenRunner(_checked_session(model_bytes, model, boundary, pooled, input_size, device.type))
+                return _opened(key, _checked_session(model_bytes, model, boundary, pooled, input_size, device.type))
             except (OSError, ValueError, RuntimeError):
                 store.drop(KIND, key)  # damaged: export again below if the job is big enough
         if image_views < CONVERT_AT:
@@ -103,7 +113,7 @@ def frozen_runner(model: nn.Module, boundary: int, pooled: bool, input_size: int
         with store.writing(KIND, key, {"description": f"{backbone} frozen part (blocks before {boundary}"
                                                       f"{', pooled' if pooled else ''}) for onnxruntime"}) as out:
             (out / FILE_NAME).write_bytes(model_bytes)
-        return FrozenRunner(session)
+        return _opened(key, session)
     except (CacheError, OnnxExportError, ValueError, RuntimeError) as exc:
         _log.info("the frozen part runs on torch: %s", exc)
         return None  # torch gives the same numbers, only slower
