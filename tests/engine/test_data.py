@@ -157,7 +157,8 @@ def test_fewer_than_two_classes_names_the_folder(tmp_path, make_image_folder):
         _scan(root)
     with pytest.raises(DataError, match=f"choose {root} instead"):
         _scan(root.parent)
-    with pytest.raises(DataError, match="found none"):
+    with pytest.raises(DataError, match="found none, but 4 images directly in this folder. Put each class in its "
+                                        "own sub-folder"):
         _scan(root / "only")
 
 

@@ -278,11 +278,23 @@ def _check_class_folders(root: Path, listings: list[FolderListing], split_dirs: 
 def _class_hint(folder: Path, class_names: list[str]) -> str:
     """What was found instead, and the likely fix."""
     if not class_names:
+        loose = _loose_image_count(folder)
+        if loose:
+            return (f"found none, but {loose} image{'s' if loose != 1 else ''} directly in this folder. Put each "
+                    "class in its own sub-folder named after the class (for example healthy/ and diseased/).")
         return "found none. Put the images of each class in a sub-folder named after the class."
     only = folder / class_names[0]
     if subfolders(only, []):
         return f"found only '{class_names[0]}'. If it holds the class folders, choose {only} instead."
     return f"found only '{class_names[0]}'. Add a folder for at least one more class."
+
+
+def _loose_image_count(folder: Path) -> int:
+    """How many supported image files lie directly in ``folder`` (not in sub-folders)."""
+    try:
+        return sum(1 for p in folder.iterdir() if p.is_file() and is_supported_file(p))
+    except OSError:
+        return 0
 
 
 def _check_readable(source: _Source, readable: list[FoundImage]) -> None:
