@@ -142,7 +142,7 @@ def build_sections(data: ReportData) -> list[Section]:
 def _summary_blocks(data: ReportData) -> list[Any]:
     status = data.ended.status if data.ended else "unknown"
     blocks: list[Any] = [Para(
-        f"A {data.backbone_title} network fine-tuned to tell apart {len(data.classes)} classes "
+        f"This model is the {data.backbone_title} network fine-tuned to tell apart {len(data.classes)} classes "
         f"({', '.join(data.classes)}). Training status: {status}. Report generated {data.generated} from run "
         f"folder {data.run_dir}.")]
     if data.evaluations:
