@@ -205,3 +205,11 @@ def test_clear_cache_shows_what_it_holds_and_keeps_weights_unless_asked(qtbot, w
     page.clear_button.click()
     qtbot.waitUntil(lambda: not weights.exists(), timeout=10000)
     qtbot.waitUntil(lambda: page._loaded and not page.busy(), timeout=20000)
+
+
+def test_export_computes_metrics_on_the_split_results_shows(window):
+    for split in ("test", "val"):
+        window.go_to(3)
+        window.results_page.split_box.setCurrentIndex(window.results_page.split_box.findData(split))
+        window.go_to(4)
+        assert window.export_page.split_box.currentData() == split

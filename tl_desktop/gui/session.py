@@ -63,6 +63,7 @@ class Session(QObject):
         self.run_dir: Path | None = None
         self.fit_result: FitResult | None = None
         self.evaluations: dict[str, tuple[Predictions, Metrics]] = {}
+        self.shown_split = "val"  # the split the Results page shows; Export computes its metrics on the same
         self.training = False
 
     @property

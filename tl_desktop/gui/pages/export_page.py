@@ -223,6 +223,9 @@ class ExportPage(Page):
         self.export_button.setEnabled(ready)
         self.report_button.setEnabled(ready)
         self.onnx_button.setEnabled(ready and not self.busy(ONNX_TASK))
+        shown = self.split_box.findData(self.session.shown_split)  # follow what the Results page shows
+        if shown >= 0:
+            self.split_box.setCurrentIndex(shown)
 
     def choices(self) -> dict[str, bool]:
         return {"model": self.model_check.isChecked(), "matrix": self.matrix_check.isChecked(),

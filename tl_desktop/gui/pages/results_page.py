@@ -159,6 +159,7 @@ class ResultsPage(Page):
 
     def _on_split(self) -> None:
         split = self.current_split()
+        self.session.shown_split = split
         if split in self.session.evaluations:
             self.show_evaluation(split)
         elif self.session.run_dir is not None:
