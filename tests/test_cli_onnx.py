@@ -32,32 +32,14 @@ def onnx_run(tmp_path_factory: pytest.TempPathFactory, make_image_folder) -> Pat
     """A completed tiny-CNN run on three synthetic classes (the backbone stays registered meanwhile)."""
     import importlib.util
 
-    import torch
-    from safetensors.torch import save_file
-
-    from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-    from tl_desktop.engine.models.backbones import (
-        register_backbone,
-        unregister_backbone,
-    )
-    from tl_desktop.engine.training.trainer import Trainer
+    from tl_desktop.engine.models.backbones import unregister_backbone
 
     spec = importlib.util.spec_from_file_location("tiny_backbone_conftest_onnx", ENGINE_CONFTEST)
     tiny = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tiny)
     base = tmp_path_factory.mktemp("onnx_run")
-    weights = base / "tiny.safetensors"
-    torch.manual_seed(1234)
-    save_file({k: v.contiguous() for k, v in tiny.build_tiny_cnn().source.state_dict().items()}, str(weights))
-    register_backbone(tiny.TINY_SPEC, tiny.build_tiny_cnn, bundled=lambda: weights)
-    root = make_image_folder(base, classes={"a": 8, "b": 8, "c": 8}, size=44)
-    config = RunConfig(data=DataConfig(root=str(root), val_fraction=0.25, test_fraction=0.25),
-                       model=ModelConfig(backbone=tiny.TINY_NAME, trainable_blocks=1, dropout=0.0),
-                       train=TrainConfig(epochs=2, head_epochs=1, batch_size=4, early_stopping_patience=0),
-                       out_dir=str(base / "runs"))
-    result = Trainer(config).fit()
-    assert result.status == "completed", result
-    yield result.run_dir
+    tiny.register_tiny_backbone(base)
+    yield tiny.train_tiny_run(make_image_folder(base, classes={"a": 8, "b": 8, "c": 8}, size=44), base / "runs")
     unregister_backbone(tiny.TINY_NAME)
 
 

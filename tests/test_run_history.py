@@ -42,37 +42,20 @@ _top = _load("tl_history_top_fixtures", _ROOT / "conftest.py")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A completed tiny run whose test split was evaluated and saved (metrics.json with intervals)."""
-    import torch
-    from safetensors.torch import save_file
-
-    from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from tl_desktop.engine.evaluation.evaluate import evaluate_run
     from tl_desktop.engine.evaluation.files import save_evaluation
-    from tl_desktop.engine.models.backbones import (
-        register_backbone,
-        unregister_backbone,
-    )
-    from tl_desktop.engine.training.trainer import Trainer
+    from tl_desktop.engine.models.backbones import unregister_backbone
 
     base = tmp_path_factory.mktemp("history")
-    weights = base / _engine.TINY_SPEC.weights_filename
-    torch.manual_seed(1234)
-    save_file({k: v.contiguous() for k, v in _engine.build_tiny_cnn().source.state_dict().items()}, str(weights))
-    register_backbone(_engine.TINY_SPEC, _engine.build_tiny_cnn, bundled=lambda: weights)
+    _engine.register_tiny_backbone(base)
     try:
-        root = _top._make_image_folder(base, classes={"a": 8, "b": 8}, size=36)
-        config = RunConfig(data=DataConfig(root=str(root), val_fraction=0.25, test_fraction=0.25),
-                           model=ModelConfig(backbone=_engine.TINY_NAME, trainable_blocks=1, dropout=0.0),
-                           train=TrainConfig(epochs=2, head_epochs=1, batch_size=4, early_stopping_patience=0),
-                           out_dir=str(base / "made"))
-        result = Trainer(config).fit()
-        assert result.status == "completed", result
-        predictions, metrics = evaluate_run(result.run_dir, "test", n_bootstrap=20)
-        save_evaluation(RunFolder(result.run_dir).split_evaluation_dir("test"), predictions, metrics,
+        run_dir = _engine.train_tiny_run(_top._make_image_folder(base, classes={"a": 8, "b": 8}, size=36), base / "made")
+        predictions, metrics = evaluate_run(run_dir, "test", n_bootstrap=20)
+        save_evaluation(RunFolder(run_dir).split_evaluation_dir("test"), predictions, metrics,
                         {"kind": "split", "split": "test"})
     finally:
         unregister_backbone(_engine.TINY_NAME)
-    return Path(result.run_dir)
+    return run_dir
 
 
 def _copy(trained: Path, runs: Path, name: str) -> RunFolder:

@@ -38,14 +38,35 @@ TINY_SPEC = BackboneSpec(
 )
 
 
-@pytest.fixture
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> BackboneSpec:
-    """Register "tiny_cnn" with deterministic 'pretrained' weights that resolve as 'bundled'; unregister after."""
+def register_tiny_backbone(folder: Path) -> BackboneSpec:
+    """Register "tiny_cnn" with deterministic 'pretrained' weights (saved in ``folder``) that resolve as
+    'bundled'; the caller unregisters it (``unregister_backbone(TINY_NAME)``)."""
     from safetensors.torch import save_file
 
-    weights_path = Path(tmp_path_factory.mktemp("tiny_weights")) / TINY_SPEC.weights_filename
+    weights_path = folder / TINY_SPEC.weights_filename
     torch.manual_seed(1234)
     save_file({k: v.contiguous() for k, v in build_tiny_cnn().source.state_dict().items()}, str(weights_path))
     register_backbone(TINY_SPEC, build_tiny_cnn, bundled=lambda: weights_path)
-    yield TINY_SPEC
+    return TINY_SPEC
+
+
+def train_tiny_run(images: Path, out_dir: Path) -> Path:
+    """A completed run of the (registered) tiny CNN on the class folders in ``images``: head first, then the
+    last block, 2 epochs, a quarter of the images each for validation and test. Returns its run folder."""
+    from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from tl_desktop.engine.training.trainer import Trainer
+
+    config = RunConfig(data=DataConfig(root=str(images), val_fraction=0.25, test_fraction=0.25),
+                       model=ModelConfig(backbone=TINY_NAME, trainable_blocks=1, dropout=0.0),
+                       train=TrainConfig(epochs=2, head_epochs=1, batch_size=4, early_stopping_patience=0),
+                       out_dir=str(out_dir))
+    result = Trainer(config).fit()
+    assert result.status == "completed", result
+    return Path(result.run_dir)
+
+
+@pytest.fixture
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> BackboneSpec:
+    """Register "tiny_cnn" with deterministic 'pretrained' weights that resolve as 'bundled'; unregister after."""
+    yield register_tiny_backbone(Path(tmp_path_factory.mktemp("tiny_weights")))
     unregister_backbone(TINY_NAME)

@@ -25,29 +25,12 @@ make_images = _top._make_image_folder
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A completed run of the tiny CNN on three synthetic classes; the backbone stays registered meanwhile."""
-    import torch
-    from safetensors.torch import save_file
-
-    from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-    from tl_desktop.engine.models.backbones import (
-        register_backbone,
-        unregister_backbone,
-    )
-    from tl_desktop.engine.training.trainer import Trainer
+    from tl_desktop.engine.models.backbones import unregister_backbone
 
     base = tmp_path_factory.mktemp("report_run")
-    weights = base / _engine.TINY_SPEC.weights_filename
-    torch.manual_seed(1234)
-    save_file({k: v.contiguous() for k, v in _engine.build_tiny_cnn().source.state_dict().items()}, str(weights))
-    register_backbone(_engine.TINY_SPEC, _engine.build_tiny_cnn, bundled=lambda: weights)
+    _engine.register_tiny_backbone(base)
     root = make_images(base, classes={"blight": 10, "healthy": 10, "rust": 8}, size=40)
-    config = RunConfig(data=DataConfig(root=str(root), val_fraction=0.25, test_fraction=0.25),
-                       model=ModelConfig(backbone=_engine.TINY_NAME, trainable_blocks=1, dropout=0.0),
-                       train=TrainConfig(epochs=2, head_epochs=1, batch_size=4, early_stopping_patience=0),
-                       out_dir=str(base / "runs"))
-    result = Trainer(config).fit()
-    assert result.status == "completed", result
-    yield result.run_dir
+    yield _engine.train_tiny_run(root, base / "runs")
     unregister_backbone(_engine.TINY_NAME)
 
 
