@@ -71,6 +71,18 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
 ENGINE_CONFTEST = Path(__file__).parent / "engine" / "conftest.py"
 
+
+@pytest.fixture(scope="session")
+def tiny_runs():
+    """The engine fixtures' module (``register_tiny_backbone``, ``train_tiny_run``, ``TINY_NAME``), for tests
+    outside tests/engine that make tiny runs once per module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tl_tiny_run_helpers", ENGINE_CONFTEST)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 # Registers the tiny backbone, then (by environment) sends this process a signal at a chosen event.
 TINY_LAUNCHER = """
 import importlib.util, os, signal, sys

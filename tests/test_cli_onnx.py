@@ -15,7 +15,6 @@ import pytest
 
 from tl_desktop.cli import main
 
-ENGINE_CONFTEST = Path(__file__).parent / "engine" / "conftest.py"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "predict_onnx.py"
 
 
@@ -28,19 +27,14 @@ def _probabilities(csv_path: Path) -> dict[str, list[float]]:
 
 
 @pytest.fixture(scope="module")
-def onnx_run(tmp_path_factory: pytest.TempPathFactory, make_image_folder) -> Path:
+def onnx_run(tmp_path_factory: pytest.TempPathFactory, make_image_folder, tiny_runs) -> Path:
     """A completed tiny-CNN run on three synthetic classes (the backbone stays registered meanwhile)."""
-    import importlib.util
-
     from tl_desktop.engine.models.backbones import unregister_backbone
 
-    spec = importlib.util.spec_from_file_location("tiny_backbone_conftest_onnx", ENGINE_CONFTEST)
-    tiny = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tiny)
     base = tmp_path_factory.mktemp("onnx_run")
-    tiny.register_tiny_backbone(base)
-    yield tiny.train_tiny_run(make_image_folder(base, classes={"a": 8, "b": 8, "c": 8}, size=44), base / "runs")
-    unregister_backbone(tiny.TINY_NAME)
+    tiny_runs.register_tiny_backbone(base)
+    yield tiny_runs.train_tiny_run(make_image_folder(base, classes={"a": 8, "b": 8, "c": 8}, size=44), base / "runs")
+    unregister_backbone(tiny_runs.TINY_NAME)
 
 
 def test_export_checks_parity_writes_its_figures_and_predicts_like_the_model(onnx_run, tmp_path, capsys):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -25,36 +24,23 @@ from tl_desktop.engine.workflows.run_history import (
     summarize_run,
 )
 
-_ROOT = Path(__file__).resolve().parent
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_engine = _load("tl_history_engine_fixtures", _ROOT / "engine" / "conftest.py")
-_top = _load("tl_history_top_fixtures", _ROOT / "conftest.py")
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_runs, make_image_folder) -> Path:
     """A completed tiny run whose test split was evaluated and saved (metrics.json with intervals)."""
     from tl_desktop.engine.evaluation.evaluate import evaluate_run
     from tl_desktop.engine.evaluation.files import save_evaluation
     from tl_desktop.engine.models.backbones import unregister_backbone
 
     base = tmp_path_factory.mktemp("history")
-    _engine.register_tiny_backbone(base)
+    tiny_runs.register_tiny_backbone(base)
     try:
-        run_dir = _engine.train_tiny_run(_top._make_image_folder(base, classes={"a": 8, "b": 8}, size=36), base / "made")
+        run_dir = tiny_runs.train_tiny_run(make_image_folder(base, classes={"a": 8, "b": 8}, size=36), base / "made")
         predictions, metrics = evaluate_run(run_dir, "test", n_bootstrap=20)
         save_evaluation(RunFolder(run_dir).split_evaluation_dir("test"), predictions, metrics,
                         {"kind": "split", "split": "test"})
     finally:
-        unregister_backbone(_engine.TINY_NAME)
+        unregister_backbone(tiny_runs.TINY_NAME)
     return run_dir
 
 
