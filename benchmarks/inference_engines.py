@@ -35,7 +35,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from speed import BACKBONE, DATA_ROOT, first_n, forward_only_throughput, ours_head_only
+from speed import (
+    BACKBONE,
+    DATA_ROOT,
+    first_n,
+    forward_only_throughput,
+    ours_head_only,
+    print_tables,
+)
 
 from tl_desktop.config import DataConfig
 from tl_desktop.engine.caching.onnx_models import inference_predictor
@@ -149,13 +156,7 @@ def report(runs: list[dict[str, float]]) -> None:
         ("head-only test accuracy: onnxruntime - torch (points)", 100 * (med["test acc, onnxruntime"]
          - med["test acc, torch"]), "0 (same numbers)"),
     ]
-    print(f"\n### inference engines (medians of {len(runs)} repeat(s))\n")
-    print("| measure | value | target |\n|---|---|---|")
-    for label, value, target in ratios:
-        print(f"| {label} | {value:.2f} | {target} |")
-    print("\n| raw measure | median |\n|---|---|")
-    for key, value in med.items():
-        print(f"| {key} | {value:.3f} |")
+    print_tables(f"inference engines (medians of {len(runs)} repeat(s))", ratios, med)
 
 
 def main(argv: list[str] | None = None) -> int:

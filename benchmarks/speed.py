@@ -415,12 +415,17 @@ def report(name: str, runs: list[dict[str, float]]) -> None:
         ("peak RSS, head-only training (GB)", med["peak RSS, ours head-only training (GB)"], "< 3"),
         ("peak RSS, full fine-tuning (GB)", med["peak RSS, ours full fine-tuning (GB)"], "< 3"),
     ]
-    print(f"\n### {name} (medians of {len(runs)} run(s))\n")
+    print_tables(f"{name} (medians of {len(runs)} run(s))", ratios, med)
+
+
+def print_tables(title: str, ratios: list[tuple[str, float, str]], medians: dict[str, float]) -> None:
+    """The ratios against their targets, then every raw median, as Markdown tables."""
+    print(f"\n### {title}\n")
     print("| measure | value | target |\n|---|---|---|")
     for label, value, target in ratios:
         print(f"| {label} | {value:.2f} | {target} |")
     print("\n| raw measure | median |\n|---|---|")
-    for key, value in med.items():
+    for key, value in medians.items():
         print(f"| {key} | {value:.3f} |")
 
 
