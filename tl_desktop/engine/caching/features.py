@@ -267,7 +267,8 @@ def cached_features(
         if found is not None:
             return FeatureSet(found, labels, request, key, from_cache=True, engine=engine)
     runner = None
-    if _can_pool_from(activations, request, len(images)):
+    pool_from = _can_pool_from(activations, request, len(images))
+    if pool_from:
         engine = activations.engine
     else:
         runner = frozen_runner(model, request.boundary, request.pooled, pre.input_size, weights_id,
@@ -283,7 +284,7 @@ def cached_features(
     with store.writing("features", key, meta) as folder:
         out = np.lib.format.open_memmap(folder / "values.npy", mode="w+", dtype=dtype,
                                         shape=(len(images), request.views, *shape))
-        if _can_pool_from(activations, request, len(images)):
+        if pool_from:
             pool_from_activations(model, activations, out, batch_size, device, progress, stop)
         else:
             compute_features(model, images, transform, request, out, batch_size, device, progress, stop, runner)
