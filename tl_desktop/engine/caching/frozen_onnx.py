@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tl_desktop.engine.caching.onnx_check import KIND, agrees, check_input
 from tl_desktop.engine.caching.store import CacheError, CacheStore, cache_key
 from tl_desktop.engine.deploy.export import (
     FEATURES_NAME,
@@ -29,10 +30,8 @@ from tl_desktop.engine.deploy.export import (
 from tl_desktop.engine.deploy.metadata import INPUT_NAME
 from tl_desktop.engine.runtime.inference import inference_engine
 
-KIND = "onnx"
 FILE_NAME = "frozen.onnx"
 CONVERT_AT = 3000  # image views: about where ~1.6x faster views repay an export on the first job
-CHECK_TOLERANCE = 1e-4  # of the largest output magnitude (at least 1)
 _log = logging.getLogger(__name__)
 _open: dict[str, FrozenRunner] = {}  # the last conversion's session, shared by a run's splits (one key at most)
 
@@ -66,14 +65,12 @@ def _checked_session(model_bytes: bytes, model: nn.Module, boundary: int, pooled
         session = inference_session(model_bytes, device_type)
     except Exception as exc:  # onnxruntime raises its own exception types for every kind of bad graph
         raise ValueError(f"onnxruntime cannot run the frozen part: {exc}") from exc
-    x = torch.randn(3, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    x = check_input(input_size)
     part = FrozenPart(model, boundary, pooled).eval()
     parameter = next(model.parameters())
     with torch.inference_mode():
         expected = part(x.to(parameter.device)).float().cpu().numpy()
-    got = FrozenRunner(session).run(x)
-    scale = max(1.0, float(np.abs(expected).max()))
-    if got.shape != expected.shape or not np.abs(got - expected).max() <= CHECK_TOLERANCE * scale:
+    if not agrees(FrozenRunner(session).run(x), expected):
         raise ValueError("the onnxruntime conversion of the frozen part differs from torch")
     return session
 

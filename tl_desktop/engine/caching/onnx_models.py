@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from tl_desktop.engine.caching.onnx_check import KIND, agrees, check_input
 from tl_desktop.engine.caching.store import (
     CacheError,
     CacheStore,
@@ -26,10 +26,8 @@ from tl_desktop.engine.models.bundle import LoadedModel
 from tl_desktop.engine.models.predictor import Predictor
 from tl_desktop.engine.runtime.inference import inference_engine
 
-KIND = "onnx"
 FILE_NAME = "model.onnx"
 CONVERT_AT = 1000  # images: about where a conversion pays for itself on the first job (it is reused after)
-CHECK_TOLERANCE = 1e-4
 
 
 def conversion_key(model_file: Path) -> str:
@@ -55,11 +53,9 @@ def _converted(loaded: LoadedModel) -> bytes:
     from tl_desktop.engine.deploy.runner import onnx_model
 
     model_bytes = onnx_bytes(loaded)
-    size = loaded.preprocessing.input_size
-    x = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(0))
-    difference = np.abs(onnx_model(model_bytes, loaded.meta).predict_batch(x) - loaded.predict_batch(x)).max()
-    if not difference <= CHECK_TOLERANCE:
-        raise OnnxFileError(f"the onnxruntime conversion of {loaded.path} differs from torch by {difference:.1e}")
+    x = check_input(loaded.preprocessing.input_size)
+    if not agrees(onnx_model(model_bytes, loaded.meta).predict_batch(x), loaded.predict_batch(x)):
+        raise OnnxFileError(f"the onnxruntime conversion of {loaded.path} differs from torch")
     return model_bytes
 
 
