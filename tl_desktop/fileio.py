@@ -1,4 +1,5 @@
-"""Atomic file writes: a temp file in the same folder, flushed and fsynced, then renamed over."""
+"""Atomic file writes (a temp file in the same folder, flushed and fsynced, then renamed over), and the
+rules for never replacing a user's file unasked: refuse, or propose names that are free."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 
 class DiskWriteError(OSError):
@@ -20,10 +22,40 @@ class OverwriteRefused(Exception):
 
 def refuse_to_replace(paths: list[Path], allowed: bool) -> None:
     """Raise OverwriteRefused naming the first of ``paths`` that exists, unless replacing is ``allowed``."""
-    existing = [Path(p) for p in paths if Path(p).exists()]
+    existing = existing_files(paths)
     if existing and not allowed:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise OverwriteRefused(f"{existing[0]} exists{more}")
+
+
+def existing_files(paths: Sequence[Path]) -> list[Path]:
+    """The ones of ``paths`` that exist (a save would replace them)."""
+    return [Path(p) for p in paths if Path(p).exists()]
+
+
+def numbered_path(path: Path, number: int) -> Path:
+    """``report.pdf`` → ``report-2.pdf`` (number 2); number 1 is the path itself."""
+    path = Path(path)
+    return path if number <= 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
+def free_paths(paths: Sequence[Path], companions: Callable[[Path], list[Path]] | None = None,
+               limit: int = 10000) -> list[Path]:
+    """``paths`` if none of them (nor their ``companions``) exists, else the same names numbered alike
+    (``-2``, ``-3``…) with the first number that makes every one of them new."""
+    def taken(names: list[Path]) -> bool:
+        return any(existing_files([name, *(companions(name) if companions else [])]) for name in names)
+
+    for number in range(1, limit + 1):
+        names = [numbered_path(p, number) for p in paths]
+        if not taken(names):
+            return names
+    raise OverwriteRefused(f"no free name like {Path(paths[0]).name} in {Path(paths[0]).parent}")
+
+
+def free_path(path: Path, companions: Callable[[Path], list[Path]] | None = None) -> Path:
+    """``path`` if it (and its ``companions``) is new, else ``stem-2.suffix``, ``stem-3.suffix``…"""
+    return free_paths([path], companions)[0]
 
 
 @contextlib.contextmanager

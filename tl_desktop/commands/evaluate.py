@@ -2,8 +2,9 @@
 
 Prints the metrics (with 95% intervals, each with its method) and writes metrics.json, per_class.csv,
 confusion_matrix.csv and predictions.csv. Exit codes: 0 evaluated, 1 the files could not be
-written, 2 bad input (model, folder, class names, options, or no image that could be read: then nothing
-is written, so earlier results are never replaced by an empty set), 130 stopped with Ctrl-C.
+written, 2 bad input (model, folder, class names, options, evaluation files outside a run folder that exist and no
+``--force``, or no image that could be read: then nothing is written, so earlier results are never
+replaced by an empty set), 130 stopped with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--calibrate", action="store_true",
                         help="first fit temperature scaling on the run's validation split and store it in the model")
     parser.add_argument("--device", default="cpu", choices=DEVICES)
-    add_force_flag(parser, "the evaluation files in --out")
+    add_force_flag(parser, "the evaluation files in --out (or in ./evaluation for a model outside a run folder)")
     parser.set_defaults(run=run)
     return parser
 
@@ -80,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.models.bundle import BundleError
     from tl_desktop.engine.runtime.device import pick_device
     from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
-    from tl_desktop.engine.workflows.evaluation import calibrate_run, evaluate_external
+    from tl_desktop.engine.workflows.evaluation import (
+        calibrate_run,
+        default_external_dir,
+        evaluate_external,
+    )
     from tl_desktop.fileio import DiskWriteError
 
     if args.out and refuses_to_replace([Path(args.out) / name for name in EVALUATION_FILES], args.force):
@@ -93,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {model} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
     run = RunFolder.containing(model)
+    if args.data and not args.out and run is None and refuses_to_replace(
+            [default_external_dir(model, args.data) / name for name in EVALUATION_FILES], args.force):
+        return EXIT_BAD_INPUT  # ./evaluation is the user's folder, not a run's
     options = {"positive_class": args.positive_class, "threshold": args.threshold,
                "n_bootstrap": args.bootstrap, "seed": args.seed}
     try:

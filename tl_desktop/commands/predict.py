@@ -2,13 +2,13 @@
 
 Prints the top-k classes per image, or writes a CSV (path, top label, probability, one column per
 class, error) for a folder. Exit codes: 0 at least one image predicted, 1 no image could be read,
-2 bad input (model file or image path), 130 stopped with Ctrl-C.
+2 bad input (model file or image path, a --csv file that exists and no ``--force``), 130 stopped
+with Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
     from tl_desktop.engine.data.dataset import DataError, list_images
     from tl_desktop.engine.data.images import unreachable_reason
     from tl_desktop.engine.runtime.device import pick_device
-    from tl_desktop.engine.workflows.prediction import MODEL_ERRORS, open_predictor
+    from tl_desktop.engine.workflows.prediction import (
+        MODEL_ERRORS,
+        open_predictor,
+        prediction_rows,
+        write_predictions_csv,
+    )
     from tl_desktop.fileio import DiskWriteError
 
     if args.top_k < 1:
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_STOPPED
     if args.csv:
         try:
-            write_csv(Path(args.csv), loaded.classes, result)
+            write_predictions_csv(args.csv, loaded.classes, prediction_rows(loaded.classes, result))
         except DiskWriteError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -103,25 +108,3 @@ def print_top_k(classes: list[str], result: PredictionResult, k: int) -> None:
         print(path)
         for index in order:
             print(f"  {row[index]:7.2%}  {classes[index]}")
-
-
-def write_csv(path: Path, classes: list[str], result: PredictionResult) -> None:
-    """Write path, top label, probability, one column per class and an error column."""
-    from tl_desktop.fileio import atomic_writer
-
-    lines: list[list[str]] = [["path", "label", "probability", *classes, "error"]]
-    for image, row in zip(result.paths, result.probs):
-        top = int(row.argmax())
-        lines.append([image, classes[top], f"{row[top]:.6f}", *(f"{p:.6f}" for p in row), ""])
-    for image, reason in result.failures:
-        lines.append([image, "", "", *([""] * len(classes)), reason])
-    with atomic_writer(path) as handle:
-        handle.write(_csv_text(lines).encode("utf-8"))
-
-
-def _csv_text(lines: list[list[str]]) -> str:
-    import io
-
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(lines)
-    return buffer.getvalue()

@@ -35,6 +35,11 @@ class ExternalEvaluation:
     files: list[Path]
 
 
+def default_external_dir(model: str | Path, folder: str | Path) -> Path:
+    """Where an external evaluation goes without ``out_dir``: the model's run folder, else ``./evaluation``."""
+    return (RunFolder.containing(model) or RunFolder(Path.cwd())).external_evaluation_dir(folder)
+
+
 def evaluate_external(model: str | Path, folder: str | Path, out_dir: str | Path | None = None,
                       device: str | torch.device = "cpu", progress: Progress | None = None,
                       stop: StopToken | None = None, **metric_options: Any) -> ExternalEvaluation:
@@ -46,8 +51,7 @@ def evaluate_external(model: str | Path, folder: str | Path, out_dir: str | Path
     model_file = model_file_of(model)
     predictions, metrics = evaluate_folder(load_bundle(model_file, device=device), folder, progress=progress,
                                            stop=stop, **metric_options)
-    run = RunFolder.containing(model_file) or RunFolder(Path.cwd())
-    target = Path(out_dir) if out_dir is not None else run.external_evaluation_dir(folder)
+    target = Path(out_dir) if out_dir is not None else default_external_dir(model_file, folder)
     source = {"kind": "external", "folder": str(Path(folder).resolve()), "model": str(model_file.resolve())}
     return ExternalEvaluation(predictions, metrics, target, save_evaluation(target, predictions, metrics, source))
 
