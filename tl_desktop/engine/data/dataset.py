@@ -34,6 +34,7 @@ from tl_desktop.engine.data.scanning import (
     DataError,
     FolderListing,
     FoundImage,
+    ProbeMemo,
     ProgressFn,
     existing_folder,
     find_class_images,
@@ -151,14 +152,16 @@ class _Source:
     train_dir: Path | None = None  # the folder of training class folders, for a folder
 
 
-def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: StopToken | None = None) -> ScanResult:
-    """Scan ``cfg.root`` (or the label table ``cfg.labels``), decode every image once, split it, and audit it."""
+def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: StopToken | None = None,
+                 memo: ProbeMemo | None = None) -> ScanResult:
+    """Scan ``cfg.root`` (or the label table ``cfg.labels``), decode every image once, split it, and audit it;
+    with ``memo`` (an earlier scan's probes), only files new or changed since are decoded."""
     started = time.perf_counter()
     unreadable: list[tuple[str, str]] = []
     source = _table_source(cfg) if cfg.labels else _folder_source(cfg, unreadable)
     properties: dict[str, ImageProperties] = {}
     probes = probe_all([f.path for f in source.found], unreadable, progress, stop, root=source.link_root,
-                       properties=properties)
+                       properties=properties, memo=memo)
     readable = [f for f in source.found if f.path in probes]
     _check_readable(source, readable)
     digests = {path: digest for path, (_, digest) in probes.items()}

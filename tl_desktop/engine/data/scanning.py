@@ -6,6 +6,8 @@ a link to a device would never end) or links that lead out of the data folder: t
 never read, and every read stops at the size the file had when it was listed. Each image is decoded (draft-reduced) and hashed once on a small thread
 pool; failures become ``(path, reason)`` entries, never exceptions. The same decode gathers each file's
 header facts (:class:`images.ImageProperties`) for the shortcut audit, so no file is opened twice.
+With a :class:`ProbeMemo` of an earlier scan, a file whose size and modification time are unchanged is
+not decoded again: its earlier probe is reused.
 A file whose name has no image extension is an image only when it carries the DICOM preamble.
 """
 
@@ -57,6 +59,26 @@ class FolderListing:
     found: list[FoundImage] = field(default_factory=list)
     ignored: int = 0
     loose_images: int = 0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What decoding one file found, with the size and modification time the file had when it was read."""
+
+    size: int
+    mtime_ns: int
+    digest: str
+    facts: ImageProperties
+
+
+@dataclass
+class ProbeMemo:
+    """The good probes of the last scan by path; a scan given one reuses unchanged files and records
+    what it read (files gone since are dropped). ``reused`` and ``decoded`` count the last scan's files."""
+
+    probes: dict[str, Probe] = field(default_factory=dict)
+    reused: int = 0
+    decoded: int = 0
 
 
 def existing_folder(root: str | Path) -> Path:
@@ -135,46 +157,49 @@ def walk_files(folder: Path, unreadable: list[tuple[str, str]]) -> list[str]:
 
 def probe_all(
     paths: list[str], unreadable: list[tuple[str, str]], progress: ProgressFn | None, stop: StopToken | None,
-    root: Path | None = None, properties: dict[str, ImageProperties] | None = None,
+    root: Path | None = None, properties: dict[str, ImageProperties] | None = None, memo: ProbeMemo | None = None,
 ) -> dict[str, tuple[tuple[int, int], str]]:
     """Decode and hash every file on a small thread pool; return path -> ((w, h), digest) for the good ones.
 
     Only plain files are read; with ``root``, a link that leads outside it is reported instead. Each good
-    file's header facts go into ``properties`` when it is given.
+    file's header facts go into ``properties`` when it is given. With ``memo``, files unchanged since the
+    memo's scan (same size and modification time) are not read again, and the memo is updated.
     """
-    results: dict[str, tuple[tuple[int, int], str]] = {}
-    kept = []
+    stamps: dict[str, tuple[int, int]] = {}
     for path in paths:
-        reason = not_a_plain_file(path, root)
+        reason = not_a_plain_file(path, root, stamps)
         if reason:
             unreadable.append((path, reason))
-        else:
-            kept.append(path)
-    paths = kept
+    paths = [path for path in paths if path in stamps]
+    earlier = memo.probes if memo is not None else {}
+    known = {path: earlier[path] for path in paths
+             if path in earlier and (earlier[path].size, earlier[path].mtime_ns) == stamps[path]}
     total = len(paths)
     if progress:
         progress(0, total)
+    found: dict[str, Probe] = {}
     with ThreadPoolExecutor(max_workers=PROBE_WORKERS, thread_name_prefix="tl-scan") as pool:
-        futures = [pool.submit(_probe_one, path, stop) for path in paths]
+        futures = {path: pool.submit(_probe_one, path, stop) for path in paths if path not in known}
         try:
-            for done, (path, future) in enumerate(zip(paths, futures), start=1):
-                outcome = future.result()
+            for done, path in enumerate(paths, start=1):
+                outcome = known[path] if path in known else futures[path].result()
                 if isinstance(outcome, str):
                     unreadable.append((path, outcome))
                 else:
-                    facts, digest = outcome
-                    results[path] = ((facts.width, facts.height), digest)
-                    if properties is not None:
-                        properties[path] = facts
-                if progress:
+                    found[path] = outcome if isinstance(outcome, Probe) else Probe(*stamps[path], outcome[1], outcome[0])
+                if progress and (path not in known or done == total):
                     progress(done, total)
                 if stop is not None:
                     stop.raise_if_requested()
         except BaseException:
-            for future in futures:
+            for future in futures.values():
                 future.cancel()
             raise
-    return results
+    if memo is not None:
+        memo.probes, memo.reused, memo.decoded = found, len(known), total - len(known)
+    if properties is not None:
+        properties.update({path: probe.facts for path, probe in found.items()})
+    return {path: ((probe.facts.width, probe.facts.height), probe.digest) for path, probe in found.items()}
 
 
 def _probe_one(path: str, stop: StopToken | None) -> tuple[ImageProperties, str] | str:
@@ -191,8 +216,9 @@ def _probe_one(path: str, stop: StopToken | None) -> tuple[ImageProperties, str]
         return exc.reason
 
 
-def not_a_plain_file(path: str, root: Path | None = None) -> str:
-    """Why ``path`` must not be read (empty when it is a plain file inside ``root``)."""
+def not_a_plain_file(path: str, root: Path | None = None, stamps: dict[str, tuple[int, int]] | None = None) -> str:
+    """Why ``path`` must not be read (empty when it is a plain file inside ``root``; then its size and
+    modification time go into ``stamps`` when it is given)."""
     try:
         info = os.stat(path)  # follows links: a link to a pipe or a device is one
     except OSError as exc:
@@ -203,6 +229,8 @@ def not_a_plain_file(path: str, root: Path | None = None) -> str:
         target = Path(path).resolve()
         if not target.is_relative_to(Path(root).resolve()):
             return f"a link to {target}, outside the data folder; skipped"
+    if stamps is not None:
+        stamps[path] = (info.st_size, info.st_mtime_ns)
     return ""
 
 

@@ -134,7 +134,7 @@ def summarize_run(path: str | Path) -> RunSummary:
         status = "damaged"
     best_val = end.best_val_accuracy if end else max((e.val_accuracy for e in history), default=None)
     return RunSummary(
-        path=run.path, display_name=display_name, note=note, date=_run_date(run), status=status,
+        path=run.path, display_name=display_name, note=note, date=run_date(run.path), status=status,
         reason="; ".join(problems),
         backbone=config.model.backbone if config else "",
         trainable_blocks=str(config.model.trainable_blocks) if config else "",
@@ -202,7 +202,9 @@ def _number(metrics: dict[str, Any] | None, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _run_date(run: RunFolder) -> datetime | None:
+def run_date(path: Path) -> datetime | None:
+    """When the run started: from its folder name (``YYYYMMDD-HHMMSS-…``), else the folder's modification time."""
+    run = RunFolder(path)
     match = RUN_NAME.match(run.name)
     if match:
         try:
