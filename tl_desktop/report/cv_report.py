@@ -42,7 +42,7 @@ def _write(folder: CVFolder, plan: CVPlan, summary: Any, oof: EvaluationSection,
            missing_glyphs: str) -> ReportFiles:
     sections = [
         Section("cv", "Cross-validation", "how the folds were made, each fold, the figures across folds",
-                _cv_blocks(plan, summary)),
+                _cv_blocks(plan, summary, oof.metrics.groups)),
         Section("cv-oof", "Results: pooled out-of-fold predictions", "metrics with 95% intervals",
                 [headline_table([oof]), *evaluation_blocks(oof)]),
     ]
@@ -52,7 +52,7 @@ def _write(folder: CVFolder, plan: CVPlan, summary: Any, oof: EvaluationSection,
                        missing_glyphs)
 
 
-def _cv_blocks(plan: CVPlan, summary: dict[str, Any]) -> list[Any]:
+def _cv_blocks(plan: CVPlan, summary: dict[str, Any], oof_groups: int | None) -> list[Any]:
     cfg = plan.config
     # Identical copies share a group of their own; only groups the user's data named make the folds grouped.
     grouped = any(s.group and not s.group.startswith(COPY_PREFIX) for fold in plan.folds for s in fold.test)
@@ -61,10 +61,11 @@ def _cv_blocks(plan: CVPlan, summary: dict[str, Any]) -> list[Any]:
               f"({cfg.data.val_fraction:.0%}, used for the best epoch) and predicted its own fold, which it never saw. "
               f"Backbone {cfg.model.backbone}, trainable blocks {cfg.model.trainable_blocks}, {cfg.train.epochs} epochs.")
     blocks: list[Any] = [Para(method)]
-    if grouped:
-        blocks.append(Para("The intervals of the pooled out-of-fold results treat the images as independent; "
-                           "images of one group resemble each other, so with several images per group those "
-                           "intervals are too narrow."))
+    if grouped and oof_groups:
+        blocks.append(Para(f"Images of one group resemble each other, so the intervals of the pooled out-of-fold "
+                           f"results account for the {oof_groups:,} groups: a cluster bootstrap drawing whole groups, "
+                           f"Wilson intervals on the design-effect-corrected number of images and Obuchowski's "
+                           f"clustered AUC variance (the methods are under the results)."))
     if summary.get("folds_done", 0) < summary.get("folds_planned", 0):
         blocks.append(Para(f"Only {summary['folds_done']} of {summary['folds_planned']} folds finished; the figures "
                            "below cover those folds alone."))

@@ -51,13 +51,7 @@ def resample_weights(n: int, n_bootstrap: int, seed: int, groups: Sequence | np.
     if groups is None:
         index, count = None, n
     else:
-        ids = np.asarray(groups)
-        if ids.shape != (n,):
-            raise ValueError(f"{ids.size} group ids for {n} images")
-        # Groups numbered in order of first appearance, so one id per image gives the image bootstrap.
-        _, first, sorted_index = np.unique(ids, return_index=True, return_inverse=True)
-        index = np.argsort(np.argsort(first))[sorted_index.reshape(-1)]
-        count = first.size
+        index, count = cluster_numbers(groups, n)
     pvals = np.full(count, 1.0 / count) if count else np.zeros(0)
     done = 0
     while done < n_bootstrap:
@@ -65,6 +59,16 @@ def resample_weights(n: int, n_bootstrap: int, seed: int, groups: Sequence | np.
         drawn = rng.multinomial(count, pvals, size=size).astype(np.float64)
         yield drawn if index is None else drawn[:, index]
         done += size
+
+
+def cluster_numbers(groups: Sequence | np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Each image's group as a number 0..count-1 (in order of first appearance), and the count."""
+    ids = np.asarray(groups)
+    if ids.shape != (n,):
+        raise ValueError(f"{ids.size} group ids for {n} images")
+    # Numbered in order of first appearance, so one id per image gives the image bootstrap's draws.
+    _, first, sorted_index = np.unique(ids, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[sorted_index.reshape(-1)], int(first.size)
 
 
 def _weighted_confusions(weights: np.ndarray, labels: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
@@ -132,11 +136,12 @@ def interval(values: np.ndarray, level: float = LEVEL) -> Interval:
 
 
 def bootstrap_interval(values: np.ndarray, estimate: float | None, level: float = LEVEL,
-                       method: str = PERCENTILE) -> Interval:
-    """The percentile interval of resampled ``values`` around ``estimate``, or not estimable with a reason."""
+                       method: str = PERCENTILE, groups: int | None = None) -> Interval:
+    """The percentile interval of resampled ``values`` around ``estimate``, or not estimable with a reason;
+    ``groups``: how many groups a cluster bootstrap drew from."""
     values = np.asarray(values, dtype=float)
     if estimate is None or not np.isfinite(estimate):
-        return Interval(None, None, level, value=None, method=method, note="undefined")
+        return Interval(None, None, level, value=None, method=method, note="undefined", groups=groups)
     estimate = float(estimate)
     raw = interval(values, level)
     valid = int(np.isfinite(values).sum())
@@ -150,8 +155,9 @@ def bootstrap_interval(values: np.ndarray, estimate: float | None, level: float 
     elif not raw.low - _TOLERANCE <= estimate <= raw.high + _TOLERANCE:
         note = "the resampled values do not surround the estimate"
     if note is not None:
-        return Interval(None, None, level, value=estimate, method=method, note=note)
-    return Interval(min(raw.low, estimate), max(raw.high, estimate), level, value=estimate, method=method)
+        return Interval(None, None, level, value=estimate, method=method, note=note, groups=groups)
+    return Interval(min(raw.low, estimate), max(raw.high, estimate), level, value=estimate, method=method,
+                    groups=groups)
 
 
 def _statistics(weight_chunks: Iterator[np.ndarray], labels: np.ndarray, predicted: np.ndarray,
@@ -202,14 +208,15 @@ def bootstrap_intervals(labels: np.ndarray, predicted: np.ndarray, probs: np.nda
     merged = _statistics(resample_weights(labels.size, n_bootstrap, seed, groups), *args)
     full = _statistics(iter([np.ones((1, labels.size))]), *args)
     given = dict(estimates or {})
-    method = PERCENTILE if groups is None else CLUSTER
+    method, count = (PERCENTILE, None) if groups is None else (CLUSTER, cluster_numbers(groups, labels.size)[1])
     # For two classes at a threshold the headline's specificity is the negative class's recall.
     headline_column = {"specificity": "specificity_binary"} if positive_index is not None else {}
     headline = {}
     for key in headline_keys:
         column = headline_column.get(key, key)
-        headline[key] = bootstrap_interval(merged[column], _estimate(given, full, key, column, None), level, method)
+        headline[key] = bootstrap_interval(merged[column], _estimate(given, full, key, column, None), level, method,
+                                           count)
     per_class = {name: {key: bootstrap_interval(merged[key][:, c], _estimate(given, full, key, key, c), level,
-                                                method) for key in class_keys}
+                                                method, count) for key in class_keys}
                  for c, name in enumerate(classes)}
     return headline, per_class

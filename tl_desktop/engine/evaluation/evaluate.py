@@ -18,7 +18,7 @@ from tl_desktop.engine.evaluation.metrics import Metrics
 from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
 
 if TYPE_CHECKING:
-    from tl_desktop.engine.data.dataset import Sample
+    from tl_desktop.engine.data.dataset import DatasetSplit, Sample
     from tl_desktop.engine.models.bundle import LoadedModel
     from tl_desktop.engine.runtime.stop import StopToken
 
@@ -31,19 +31,25 @@ class EvaluationError(Exception):
 
 @dataclass
 class Predictions:
-    """Per-image probabilities with true labels; ``failures`` lists images that could not be read."""
+    """Per-image probabilities with true labels; ``failures`` lists images that could not be read.
+
+    ``groups`` holds each image's group (patient, field; see :func:`interval_groups`) when the images
+    come in groups, so that the intervals resample groups rather than images; None otherwise."""
 
     paths: list[str]
     labels: np.ndarray
     probs: np.ndarray
     classes: list[str]
     failures: list[tuple[str, str]] = field(default_factory=list)
+    groups: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self.probs = np.asarray(self.probs, dtype=np.float64).reshape(len(self.labels), len(self.classes))
         if len(self.paths) != len(self.labels):
             raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+        if self.groups is not None and len(self.groups) != len(self.paths):
+            raise ValueError(f"{len(self.groups)} groups but {len(self.paths)} images")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,12 +59,27 @@ class Predictions:
         return self.probs.argmax(axis=1)
 
 
+def interval_groups(paths: Sequence[str], samples: Sequence["Sample"]) -> list[str] | None:
+    """The group of each of ``paths`` for the intervals, or None when no image has a group the user's data
+    named (identical copies share a group of their own, which alone does not make the data grouped).
+
+    An image without a group is a group of its own; group names are those of the run's split (a DICOM
+    tag only as its salted hash)."""
+    from tl_desktop.engine.data.groups import COPY_PREFIX
+
+    group_of = {s.path: s.group for s in samples}
+    found = [group_of.get(path, "") for path in paths]
+    if not any(g and not g.startswith(COPY_PREFIX) for g in found):
+        return None
+    return [f"group:{g}" if g else f"image:{path}" for g, path in zip(found, paths)]
+
+
 def compute_metrics(predictions: Predictions, positive_class: str | None = None, threshold: float | None = None,
                     n_bootstrap: int = 1000, seed: int = 0) -> Metrics:
     """All metrics for ``predictions``; for two classes, decisions use ``positive_class`` and ``threshold``.
 
-    With ``n_bootstrap`` > 0 every metric gets a 95% interval (see :mod:`intervals` for the methods);
-    0 means no intervals at all.
+    With ``n_bootstrap`` > 0 every metric gets a 95% interval (see :mod:`intervals` for the methods; with
+    ``predictions.groups`` methods that account for groups); 0 means no intervals at all.
     """
     classes = list(predictions.classes)
     k = len(classes)
@@ -92,7 +113,8 @@ def compute_metrics(predictions: Predictions, positive_class: str | None = None,
     )
     if n_bootstrap > 0 and labels.size > 0:
         result.intervals, result.class_intervals = metric_intervals(
-            result, labels, predicted, probs, positive_index, n_bootstrap, seed)
+            result, labels, predicted, probs, positive_index, n_bootstrap, seed, groups=predictions.groups)
+        result.groups = None if predictions.groups is None else len(set(predictions.groups))
     return result
 
 
@@ -173,22 +195,19 @@ def predict_split(loaded: "LoadedModel", samples: Sequence["Sample"],
     result = engine.predict_paths(paths, progress=progress, stop=stop)
     label_of = {s.path: s.label for s in samples}
     return Predictions(paths=list(result.paths), labels=np.array([label_of[p] for p in result.paths], dtype=np.int64),
-                       probs=np.asarray(result.probs), classes=list(loaded.classes), failures=list(result.failures))
+                       probs=np.asarray(result.probs), classes=list(loaded.classes), failures=list(result.failures),
+                       groups=interval_groups(list(result.paths), samples))
 
 
 def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[int, int], None] | None = None,
                  stop: "StopToken | None" = None, **metric_options: Any) -> tuple[Predictions, Metrics]:
     """Evaluate a run's model on its own validation or test split (as the run stored it)."""
-    from tl_desktop.engine.data.dataset import DatasetSplit
     from tl_desktop.engine.models.bundle import load_bundle
 
     if split not in SPLITS:
         raise EvaluationError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     run = RunFolder(run_dir)
-    try:
-        dataset = DatasetSplit.from_dict(json.loads(run.split_file.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError) as exc:
-        raise EvaluationError(f"cannot read the split of run {run.path}: {exc}") from exc
+    dataset = run_split(run)
     samples = getattr(dataset, split)
     if not samples:
         raise EvaluationError(f"run {run.name} has no {'validation' if split == 'val' else 'test'} images")
@@ -197,6 +216,16 @@ def evaluate_run(run_dir: str | Path, split: str = "val", progress: Callable[[in
     predictions = predict_split(loaded, samples, progress=progress, stop=stop)
     require_readable(predictions, f"{'validation' if split == 'val' else 'test'} images of run {run.name}")
     return predictions, compute_metrics(predictions, **metric_options)
+
+
+def run_split(run: RunFolder) -> "DatasetSplit":
+    """The split a run stored (its images, labels and groups)."""
+    from tl_desktop.engine.data.dataset import DatasetSplit
+
+    try:
+        return DatasetSplit.from_dict(json.loads(run.split_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError) as exc:
+        raise EvaluationError(f"cannot read the split of run {run.path}: {exc}") from exc
 
 
 def require_readable(predictions: Predictions, where: str) -> None:

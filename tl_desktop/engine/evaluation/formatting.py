@@ -34,7 +34,9 @@ HEADLINE_LABELS = {
 }
 METHOD_LABELS = {
     "wilson": "Wilson",
+    "wilson_design_effect": "Wilson with design effect",
     "delong_logit": "DeLong",
+    "obuchowski_logit": "Obuchowski (clustered DeLong)",
     "hanley_mcneil_score": "Hanley–McNeil score",
     "bootstrap_percentile": "bootstrap",
     "cluster_bootstrap_percentile": "cluster bootstrap",
@@ -74,7 +76,9 @@ def fmt_bounds(ci: Interval | None, percent: bool = True) -> str:
 
 
 def method_label(ci: Interval) -> str:
-    return METHOD_LABELS.get(ci.method, ci.method)
+    """'Wilson', or 'cluster bootstrap over 12 groups' for a method that accounted for groups."""
+    label = METHOD_LABELS.get(ci.method, ci.method)
+    return label if ci.groups is None else f"{label} over {ci.groups:,} group{'s' if ci.groups != 1 else ''}"
 
 
 def with_interval(value: float | None, ci: Interval | None, percent: bool = True, prefix: str = "95% CI ",
@@ -97,10 +101,19 @@ def methods_note(result: Metrics, per_class: bool = True) -> str:
     """A few sentences naming the interval methods used, for under a table."""
     if not result.intervals:
         return "No intervals were computed."
-    text = (f"95% intervals: Wilson score for proportions; DeLong (logit scale) for AUC, Hanley–McNeil score where "
-            f"the classes are completely separated; percentile bootstrap ({result.n_bootstrap} resamples, seed "
-            f"{result.seed}) for balanced accuracy, F1 and the macro AUC of three or more classes, "
-            f"'{NOT_ESTIMABLE}' where every resample agrees.")
+    if result.groups is not None:
+        text = (f"The images come in {result.groups:,} groups (patients, fields, ...) and images of one group "
+                f"resemble each other, so every 95% interval accounts for the groups: Wilson score on the "
+                f"design-effect-corrected effective number of images (Korn & Graubard) for proportions; Obuchowski's "
+                f"clustered DeLong (logit scale) for AUC, Hanley–McNeil score over groups where the classes are "
+                f"completely separated; cluster bootstrap drawing whole groups ({result.n_bootstrap} resamples, seed "
+                f"{result.seed}) for balanced accuracy, F1 and the macro AUC of three or more classes, "
+                f"'{NOT_ESTIMABLE}' where every resample agrees.")
+    else:
+        text = (f"95% intervals: Wilson score for proportions; DeLong (logit scale) for AUC, Hanley–McNeil score "
+                f"where the classes are completely separated; percentile bootstrap ({result.n_bootstrap} resamples, "
+                f"seed {result.seed}) for balanced accuracy, F1 and the macro AUC of three or more classes, "
+                f"'{NOT_ESTIMABLE}' where every resample agrees.")
     if per_class:
         text += f" Classes with fewer than {MIN_IMAGES_TO_JUDGE} images are marked '{TOO_FEW}'."
     return text

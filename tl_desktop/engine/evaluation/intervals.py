@@ -11,6 +11,26 @@
 - Balanced accuracy, F1 and the macro AUC of three or more classes: the seeded percentile bootstrap
   of :mod:`bootstrap`, reported as not estimable where it would be a point. For two classes the macro
   AUC is the AUC of either class, so it takes that class's DeLong interval.
+
+When images come in groups (several images of one patient, field or plant), images of a group
+resemble each other and the methods above, which take them as independent, give intervals that are
+too narrow. With groups every interval accounts for them:
+
+- Proportions: the Wilson score interval on an effective sample size, Korn & Graubard's (1998,
+  Survey Methodology 24:193–201) design-effect correction: n / deff with the design effect of the
+  ratio estimator (never below 1, and 1 where it is undefined because every image agrees), shrunk
+  further by (z / t_{k-1})^2 for k groups, which widens the interval when there are few groups.
+  Dean & Pagano (2015, J. Survey Statistics and Methodology 3:484–503) found Wilson's interval on
+  this effective size to hold its coverage in clustered samples. A cluster bootstrap was not chosen
+  for proportions: it collapses to a point when every group agrees (all right: "100% (100–100%)"),
+  exactly the case a clinician must not read as certainty.
+- AUC: Obuchowski's (1997, Biometrics 53:567–578) clustered form of DeLong's variance (it equals
+  DeLong's when every image is its own group), on the logit scale; where it is zero or undefined
+  the Hanley–McNeil score interval counts groups instead of images.
+- Balanced accuracy, F1 and the macro AUC: a cluster bootstrap that draws whole groups
+  (:mod:`bootstrap`).
+
+With all images in one group nothing can be said about another group: "interval not estimable".
 """
 
 from __future__ import annotations
@@ -19,12 +39,14 @@ from statistics import NormalDist
 
 import numpy as np
 
-from tl_desktop.engine.evaluation.bootstrap import bootstrap_intervals
+from tl_desktop.engine.evaluation.bootstrap import bootstrap_intervals, cluster_numbers
 from tl_desktop.engine.evaluation.metrics import Interval, Metrics
 
 LEVEL = 0.95
 WILSON = "wilson"
+WILSON_DESIGN_EFFECT = "wilson_design_effect"
 DELONG = "delong_logit"
+OBUCHOWSKI = "obuchowski_logit"
 HANLEY_MCNEIL = "hanley_mcneil_score"
 _EDGE = 1e-12
 
@@ -43,6 +65,44 @@ def wilson_interval(successes: int, trials: int, level: float = LEVEL) -> Interv
     value = successes / trials
     # scipy's bounds can miss 0 or 1 by a rounding error; the estimate is always inside.
     return Interval(min(float(ci.low), value), max(float(ci.high), value), level, value=value, method=WILSON)
+
+
+def _wilson_bounds(value: float, trials: float, z: float) -> tuple[float, float]:
+    """Wilson's score bounds for a proportion over a possibly fractional (effective) number of trials;
+    scipy's ``binomtest`` takes whole counts only."""
+    z2n = z * z / trials
+    centre = (value + z2n / 2) / (1 + z2n)
+    half = z / (1 + z2n) * np.sqrt(value * (1 - value) / trials + z2n / (4 * trials))
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def clustered_wilson_interval(successes: np.ndarray, members: np.ndarray, clusters: np.ndarray,
+                              level: float = LEVEL) -> Interval:
+    """Wilson interval of the share of ``successes`` among ``members`` (one flag each per image) when
+    images come in groups (``clusters``: a group number per image), on Korn & Graubard's effective
+    sample size (see the module text)."""
+    from scipy.stats import t as student_t
+
+    members = np.asarray(members, dtype=bool)
+    trials = int(members.sum())
+    if trials == 0:
+        return Interval(None, None, level, value=None, method=WILSON_DESIGN_EFFECT, note="no images to count")
+    ids, count = cluster_numbers(np.asarray(clusters)[members], trials)
+    hits = np.asarray(successes, dtype=bool)[members]
+    value = float(hits.mean())
+    if count < 2:
+        return Interval(None, None, level, value=value, method=WILSON_DESIGN_EFFECT, groups=count,
+                        note=f"all {trials} images are from one group")
+    per_group = np.bincount(ids, weights=hits.astype(float), minlength=count)
+    size = np.bincount(ids, minlength=count)
+    between = count / (count - 1) * float(((per_group - value * size) ** 2).sum()) / trials ** 2
+    independent = value * (1 - value) / trials
+    # Below 1 or undefined (every image agrees): 1, so the interval is never narrower than for independent images.
+    design_effect = max(1.0, between / independent) if independent > 0 else 1.0
+    z = _z(level)
+    effective = trials / design_effect * (z / float(student_t.ppf(0.5 + level / 2, count - 1))) ** 2
+    low, high = _wilson_bounds(value, effective, z)
+    return Interval(min(low, value), max(high, value), level, value=value, method=WILSON_DESIGN_EFFECT, groups=count)
 
 
 def _components(scores: np.ndarray, positives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +146,47 @@ def auc_interval(scores: np.ndarray, positives: np.ndarray, level: float = LEVEL
     return interval
 
 
+def clustered_auc_interval(scores: np.ndarray, positives: np.ndarray, clusters: np.ndarray,
+                           level: float = LEVEL) -> Interval:
+    """Interval of the one-vs-rest AUC of grouped images: Obuchowski's clustered DeLong variance on the
+    logit scale, or the Hanley–McNeil score interval over the numbers of groups."""
+    scores = np.asarray(scores, dtype=float)
+    positives = np.asarray(positives, dtype=bool)
+    m = int(positives.sum())
+    n = positives.size - m
+    if m == 0 or n == 0:
+        return Interval(None, None, level, value=None, method=OBUCHOWSKI, note="needs images of the class and others")
+    ids, count = cluster_numbers(clusters, positives.size)
+    v10, v01 = _components(scores, positives)
+    auc = float(v10.mean())
+    pos_size, neg_size = np.bincount(ids[positives], minlength=count), np.bincount(ids[~positives], minlength=count)
+    d10 = np.bincount(ids[positives], weights=v10, minlength=count) - pos_size * auc
+    d01 = np.bincount(ids[~positives], weights=v01, minlength=count) - neg_size * auc
+    with_pos, with_neg = int((pos_size > 0).sum()), int((neg_size > 0).sum())
+    variance = 0.0
+    if with_pos >= 2 and with_neg >= 2:
+        s10 = with_pos / ((with_pos - 1) * m) * float((d10 ** 2).sum())
+        s01 = with_neg / ((with_neg - 1) * n) * float((d01 ** 2).sum())
+        s11 = count / (count - 1) * float((d10 * d01).sum())
+        variance = s10 / m + s01 / n + 2 * s11 / (m * n)
+    if _EDGE < auc < 1 - _EDGE and variance > 0:
+        z = _z(level)
+        centre = np.log(auc / (1 - auc))
+        half = z * np.sqrt(variance) / (auc * (1 - auc))
+        low, high = 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
+        return Interval(min(float(low), auc), max(float(high), auc), level, value=auc, method=OBUCHOWSKI,
+                        groups=count)
+    if with_pos < 2 or with_neg < 2:
+        why = "fewer than two groups on one side, so the clustered variance is undefined"
+    elif auc <= _EDGE or auc >= 1 - _EDGE:
+        why = "the classes are completely separated, so the clustered variance is zero"
+    else:
+        why = "the clustered variance is zero"
+    interval = hanley_mcneil_score_interval(auc, with_pos, with_neg, level)
+    interval.note, interval.groups = why, count
+    return interval
+
+
 def _hanley_mcneil_variance(theta: float, m: int, n: int) -> float:
     """Hanley & McNeil (1982): Q1 = A/(2-A) and Q2 = 2A^2/(1+A), written in factored form."""
     spread = 1 + (m - 1) * (1 - theta) / (2 - theta) + (n - 1) * theta / (1 + theta)
@@ -114,52 +215,61 @@ def hanley_mcneil_score_interval(auc: float, m: int, n: int, level: float = LEVE
     return Interval(min(low, auc), max(high, auc), level, value=auc, method=HANLEY_MCNEIL)
 
 
-def _class_intervals(result: Metrics, labels: np.ndarray, probs: np.ndarray, level: float
-                     ) -> dict[str, dict[str, Interval]]:
-    cm = result.confusion
-    total = int(cm.sum())
+def _class_intervals(result: Metrics, labels: np.ndarray, predicted: np.ndarray, probs: np.ndarray,
+                     clusters: np.ndarray | None, level: float) -> dict[str, dict[str, Interval]]:
     found = {}
     for c, row in enumerate(result.per_class):
-        tp = int(cm[c, c])
-        fp, fn = row.predicted - tp, row.support - tp
-        tn = total - tp - fp - fn
-        found[row.name] = {"precision": wilson_interval(tp, row.predicted, level),
-                           "recall": wilson_interval(tp, row.support, level),
-                           "specificity": wilson_interval(tn, tn + fp, level),
-                           "auc": auc_interval(probs[:, c], labels == c, level)}
+        truly, said = labels == c, predicted == c
+        found[row.name] = {"precision": _share(truly, said, clusters, level),
+                           "recall": _share(said, truly, clusters, level),
+                           "specificity": _share(~said, ~truly, clusters, level),
+                           "auc": auc_interval(probs[:, c], truly, level) if clusters is None else
+                           clustered_auc_interval(probs[:, c], truly, clusters, level)}
     return found
 
 
-def _binary_intervals(result: Metrics, level: float) -> dict[str, Interval]:
-    b = result.binary
-    if b is None:
+def _share(successes: np.ndarray, members: np.ndarray, clusters: np.ndarray | None, level: float) -> Interval:
+    if clusters is None:
+        return wilson_interval(int((successes & members).sum()), int(members.sum()), level)
+    return clustered_wilson_interval(successes, members, clusters, level)
+
+
+def _binary_intervals(result: Metrics, labels: np.ndarray, predicted: np.ndarray, clusters: np.ndarray | None,
+                      level: float) -> dict[str, Interval]:
+    if result.binary is None:
         return {}
-    return {"sensitivity": wilson_interval(b.tp, b.tp + b.fn, level),
-            "specificity": wilson_interval(b.tn, b.tn + b.fp, level),
-            "ppv": wilson_interval(b.tp, b.tp + b.fp, level),
-            "npv": wilson_interval(b.tn, b.tn + b.fn, level)}
+    p = result.classes.index(result.binary.positive_class)
+    truly, said = labels == p, predicted == p
+    return {"sensitivity": _share(said, truly, clusters, level), "specificity": _share(~said, ~truly, clusters, level),
+            "ppv": _share(truly, said, clusters, level), "npv": _share(~truly, ~said, clusters, level)}
 
 
 def metric_intervals(result: Metrics, labels: np.ndarray, predicted: np.ndarray, probs: np.ndarray,
-                     positive_index: int | None, n_bootstrap: int, seed: int, level: float = LEVEL
+                     positive_index: int | None, n_bootstrap: int, seed: int, level: float = LEVEL,
+                     groups: np.ndarray | list | None = None
                      ) -> tuple[dict[str, Interval], dict[str, dict[str, Interval]]]:
-    """Headline and per-class intervals of ``result``, each by the method the module text gives."""
+    """Headline and per-class intervals of ``result``, each by the method the module text gives;
+    ``groups`` (one id per image) for images that come in groups."""
     classes = list(result.classes)
-    per_class = _class_intervals(result, labels, probs, level)
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    clusters = None if groups is None else cluster_numbers(groups, labels.size)[0]
+    per_class = _class_intervals(result, labels, predicted, probs, clusters, level)
     two_classes = len(classes) == 2
     headline_keys = ("balanced_accuracy", "macro_f1") + (() if two_classes else ("macro_auc",))
     estimates = {key: result.headline()[key] for key in headline_keys}
     estimates["f1"] = [row.f1 for row in result.per_class]
     booted, booted_classes = bootstrap_intervals(
-        labels, predicted, probs, classes, positive_index, n_bootstrap, seed, estimates=estimates,
+        labels, predicted, probs, classes, positive_index, n_bootstrap, seed, groups=clusters, estimates=estimates,
         headline_keys=headline_keys, class_keys=("f1",), level=level)
     for name, found in booted_classes.items():
         per_class[name].update(found)
-    headline = {"accuracy": wilson_interval(int(np.trace(result.confusion)), result.num_samples, level), **booted}
+    every = np.ones(labels.size, dtype=bool)
+    headline = {"accuracy": _share(labels == predicted, every, clusters, level), **booted}
     if two_classes:
         # With two classes both one-vs-rest AUCs rank the same pairs: the macro AUC is either of them.
         auc, value = per_class[classes[1]]["auc"], result.macro_auc
         bounds = (min(auc.low, value), max(auc.high, value)) if auc.estimable and value is not None else (None, None)
-        headline["macro_auc"] = Interval(*bounds, level, value=value, method=auc.method, note=auc.note)
-    headline.update(_binary_intervals(result, level))
+        headline["macro_auc"] = Interval(*bounds, level, value=value, method=auc.method, note=auc.note,
+                                         groups=auc.groups)
+    headline.update(_binary_intervals(result, labels, predicted, clusters, level))
     return {key: headline[key] for key in result.headline() if key in headline}, per_class

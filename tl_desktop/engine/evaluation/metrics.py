@@ -190,7 +190,9 @@ class Interval:
 
     ``low``/``high`` are None when no interval could be given: the metric is undefined (``value``
     None too) or the method cannot estimate one here (``note`` says why, e.g. every bootstrap
-    resample gave the same value). Bounds, when given, always hold ``value``.
+    resample gave the same value). Bounds, when given, always hold ``value``. ``groups`` is the number
+    of groups (patients, fields) a method for clustered images accounted for; None when images were
+    taken as independent.
     """
 
     low: float | None
@@ -199,21 +201,23 @@ class Interval:
     value: float | None = None
     method: str = "bootstrap_percentile"
     note: str | None = None
+    groups: int | None = None
 
     @property
     def estimable(self) -> bool:
         return self.low is not None and self.high is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high, "method": self.method,
-                "level": self.level, "note": self.note}
+        found = {"value": self.value, "low": self.low, "high": self.high, "method": self.method,
+                 "level": self.level, "note": self.note}
+        return found if self.groups is None else {**found, "groups": self.groups}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], value: float | None = None) -> "Interval":
         """Read ``to_dict``'s form, or the older ``{"low", "high", "level"}`` (all percentile bootstrap)."""
         return cls(low=data.get("low"), high=data.get("high"), level=float(data.get("level", 0.95)),
                    value=data.get("value", value), method=str(data.get("method", "bootstrap_percentile")),
-                   note=data.get("note"))
+                   note=data.get("note"), groups=data.get("groups"))
 
 
 @dataclass
@@ -249,6 +253,7 @@ class Metrics:
     class_intervals: dict[str, dict[str, Interval]] = field(default_factory=dict)
     n_bootstrap: int = 0
     seed: int = 0
+    groups: int | None = None  # groups the intervals resampled or weighted; None: images taken as independent
 
     @property
     def macro_f1(self) -> float | None:
@@ -284,4 +289,5 @@ class Metrics:
                                 for c, d in self.class_intervals.items()},
             "n_bootstrap": self.n_bootstrap,
             "seed": self.seed,
+            "groups": self.groups,
         }

@@ -16,6 +16,8 @@ from tl_desktop.engine.evaluation.evaluate import (
     Predictions,
     compute_metrics,
     evaluate_run,
+    interval_groups,
+    run_split,
 )
 from tl_desktop.engine.evaluation.files import load_evaluation, save_evaluation
 from tl_desktop.engine.evaluation.folds import (
@@ -44,27 +46,32 @@ def evaluate_fold(run: RunFolder, config: RunConfig, stop: StopToken | None = No
 
 
 def fold_predictions(run: RunFolder) -> Predictions | None:
-    """The saved held-out predictions of a finished fold, or None if it has none yet."""
+    """The saved held-out predictions of a finished fold (with the groups its split gave each image),
+    or None if it has none yet."""
     folder = run.split_evaluation_dir(HELD_OUT)
     if not run.is_complete() or not (folder / "metrics.json").is_file():
         return None
     try:
         predictions, _ = load_evaluation(folder)
+        predictions.groups = interval_groups(predictions.paths, getattr(run_split(run), HELD_OUT))
     except EvaluationError:
         return None
     return predictions
 
 
 def pooled(done: Mapping[int, Predictions]) -> tuple[Predictions, list[int]] | None:
-    """Every out-of-fold prediction in one set, and the fold of each."""
+    """Every out-of-fold prediction in one set, and the fold of each; grouped when any fold's images are."""
     if not done:
         return None
     ordered = [done[index] for index in sorted(done)]
     folds = [index for index in sorted(done) for _ in range(len(done[index]))]
-    joined = Predictions(paths=[p for pred in ordered for p in pred.paths],
-                         labels=np.concatenate([pred.labels for pred in ordered]),
+    paths = [p for pred in ordered for p in pred.paths]
+    # Folds hold whole groups, so a fold without groups adds images that are each a group of their own.
+    groups = None if all(pred.groups is None for pred in ordered) else \
+        [g for pred in ordered for g in (pred.groups or [f"image:{p}" for p in pred.paths])]
+    joined = Predictions(paths=paths, labels=np.concatenate([pred.labels for pred in ordered]),
                          probs=np.concatenate([pred.probs for pred in ordered]), classes=list(ordered[0].classes),
-                         failures=[f for pred in ordered for f in pred.failures])
+                         failures=[f for pred in ordered for f in pred.failures], groups=groups)
     return joined, folds
 
 
