@@ -11,6 +11,7 @@ macOS (macOS zips the .app with ``ditto`` so its symbolic links survive).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import subprocess
@@ -59,6 +60,39 @@ def run_pyinstaller(dist: Path, work: Path) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     return time.perf_counter() - started
+
+
+def uncollected_xcb_libraries(dist: Path) -> list[str]:
+    """The libraries Qt's xcb plugin needs that the bundle neither holds nor may take from the system
+    (PyInstaller's own list of system libraries, e.g. libc, libGL, libxcb), resolved as the bundle's
+    loader does: with its library folder first on the search path."""
+    from PyInstaller.depend.dylib import include_library
+
+    from tl_desktop.gui.xcb_check import PLUGIN_NAME, run_ldd
+
+    internal = (bundle_dir(dist) / "_internal").resolve()
+    plugin = internal / "PySide6" / "Qt" / "plugins" / "platforms" / PLUGIN_NAME
+    if not plugin.is_file():
+        return [f"{PLUGIN_NAME} itself (not in {plugin.parent})"]
+    libraries = run_ldd(plugin, {"LD_LIBRARY_PATH": str(internal), "PATH": os.environ.get("PATH", "")})
+    if libraries is None:
+        raise SystemExit("packaging: ldd is needed to check the xcb plugin's libraries")
+    problems = [f"{name} (not found)" for name, path in libraries.items() if path is None]
+    problems += [f"{name} (would come from the system: {path})" for name, path in libraries.items()
+                 if path is not None and include_library(name) and not Path(path).resolve().is_relative_to(internal)]
+    return sorted(problems)
+
+
+def check_xcb_libraries(dist: Path) -> None:
+    """Stop the build (Linux) when a library the window's xcb plugin needs is missing from the bundle."""
+    if not sys.platform.startswith("linux"):
+        return
+    problems = uncollected_xcb_libraries(dist)
+    if problems:
+        raise SystemExit("packaging: the bundle lacks libraries Qt's xcb plugin needs (install them on the build "
+                         "machine, e.g. apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1, and build "
+                         "again):\n  " + "\n  ".join(problems))
+    print("xcb plugin: every library it needs is in the bundle or a system library", flush=True)
 
 
 def make_archive(dist: Path) -> Path:
@@ -122,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         dist.mkdir(parents=True, exist_ok=True)
         seconds = run_pyinstaller(dist, args.work_dir.resolve())
+        check_xcb_libraries(dist)
     archive = None
     if not args.no_archive and not args.report_only:
         started = time.perf_counter()

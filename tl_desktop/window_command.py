@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 QUIT_AFTER_SHOW_ENV = "TL_DESKTOP_QUIT_AFTER_SHOW"
 
@@ -21,7 +22,13 @@ def add_gui_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def open_window(args: argparse.Namespace) -> int:
-    """Start the Qt application; PySide6 is imported only here."""
+    """Start the Qt application; PySide6 is imported only here, after the X11 libraries it needs are found."""
+    from tl_desktop.gui.xcb_check import xcb_problem
+
+    problem = xcb_problem(os.environ)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from tl_desktop.gui.app import main
 
     return main(quit_after_show=args.quit_after_show or os.environ.get(QUIT_AFTER_SHOW_ENV) == "1")

@@ -99,9 +99,32 @@ def test_frozen_self_test_passes_offline(dist, tmp_path):
     _assert_no_internet(trace)
 
 
-def test_frozen_window_shows_then_quits_without_network(dist, tmp_path):
+@pytest.fixture(scope="module")
+def x_display() -> Iterator[str]:
+    """A real X server (Xvfb) on a free display, for the xcb platform plugin."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("the xcb window check needs Xvfb (apt-get install xvfb)")
+    read, write = os.pipe()
+    server = subprocess.Popen([xvfb, "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as display_number:
+        number = display_number.readline().strip()
+    try:
+        assert number, "Xvfb did not report its display"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("platform", ["offscreen", "xcb"])
+def test_frozen_window_shows_then_quits_without_network(dist, tmp_path, platform, request):
     trace = tmp_path / "connect.trace"
     env = _frozen_env(tmp_path) | {"TL_DESKTOP_QUIT_AFTER_SHOW": "1"}
+    if platform == "xcb":  # the real X11 plugin with the libraries the bundle carries
+        env |= {"QT_QPA_PLATFORM": "xcb", "DISPLAY": request.getfixturevalue("x_display")}
     command = _offline([str(build.executable(dist))], trace)
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
