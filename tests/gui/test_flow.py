@@ -20,7 +20,9 @@ def _train(qtbot, win, timeout: int = 60000) -> str:
 
 
 def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder, tmp_path, dialogs_shown,
-                                               choose_tiny_model, scan_folder):
+                                               choose_tiny_model, scan_folder, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
     root = make_image_folder(tmp_path, {"cat": 6, "dog": 6}, size=40)
     scan_folder(window, root)
     data = window.data_page
@@ -95,10 +97,15 @@ def test_full_flow_folder_train_results_export(qtbot, window, make_image_folder,
     qtbot.waitUntil(lambda: predict.table.rowCount() == 2, timeout=20000)
     assert predict.table.horizontalHeaderItem(1).text() == "Probability"
     predict.open_paths([str(root / "dog")])
+    qtbot.waitUntil(lambda: predict.folder_result is not None and not predict.busy(), timeout=20000)
+    assert len(predict.folder_panel.model.rows) == 6 and predict.folder_panel.proxy.rowCount() == 6
     csv_path = root / "dog_predictions.csv"
+    assert not csv_path.exists()  # saved only where the user says
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda parent, caption, start, *a, **k: (start, ""))
+    predict.folder_panel.save_button.click()
     qtbot.waitUntil(csv_path.exists, timeout=20000)
     lines = csv_path.read_text().splitlines()
-    assert lines[0].startswith("path,predicted_class,confidence,cat,dog")
+    assert lines[0].startswith("path,label,probability,cat,dog")
     assert len(lines) == 7
     assert not dialogs_shown, dialogs_shown
 

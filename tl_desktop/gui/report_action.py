@@ -135,8 +135,15 @@ class ReportDialog(QDialog):
         if self.data is None:
             return
 
+        from tl_desktop.fileio import existing_files
+        from tl_desktop.report.build import REPORT_FILES
+
+        out = Path(self.folder.text().strip())
+        if not dialogs.confirm_replace(self, existing_files([out / name for name in REPORT_FILES])):
+            self.status.setText("The report was not written; choose another folder to keep the one there.")
+            return
         self.data.model_card = self.card.toPlainText()
-        data, out, card_path = self.data, Path(self.folder.text().strip()), RunFolder(self.run_dir).card_file
+        data, card_path = self.data, RunFolder(self.run_dir).card_file
 
         def write(_ctx: TaskContext) -> ReportFiles:
             from tl_desktop.fileio import atomic_write_text

@@ -8,7 +8,6 @@ import html
 import importlib
 import importlib.util
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +16,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -43,43 +41,48 @@ ONNX_FILTER = "ONNX model (*.onnx)"
 ONNX_TASK = "onnx"
 
 
-def export_files(run_dir: Path, folder: Path, evaluation: tuple[Predictions, Metrics] | None, split: str,
-                 what: dict[str, bool], ctx: TaskContext) -> list[Path]:
-    """Write the chosen files into ``folder`` (worker thread); returns the paths written."""
-    from tl_desktop.fileio import atomic_write_bytes, atomic_write_text
+def export_targets(run_dir: Path, folder: Path, what: dict[str, bool]) -> dict[str, Path]:
+    """The file each chosen item is saved to in ``folder``, by item."""
+    run = RunFolder(run_dir)
+    names = {"model": f"{run.name}{run.model_file.suffix}", "matrix": "confusion_matrix.png",
+             "matrix_normalised": "confusion_matrix_normalised.png", "per_class": "metrics_per_class.csv",
+             "predictions": "predictions.csv", "json": "metrics.json"}
+    chosen = {"model": what.get("model"), "matrix": what.get("matrix"), "matrix_normalised": what.get("matrix"),
+              "per_class": what.get("csv"), "predictions": what.get("csv"), "json": what.get("json")}
+    return {item: folder / name for item, name in names.items() if chosen[item]}
 
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    if what.get("model"):
-        run = RunFolder(run_dir)
-        target = folder / f"{run.name}{run.model_file.suffix}"
-        shutil.copyfile(run.model_file, target)
-        written.append(target)
-    if not any(what.get(k) for k in ("matrix", "csv", "json")):
-        return written
+
+def export_files(run_dir: Path, targets: dict[str, Path], evaluation: tuple[Predictions, Metrics] | None,
+                 split: str, ctx: TaskContext) -> list[Path]:
+    """Write each item of ``targets`` to its path (worker thread; the user agreed to replace what exists);
+    returns the paths written."""
+    from tl_desktop.fileio import atomic_write_bytes, atomic_write_text, atomic_writer
+
+    if "model" in targets:
+        atomic_write_bytes(targets["model"], RunFolder(run_dir).model_file.read_bytes())
+    if not targets.keys() - {"model"}:
+        return list(targets.values())
     if evaluation is None:
         from tl_desktop.engine.evaluation.evaluate import evaluate_run
 
         evaluation = evaluate_run(run_dir, split, progress=ctx.progress, stop=ctx.stop)
     predictions, metrics = evaluation
-    if what.get("matrix"):
-        from tl_desktop.report.figures import confusion_matrix_figure
+    for item, normalize in (("matrix", False), ("matrix_normalised", True)):
+        if item in targets:
+            from tl_desktop.report.figures import confusion_matrix_figure
 
-        for normalize, name in ((False, "confusion_matrix.png"), (True, "confusion_matrix_normalised.png")):
             figure = confusion_matrix_figure(metrics.confusion, metrics.classes, normalize=normalize)
-            figure.savefig(folder / name, dpi=150)
-            written.append(folder / name)
-    if what.get("csv"):
+            with atomic_writer(targets[item]) as handle:
+                figure.savefig(handle, format="png", dpi=150)
+    if "per_class" in targets:
         from tl_desktop.engine.evaluation.evaluate import per_class_csv, predictions_csv
 
-        atomic_write_text(folder / "metrics_per_class.csv", per_class_csv(metrics))
-        atomic_write_text(folder / "predictions.csv", predictions_csv(predictions))
-        written += [folder / "metrics_per_class.csv", folder / "predictions.csv"]
-    if what.get("json"):
+        atomic_write_text(targets["per_class"], per_class_csv(metrics))
+        atomic_write_text(targets["predictions"], predictions_csv(predictions))
+    if "json" in targets:
         payload = {"run": run_dir.name, "split": split, "metrics": metrics.to_dict()}
-        atomic_write_bytes(folder / "metrics.json", json.dumps(payload, indent=2).encode("utf-8"))
-        written.append(folder / "metrics.json")
-    return written
+        atomic_write_bytes(targets["json"], json.dumps(payload, indent=2).encode("utf-8"))
+    return list(targets.values())
 
 
 @dataclass(frozen=True)
@@ -94,21 +97,6 @@ def onnx_files(target: Path) -> list[Path]:
     from tl_desktop.engine.workflows.onnx_export import parity_path_of
 
     return [target, parity_path_of(target)]
-
-
-def free_onnx_path(folder: Path, stem: str) -> Path:
-    """``folder/stem.onnx``, else ``stem-2.onnx``, ``stem-3.onnx``…: the first name whose files are all new."""
-    candidate, number = folder / f"{stem}{ONNX_SUFFIX}", 2
-    while any(path.exists() for path in onnx_files(candidate)):
-        candidate, number = folder / f"{stem}-{number}{ONNX_SUFFIX}", number + 1
-    return candidate
-
-
-def with_onnx_suffix(chosen: Path) -> Path:
-    """The name the user typed, ending in ``.onnx`` (added when missing, lower-cased when typed otherwise)."""
-    if chosen.suffix.lower() == ONNX_SUFFIX:
-        return chosen.with_suffix(ONNX_SUFFIX)
-    return chosen.with_name(chosen.name + ONNX_SUFFIX)
 
 
 def export_onnx_file(model_file: Path, target: Path, ctx: TaskContext) -> OnnxExport | OnnxRefusal:
@@ -246,17 +234,26 @@ class ExportPage(Page):
         self.session.remember("folders/export", folder_text)
         split = str(self.split_box.currentData())
         evaluation = self.session.evaluations.get(split)
-        what = self.choices()
+        planned = export_targets(run_dir, folder, self.choices())
+        if not planned:
+            self.result.setText("Nothing to export: tick at least one of the files above.")
+            return
+        paths = dialogs.choose_targets(self, list(planned.values()))  # asks before replacing anything
+        if paths is None:
+            self.result.setText("Nothing was exported.")
+            return
+        targets = dict(zip(planned, paths))
         self.export_button.setEnabled(False)
         self.result.setText("Exporting…")
-        self.run_task(lambda ctx: export_files(run_dir, folder, evaluation, split, what, ctx), "export",
+        self.run_task(lambda ctx: export_files(run_dir, targets, evaluation, split, ctx), "export",
                       on_success=self._exported, on_done=self.on_shown,
                       error_title=f"Could not export to {folder}.",
                       error_hint="Choose a folder you can write to, with enough free space.")
 
     def _exported(self, written: list[Path]) -> None:
-        names = "".join(f"<li>{p.name}</li>" for p in written)
-        self.result.setText(f"Saved {len(written)} file(s) in {written[0].parent if written else ''}:<ul>{names}</ul>")
+        names = "".join(f"<li>{html.escape(p.name)}</li>" for p in written)
+        where = html.escape(str(written[0].parent)) if written else ""
+        self.result.setText(f"Saved {len(written)} file(s) in {where}:<ul>{names}</ul>")
         self.status.emit(f"Exported {len(written)} file(s).")
 
     def create_report(self) -> None:
@@ -270,18 +267,10 @@ class ExportPage(Page):
         if model_file is None or run_dir is None or self.busy(ONNX_TASK):
             return
         folder = Path(self.folder.path() or run_dir)
-        proposed = free_onnx_path(folder, RunFolder(run_dir).name)
-        # The page asks itself below: the dialog would only ask about the .onnx file, not its .parity.json.
-        chosen, _ = QFileDialog.getSaveFileName(self, "Save the model as ONNX", str(proposed), ONNX_FILTER,
-                                                options=QFileDialog.Option.DontConfirmOverwrite)
-        if not chosen:
-            return
-        target = with_onnx_suffix(Path(chosen))
-        existing = [path for path in onnx_files(target) if path.exists()]
-        if existing and not dialogs.ask_yes_no(
-                self, "Replace files?", f"{' and '.join(p.name for p in existing)} already "
-                f"{'exist' if len(existing) > 1 else 'exists'} in {target.parent}.",
-                "Replace with the new export? The old file cannot be recovered.", yes_text="Replace"):
+        target = dialogs.ask_save_path(self, "Save the model as ONNX", folder / f"{RunFolder(run_dir).name}"
+                                       f"{ONNX_SUFFIX}", ONNX_FILTER, ONNX_SUFFIX,
+                                       companions=lambda path: onnx_files(path)[1:])
+        if target is None:
             return
         self._set_onnx_busy(True)
         self.onnx_result.setText(f"Exporting {html.escape(target.name)} and checking it against the app…")

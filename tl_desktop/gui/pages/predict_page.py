@@ -1,9 +1,9 @@
-"""Step 6 — Predict: drop an image (top-k labels with the image) or choose a folder (writes a CSV)."""
+"""Step 6 — Predict: drop an image (top-k labels with the image) or choose a folder (a sortable table of every
+image's answer, filtered to the unsure ones on request, saved as CSV where the user says)."""
 
 from __future__ import annotations
 
-import csv
-import io
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,48 +20,56 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
+    QWidget,
 )
 
 from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.session import Session
+from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import (
     heading,
     hint,
     local_paths,
     stretch_first_column,
 )
+from tl_desktop.gui.widgets.predictions_table import PredictionsPanel
 from tl_desktop.gui.widgets.thumbnails import pil_to_qimage
 from tl_desktop.gui.worker import TaskContext
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from tl_desktop.engine.models.predictor import PredictionResult, Predictor
+    from tl_desktop.engine.workflows.prediction import PredictionRow
 
 TOP_K = 5
 PREVIEW_PX = 480
 MODEL_FILTER = "Models (*.tlmodel *.onnx);;tl-desktop model (*.tlmodel);;ONNX export (*.onnx)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
-
-
-def predictions_table_csv(paths: list[str], probs: np.ndarray, classes: list[str],
-                          failures: list[tuple[str, str]]) -> str:
-    """CSV text: path, predicted class, confidence, one column per class; unreadable files last with the reason."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["path", "predicted_class", "confidence", *classes, "error"])
-    for path, row in zip(paths, probs):
-        best = int(row.argmax())
-        writer.writerow([path, classes[best], f"{row[best]:.6f}", *(f"{p:.6f}" for p in row), ""])
-    for path, reason in failures:
-        writer.writerow([path, "", "", *([""] * len(classes)), reason])
-    return out.getvalue()
+CSV_FILTER = "CSV table (*.csv)"
+IMAGE_TAB, FOLDER_TAB = 0, 1
 
 
 def default_csv_path(folder: Path) -> Path:
-    """Next to the folder: ``<parent>/<folder name>_predictions.csv``."""
+    """Next to the folder: ``<parent>/<folder name>_predictions.csv`` (the Save-as dialog frees the name)."""
     return folder.parent / f"{folder.name}_predictions.csv"
+
+
+def folder_summary(folder: Path, classes: list[str], rows: list[PredictionRow], saved: Path | None = None) -> str:
+    """The folder's answers in words: how many images, how many per predicted class, how many unreadable, and
+    where they were saved (if they were)."""
+    counts = {name: 0 for name in classes}
+    for row in rows:
+        if row.top_class:
+            counts[row.top_class] += 1
+    answered = sum(counts.values())
+    per_class = ", ".join(f"{html.escape(name)} {count}" for name, count in counts.items())
+    failed = len(rows) - answered
+    unreadable = f"; {failed} file{'s' if failed != 1 else ''} could not be read (see Problem)" if failed else ""
+    where = (f"Saved in <b>{html.escape(str(saved))}</b>." if saved is not None else
+             "Not saved yet: “Save as CSV…” writes every answer.")
+    return (f"<b>{html.escape(folder.name)}</b>: {answered} image{'s' if answered != 1 else ''} classified "
+            f"({per_class}){unreadable}. {where} Double-click a row to see the image.")
 
 
 class PredictPage(Page):
@@ -83,7 +91,8 @@ class PredictPage(Page):
         self.image_button = QPushButton("Choose image…")
         self.image_button.clicked.connect(self.choose_image)
         self.folder_button = QPushButton("Choose folder…")
-        self.folder_button.setToolTip("Classify every image in a folder and save the answers as a CSV file")
+        self.folder_button.setToolTip("Classify every image in a folder: a table of the answers, to sort, filter "
+                                      "and save as a CSV file")
         self.folder_button.clicked.connect(self.choose_folder)
         self.saliency_button = QPushButton("Why? (saliency map)…")
         self.saliency_button.setToolTip("Show which parts of the image led to the answer")
@@ -103,6 +112,10 @@ class PredictPage(Page):
         self.table.setHorizontalHeaderLabels(["Class", "Probability"])
         stretch_first_column(self.table)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.folder_panel = PredictionsPanel()
+        self.folder_panel.save_requested.connect(self.save_folder_csv)
+        self.folder_panel.image_activated.connect(lambda path: self.predict_image(Path(path)))
+        self.folder_result: tuple[Path, list[str], list[PredictionRow]] | None = None
 
         model_row = QHBoxLayout()
         model_row.addWidget(self.model_label, 1)
@@ -116,16 +129,20 @@ class PredictPage(Page):
         results = QVBoxLayout()
         results.addWidget(self.answer)
         results.addWidget(self.table, 1)
-        body = QHBoxLayout()
+        image_view = QWidget()
+        body = QHBoxLayout(image_view)
         body.addWidget(self.preview, 1)
         body.addLayout(results, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(image_view, "Image")
+        self.tabs.addTab(self.folder_panel, "Folder")
         layout = QVBoxLayout(self)
         layout.addWidget(heading("6. Predict"))
         layout.addWidget(hint("The model only knows the classes it was trained on; a low top "
                               "probability means it is unsure. Always check its answers."))
         layout.addLayout(model_row)
         layout.addLayout(input_row)
-        layout.addLayout(body, 1)
+        layout.addWidget(self.tabs, 1)
         session.run_changed.connect(self._use_run_model)
 
     def _use_run_model(self) -> None:
@@ -212,6 +229,7 @@ class PredictPage(Page):
                       error_hint="Check that the file is an image (JPEG, PNG, TIFF, BMP or WebP).")
 
     def _show_image(self, path: Path, qimage: QImage, result: PredictionResult) -> None:
+        self.tabs.setCurrentIndex(IMAGE_TAB)
         self.preview.setPixmap(QPixmap.fromImage(qimage))
         self.preview.setToolTip(str(path))
         if result.failures:
@@ -225,7 +243,6 @@ class PredictPage(Page):
                                         "Open the .tlmodel file to see where the model looked")
         probs, classes = result.probs[0], self.loaded.classes
         order = probs.argsort()[::-1][:TOP_K]
-        self.table.setHorizontalHeaderLabels(["Class", "Probability"])
         self.answer.setText(f"<span style='font-size:15pt'><b>{classes[order[0]]}</b></span> "
                             f"({100 * probs[order[0]]:.1f}%) — {path.name}")
         self.status.emit(f"{path.name}: {classes[order[0]]} ({100 * probs[order[0]]:.1f}%).")
@@ -245,32 +262,29 @@ class PredictPage(Page):
         return None
 
     def predict_folder(self, folder: Path) -> None:
-        """Classify every image under ``folder`` and write the CSV next to it."""
+        """Classify every image under ``folder`` in the background and show the answers in the Folder tab."""
         if self._need_model():
             return
-        loaded, csv_path = self.loaded, default_csv_path(folder)
+        loaded = self.loaded
 
-        def predict(ctx: TaskContext) -> PredictionResult:
+        def predict(ctx: TaskContext) -> list[PredictionRow]:
+            from tl_desktop.engine.caching.onnx_models import inference_predictor
             from tl_desktop.engine.data.dataset import list_images
-            from tl_desktop.fileio import atomic_write_text
+            from tl_desktop.engine.workflows.prediction import prediction_rows
 
             paths = list_images(str(folder))
             if not paths:
                 raise ValueError(f"there are no images in {folder}")
-            from tl_desktop.engine.caching.onnx_models import inference_predictor
-
             engine = inference_predictor(loaded, len(paths))
-            result = engine.predict_paths(paths, progress=ctx.progress, stop=ctx.stop)
-            atomic_write_text(csv_path, predictions_table_csv(result.paths, result.probs, loaded.classes,
-                                                              result.failures))
-            return result
+            return prediction_rows(loaded.classes, engine.predict_paths(paths, progress=ctx.progress, stop=ctx.stop))
 
         self.progress.setRange(0, 0)
         self.progress.show()
-        self.run_task(predict, "predict-folder", on_success=lambda r: self._show_folder(folder, csv_path, r),
+        self.run_task(predict, "predict-folder",
+                      on_success=lambda rows: self._show_folder(folder, loaded.classes, rows),
                       on_progress=self._on_progress, on_done=self.progress.hide,
                       error_title=f"Could not classify the images in {folder}.",
-                      error_hint="Check that the folder holds images and that you can write next to it.")
+                      error_hint="Check that the folder holds images (JPEG, PNG, TIFF, BMP or WebP).")
 
     def _on_progress(self, done: int, total: int) -> None:
         if total > 0:
@@ -278,20 +292,35 @@ class PredictPage(Page):
             self.progress.setValue(done)
             self.progress.setFormat("%v of %m images")
 
-    def _show_folder(self, folder: Path, csv_path: Path, result: PredictionResult) -> None:
-        classes = self.loaded.classes
-        counts = [0] * len(classes)
-        for row in result.probs:
-            counts[int(row.argmax())] += 1
-        failed = f", {len(result.failures)} could not be read" if result.failures else ""
-        self.preview.setText(f"Folder {folder.name}:\n{len(result.paths)} images classified{failed}")
-        self.answer.setText(f"Saved the answers for every image in <b>{csv_path}</b>. Images per predicted class:")
-        self.table.setHorizontalHeaderLabels(["Predicted class", "Images"])
-        self.table.setRowCount(len(classes))
-        for r, (name, count) in enumerate(zip(classes, counts)):
-            self.table.setItem(r, 0, QTableWidgetItem(name))
-            self.table.setItem(r, 1, QTableWidgetItem(str(count)))
-        self.status.emit(f"Classified {len(result.paths)} images; answers saved in {csv_path}.")
+    def _show_folder(self, folder: Path, classes: list[str], rows: list[PredictionRow]) -> None:
+        self.folder_result = (folder, classes, rows)
+        self.folder_panel.show_rows(folder_summary(folder, classes, rows), rows)
+        self.tabs.setCurrentIndex(FOLDER_TAB)
+        answered = sum(1 for row in rows if row.top_class)
+        self.status.emit(f"Classified {answered} images in {folder.name}; not saved yet.")
+
+    def save_folder_csv(self) -> None:
+        """Ask where to save the folder's answers (a free name proposed, replacing only when agreed), then write."""
+        if self.folder_result is None or self.busy("save-csv"):
+            return
+        folder, classes, rows = self.folder_result
+        target = dialogs.ask_save_path(self, "Save the answers as CSV", default_csv_path(folder), CSV_FILTER, ".csv")
+        if target is None:
+            return
+
+        def write(_ctx: TaskContext) -> Path:
+            from tl_desktop.engine.workflows.prediction import write_predictions_csv
+
+            return write_predictions_csv(target, classes, rows)
+
+        self.run_task(write, "save-csv", on_success=lambda path: self._saved(folder, classes, rows, path),
+                      error_title=f"Could not save {target}.",
+                      error_hint="Choose a folder you can write to, with enough free space.")
+
+    def _saved(self, folder: Path, classes: list[str], rows: list[PredictionRow], path: Path) -> None:
+        if self.folder_result is not None and self.folder_result[2] is rows:  # still the folder shown
+            self.folder_panel.summary.setText(folder_summary(folder, classes, rows, saved=path))
+        self.status.emit(f"Saved the answers in {path}.")
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if local_paths(event.mimeData()):
