@@ -202,3 +202,12 @@ def test_a_damaged_record_costs_a_full_scan_not_an_error_and_a_moved_folder_keep
     other = make_image_folder(tmp_path / "another")  # not the project's data: no record is trusted for it
     assert scan_project(rescan.project, rescan.project.settings.replace(
         data=DataConfig(root=str(other)))).decoded == 12
+
+
+def test_a_record_that_cannot_be_written_leaves_the_scan_good_and_says_why(tmp_path, make_image_folder) -> None:
+    data = make_image_folder(tmp_path)
+    project = create_project(tmp_path / "project", _config(data))
+    (project.folder / RECORD_FILE).mkdir()  # something that is not a file sits where the record goes
+    result = scan_project(project, project.run_config())
+    assert len(result.scan.split.train) + len(result.scan.split.val) + len(result.scan.split.test) == 12
+    assert "cannot save the scan record of project 'project'" in result.problem

@@ -4,6 +4,8 @@ imported only when a page needs them, so the window appears quickly."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QByteArray, QSettings, QTimer
 from PySide6.QtGui import (
     QAction,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from tl_desktop import __version__
+from tl_desktop.engine.workflows.project import PROJECT_FILE
 from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.pages.data_page import DataPage
 from tl_desktop.gui.pages.export_page import ExportPage
@@ -30,6 +33,7 @@ from tl_desktop.gui.pages.model_page import ModelPage
 from tl_desktop.gui.pages.predict_page import PredictPage
 from tl_desktop.gui.pages.results_page import ResultsPage
 from tl_desktop.gui.pages.train_page import TrainPage
+from tl_desktop.gui.project_menu import ProjectMenu
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.tasks import shutdown_tasks_within
 from tl_desktop.gui.widgets import dialogs
@@ -47,10 +51,12 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
-        self.setWindowTitle(f"tl-desktop {__version__} — train image classifiers")
         self.setAcceptDrops(True)
         self.session = Session(settings or QSettings("tl-desktop", "tl-desktop"), self)
         self._close_when_stopped = False
+        start_settings = ProjectMenu.last_settings(self.session.settings)
+        if start_settings is not None:  # the pages show the last project's settings from the start
+            self.session.set_config(start_settings)
 
         self.data_page = DataPage(self.session)
         self.model_page = ModelPage(self.session)
@@ -88,6 +94,9 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("Start by choosing a folder of images (one sub-folder per class).")
         self.statusBar().addWidget(self.status_label, 1)
 
+        self.projects = ProjectMenu(self)
+        self.session.project_changed.connect(self._show_title)
+        self._show_title()
         self.train_page.run_finished.connect(self._after_training)
         self.session.training_state_changed.connect(self._on_training_state)
         for page in self.pages:
@@ -95,10 +104,16 @@ class MainWindow(QMainWindow):
             page.go_to_step.connect(self.go_to)
         self._restore_geometry()
         self.go_to(Step.DATA)
+        QTimer.singleShot(0, self.projects.reopen_last)
 
     def go_to(self, step: Step | int) -> None:
         """Show the page of ``step`` (``Step.DATA`` = 0 … ``Step.PREDICT`` = 5)."""
         self.steps.setCurrentRow(int(step))
+
+    def _show_title(self) -> None:
+        project = self.session.project
+        self.setWindowTitle(f"{project.name} — tl-desktop {__version__}" if project is not None
+                            else f"tl-desktop {__version__} — train image classifiers")
 
     def _show_page(self, index: int) -> None:
         if index < 0:
@@ -132,7 +147,9 @@ class MainWindow(QMainWindow):
         paths = local_paths(event.mimeData())
         if not paths:
             return
-        if self.stack.currentWidget() is self.predict_page:
+        if (Path(paths[0]) / PROJECT_FILE).is_file():
+            self.projects.open_project(Path(paths[0]))
+        elif self.stack.currentWidget() is self.predict_page:
             self.predict_page.open_paths(paths)
         else:
             self.go_to(Step.DATA)
@@ -152,7 +169,11 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         shutdown_tasks_within(self)  # every page's and dialog's tasks: a closed window reports nothing later
-        self.session.save_config()
+        problem = self.session.save_config()
+        if problem:
+            dialogs.show_error(self, f"The project's settings could not be saved: {problem}.",
+                               "They are kept on this computer for the next start; check that the project "
+                               "folder can be written.")
         self.session.remember("window/geometry", self.saveGeometry())
         self.session.settings.sync()
         event.accept()

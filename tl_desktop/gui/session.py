@@ -1,4 +1,4 @@
-"""What the pages share: the current configuration, scan, run and loaded model, with change signals.
+"""What the pages share: the current project, configuration, scan, run and loaded model, with change signals.
 
 Pages read from the session and write their part of the configuration back through
 :meth:`Session.set_config`; they never talk to each other directly. Every heavy object (scan result,
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tl_desktop.engine.evaluation.metrics import Metrics
     from tl_desktop.engine.models.specs import BackboneSpec
     from tl_desktop.engine.training.trainer import FitResult
+    from tl_desktop.engine.workflows.project import Project
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Catalogue:
 class Session(QObject):
     """Shared state of the window."""
 
+    project_changed = Signal()
     scan_changed = Signal()
     config_changed = Signal()
     catalogue_wanted = Signal()
@@ -58,6 +60,7 @@ class Session(QObject):
         super().__init__(parent)
         self.settings = settings
         self._config = load_config(settings)
+        self.project: Project | None = None
         self.catalogue: Catalogue | None = None
         self.scan: ScanResult | None = None
         self.run_dir: Path | None = None
@@ -77,9 +80,24 @@ class Session(QObject):
             self._config = config
             self.config_changed.emit()
 
-    def save_config(self) -> None:
-        """Remember the configuration for the next start (training starts, the window closes)."""
+    def save_config(self) -> str:
+        """Remember the configuration for the next start (training starts, the window closes), in the open
+        project too; returns what could not be saved ("" when all went well)."""
+        from tl_desktop.engine.workflows.project import ProjectError, update_project
+
         save_config(self.settings, self._config)
+        if self.project is None:
+            return ""
+        try:
+            self.project = update_project(self.project, self._config)
+        except ProjectError as exc:
+            return str(exc)
+        return ""
+
+    def set_project(self, project: Project | None) -> None:
+        """``project`` becomes the open one (its settings are set with :meth:`set_config`)."""
+        self.project = project
+        self.project_changed.emit()
 
     def want_catalogue(self) -> None:
         """A page needs the list of backbones: ask for it to be loaded if nobody did yet."""
@@ -90,8 +108,8 @@ class Session(QObject):
         self.catalogue = catalogue
         self.catalogue_changed.emit()
 
-    def set_scan(self, scan: ScanResult) -> None:
-        """A new dataset scan replaces the old one."""
+    def set_scan(self, scan: ScanResult | None) -> None:
+        """A new dataset scan replaces the old one (None: a project opened without its images)."""
         self.scan = scan
         self.scan_changed.emit()
 

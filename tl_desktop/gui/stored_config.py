@@ -1,4 +1,5 @@
-"""The window's remembered configuration: one QSettings key holding ``RunConfig.to_dict()`` as JSON.
+"""The window's remembered configuration: one QSettings key holding ``RunConfig.to_dict()`` as JSON;
+and the projects: the recent list (a JSON list of folders, newest first) and the last project opened.
 
 ``RunConfig.from_dict`` migrates older schema versions. Settings written before the configuration
 was stored as one key (a key per training setting) are read once, when the new key is absent.
@@ -15,6 +16,8 @@ from PySide6.QtCore import QSettings
 from tl_desktop.config import ConfigError, ModelConfig, RunConfig, TrainConfig
 
 CONFIG_KEY = "run/config"
+RECENT_KEY = "projects/recent"
+LAST_PROJECT_KEY = "projects/last"
 
 
 def save_config(settings: QSettings, config: RunConfig) -> None:
@@ -33,6 +36,28 @@ def load_config(settings: QSettings) -> RunConfig:
         return config.replace(model=dataclasses.replace(config.model, weights_file=None)).validate()
     except (ValueError, TypeError, AttributeError):  # JSONDecodeError and ConfigError are ValueErrors
         return RunConfig()
+
+
+def load_recent(settings: QSettings) -> list[str]:
+    """The recent project folders, newest first (empty when none are stored or the value is unreadable)."""
+    try:
+        recent = json.loads(str(settings.value(RECENT_KEY, "[]")))
+    except ValueError:
+        return []
+    return [path for path in recent if isinstance(path, str)] if isinstance(recent, list) else []
+
+
+def save_recent(settings: QSettings, recent: list[str]) -> None:
+    settings.setValue(RECENT_KEY, json.dumps(recent))
+
+
+def last_project(settings: QSettings) -> str:
+    """The folder of the project open when the window last closed ("" for none)."""
+    return str(settings.value(LAST_PROJECT_KEY, "") or "")
+
+
+def remember_last_project(settings: QSettings, folder: str) -> None:
+    settings.setValue(LAST_PROJECT_KEY, folder)
 
 
 def _from_separate_keys(settings: QSettings) -> RunConfig:

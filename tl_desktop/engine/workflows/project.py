@@ -124,7 +124,7 @@ def create_project(folder: str | Path, config: RunConfig | None = None) -> Proje
         raise ProjectError(f"cannot create the project folder {root}: {exc.strerror or exc}") from exc
     root = root.resolve()
     project = Project(folder=root, name=root.name or str(root), created=datetime.now().isoformat(timespec="seconds"))
-    return save_project(_with_config(project, config))
+    return save_project(with_config(project, config))
 
 
 def open_project(path: str | Path) -> Project:
@@ -186,11 +186,12 @@ def save_project(project: Project) -> Project:
 def update_project(project: Project, config: RunConfig) -> Project:
     """``project`` with the settings and data source of ``config`` (a folder or table path, or none),
     saved when anything changed (a moved data folder's new place included)."""
-    updated = _with_config(project, config)
+    updated = with_config(project, config)
     return updated if updated == project else save_project(updated)
 
 
-def _with_config(project: Project, config: RunConfig) -> Project:
+def with_config(project: Project, config: RunConfig) -> Project:
+    """``project`` with the settings and data source of ``config`` (not saved)."""
     source = config.data.labels or config.data.root
     kind = ("table" if config.data.labels else "folder") if source else project.data_kind
     relative, absolute = (_source_paths(project.folder, source) if source

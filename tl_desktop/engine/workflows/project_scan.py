@@ -25,6 +25,7 @@ from tl_desktop.engine.workflows.project import (
     Project,
     ProjectError,
     update_project,
+    with_config,
 )
 from tl_desktop.fileio import atomic_write_text
 
@@ -40,12 +41,14 @@ _FACT_FIELDS = tuple(f.name for f in dataclasses.fields(ImageProperties))
 @dataclass(frozen=True)
 class ProjectScan:
     """A scan made for a project: the project as saved after it, the scan, and how many files were
-    taken from the record (``reused``) or decoded (``decoded``)."""
+    taken from the record (``reused``) or decoded (``decoded``); ``problem`` says what could not be saved
+    (a read-only project folder): the scan itself is still good."""
 
     project: Project
     scan: ScanResult
     reused: int
     decoded: int
+    problem: str = ""
 
 
 def scan_project(project: Project, config: RunConfig, progress: ProgressFn | None = None,
@@ -57,8 +60,13 @@ def scan_project(project: Project, config: RunConfig, progress: ProgressFn | Non
     base = data_base(config.data)
     memo = load_memo(project, base) if _is_project_source(project, config.data) else ProbeMemo()
     scan = scan_dataset(config.data, progress, stop, memo=memo)
-    save_memo(project, base, memo)
-    return ProjectScan(update_project(project, config), scan, memo.reused, memo.decoded)
+    updated, problems = with_config(project, config), []
+    for save in (lambda: save_memo(project, base, memo), lambda: update_project(project, config)):
+        try:
+            save()
+        except ProjectError as exc:
+            problems.append(str(exc))
+    return ProjectScan(updated, scan, memo.reused, memo.decoded, "; ".join(problems))
 
 
 def data_base(data: DataConfig) -> Path:

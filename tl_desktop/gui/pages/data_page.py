@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from tl_desktop.config import DataConfig
 from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.pages.data_source import (
+    ScanOutcome,
     group_by_box,
     group_words,
     scan_or_table_problems,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from tl_desktop.engine.data.audit import Audit
     from tl_desktop.engine.data.dataset import DatasetSplit, ScanResult
     from tl_desktop.engine.data.tables import TableError
+    from tl_desktop.engine.workflows.project_scan import ProjectScan
 
 def class_counts(split: DatasetSplit) -> list[tuple[str, int, int, int]]:
     """Per class: (name, train, val, test) image counts of a DatasetSplit."""
@@ -188,6 +190,26 @@ class DataPage(Page):
                              val_fraction=self.val_pct.value() / 100, test_fraction=self.test_pct.value() / 100,
                              seed=self.seed.value())
 
+    def show_source(self, data: DataConfig) -> None:
+        """Show ``data``'s source and split settings (an opened project's) and scan it; without a source,
+        clear the page."""
+        for box, fraction in ((self.val_pct, data.val_fraction), (self.test_pct, data.test_fraction)):
+            box.setValue(round(fraction * 100))
+        self.seed.setValue(data.seed)
+        source = data.labels or data.root
+        self.folder.set_path(source)
+        self._offer_columns(source)
+        self.group_by.setCurrentText(data.group_by)
+        if source:
+            self.scan()
+            return
+        self.session.set_scan(None)
+        self.summary.setText("No folder scanned yet.")
+        self.table.setRowCount(0)
+        self.warnings.clear()
+        self._show_thumbnails([], {})
+        self.cv_button.setEnabled(False)
+
     def open_folder(self, path: str) -> None:
         """Use ``path`` (an image folder or a label table) and scan it."""
         self.folder.set_path(path)
@@ -243,18 +265,21 @@ class DataPage(Page):
         self.session.remember("data/seed", self.seed.value())
         self._set_scanning(True)
         self.status.emit(f"Scanning {source}…")
-        self.run_task(lambda ctx: scan_or_table_problems(cfg, ctx), "scan",
+        config, project = self.session.config.replace(data=cfg), self.session.project
+        self.run_task(lambda ctx: scan_or_table_problems(config, ctx, project), "scan",
                       on_success=lambda result: self._scan_done(cfg, result),
                       on_progress=self._on_progress, on_done=lambda: self._set_scanning(False),
                       error_title=f"Could not read the {'label table' if cfg.labels else 'image folder'} {source}.",
                       error_hint="Check the table's rows." if cfg.labels else
                       "Check that it has one sub-folder per class with images in it.")
 
-    def _scan_done(self, cfg: DataConfig, result: tuple[ScanResult, dict[int, list[Thumbnail]]] | TableError) -> None:
-        if not isinstance(result, tuple):  # a TableError
+    def _scan_done(self, cfg: DataConfig, result: ScanOutcome | TableError) -> None:
+        if not isinstance(result, ScanOutcome):  # a TableError
             self.show_error(*table_problems(result))
             return
-        self._scanned(cfg, *result)
+        if result.project_scan is not None and self.session.project is not None:
+            self.session.set_project(result.project_scan.project)
+        self._scanned(cfg, result.scan, result.thumbs, result.project_scan)
 
     def cross_validate(self) -> None:
         """Open the cross-validation dialog on the scanned images with the window's settings."""
@@ -276,13 +301,20 @@ class DataPage(Page):
             self.progress.setValue(done)
             self.progress.setFormat("Checked %v of %m images")
 
-    def _scanned(self, cfg: DataConfig, scan: ScanResult, thumbs: dict[int, list[Thumbnail]]) -> None:
+    def _scanned(self, cfg: DataConfig, scan: ScanResult, thumbs: dict[int, list[Thumbnail]],
+                 project_scan: ProjectScan | None) -> None:
         self.session.set_config(self.session.config.replace(data=cfg))
         self.session.set_scan(scan)
         self.show_scan(scan, thumbs)
         self.cv_button.setEnabled(True)
         n = len(scan.split.train) + len(scan.split.val) + len(scan.split.test)
-        self.status.emit(f"Found {n} images in {len(scan.split.classes)} classes. Next: choose a model.")
+        reread = "" if project_scan is None or not project_scan.reused else (
+            f" ({project_scan.reused} unchanged since the last scan, {project_scan.decoded} read now)")
+        self.status.emit(f"Found {n} images in {len(scan.split.classes)} classes{reread}. Next: choose a model.")
+        if project_scan is not None and project_scan.problem:
+            self.show_error(f"The scan is done, but the project could not be saved: {project_scan.problem}",
+                            "Check that the project folder can be written (a folder on a CD or a read-only "
+                            "share cannot); the images are shown all the same.")
 
     def show_scan(self, scan: ScanResult, thumbs: dict[int, list[Thumbnail]]) -> None:
         """Fill the class table, thumbnails and checks from a scan result."""

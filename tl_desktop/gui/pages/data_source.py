@@ -1,13 +1,15 @@
-"""The Data page's sources: a folder or a label table, the group-by choice, and a bad table's dialog text."""
+"""The Data page's sources: a folder or a label table, the group-by choice, and a bad table's dialog text;
+the scan itself (through the open project's scan record when there is one) with a few thumbnails."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QComboBox
 
-from tl_desktop.config import DataConfig
+from tl_desktop.config import DataConfig, RunConfig
 from tl_desktop.gui.widgets.thumbnails import Thumbnail, load_thumbnails
 from tl_desktop.gui.worker import TaskContext
 
@@ -15,8 +17,19 @@ if TYPE_CHECKING:
     from tl_desktop.engine.data.dataset import DatasetSplit, ScanResult
     from tl_desktop.engine.data.leakage import Leakage
     from tl_desktop.engine.data.tables import TableError
+    from tl_desktop.engine.workflows.project import Project
+    from tl_desktop.engine.workflows.project_scan import ProjectScan
 
 THUMBS_PER_CLASS = 8
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """A finished scan with a few thumbnails per class; for a project, what its scan record did."""
+
+    scan: ScanResult
+    thumbs: dict[int, list[Thumbnail]]
+    project_scan: ProjectScan | None = None
 
 
 def examples_per_class(split: DatasetSplit, k: int) -> dict[int, list[str]]:
@@ -28,27 +41,29 @@ def examples_per_class(split: DatasetSplit, k: int) -> dict[int, list[str]]:
     return chosen
 
 
-def scan_with_thumbnails(cfg: DataConfig, ctx: TaskContext) -> tuple[ScanResult, dict[int, list[Thumbnail]]]:
-    """Scan and audit the folder, then decode a few thumbnails per class (worker thread)."""
+def scan_with_thumbnails(config: RunConfig, ctx: TaskContext, project: Project | None = None) -> ScanOutcome:
+    """Scan and audit ``config``'s data (for ``project``: decoding only what changed since its last scan, and
+    saving the data source and settings in it), then decode a few thumbnails per class (worker thread)."""
     from tl_desktop.engine.data.dataset import scan_dataset
+    from tl_desktop.engine.workflows.project_scan import scan_project
 
-    scan = scan_dataset(cfg, progress=ctx.progress, stop=ctx.stop)
+    project_scan = None if project is None else scan_project(project, config, ctx.progress, ctx.stop)
+    scan = project_scan.scan if project_scan is not None else scan_dataset(config.data, ctx.progress, ctx.stop)
     root = Path(scan.split.root)
     thumbs = {}
     for label, paths in examples_per_class(scan.split, THUMBS_PER_CLASS).items():
         full = [p if Path(p).is_absolute() else str(root / p) for p in paths]
         thumbs[label] = load_thumbnails(full, should_stop=lambda: ctx.stop.requested)
     ctx.stop.raise_if_requested()
-    return scan, thumbs
+    return ScanOutcome(scan, thumbs, project_scan)
 
 
-def scan_or_table_problems(cfg: DataConfig,
-                           ctx: TaskContext) -> tuple[ScanResult, dict[int, list[Thumbnail]]] | TableError:
+def scan_or_table_problems(config: RunConfig, ctx: TaskContext, project: Project | None = None) -> ScanOutcome | TableError:
     """:func:`scan_with_thumbnails`, or the bad label table's error (every line of it goes in a dialog)."""
     from tl_desktop.engine.data.tables import TableError
 
     try:
-        return scan_with_thumbnails(cfg, ctx)
+        return scan_with_thumbnails(config, ctx, project)
     except TableError as exc:
         return exc
 
