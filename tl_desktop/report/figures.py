@@ -17,6 +17,7 @@ from tl_desktop.engine.training.events import EpochEnded, Event
 
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#d62728"
+GAP_LABEL = "gap to mean confidence"
 
 
 def _epoch_rows(history: Iterable[Event | dict[str, Any]]) -> list[dict[str, Any]]:
@@ -124,7 +125,9 @@ def roc_figure(roc: Sequence[Any], figsize: tuple[float, float] = (5, 4.2)) -> F
 
 def reliability_figure(reliability: dict[str, list], ece: float | None = None,
                        figsize: tuple[float, float] = (5, 4.6)) -> Figure:
-    """Reliability diagram: accuracy against confidence per bin, with a histogram of confidences below."""
+    """Reliability diagram: accuracy against confidence per bin, the gap between each bin's mean confidence
+    and its accuracy as a hatched bar (above: over-confident, below: under-confident), with a histogram
+    of confidences below."""
     fig = Figure(figsize=figsize, layout="constrained")
     ax, ax_hist = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     lower, upper = np.array(reliability["lower"]), np.array(reliability["upper"])
@@ -134,7 +137,8 @@ def reliability_figure(reliability: dict[str, list], ece: float | None = None,
     conf = [reliability["confidence"][i] for i in filled]
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
     ax.bar(centres[filled], acc, width=width[filled] * 0.9, color=TRAIN_COLOUR, alpha=0.8, label="accuracy in bin")
-    ax.plot(conf, acc, "o", color=VAL_COLOUR, ms=4, label="mean confidence in bin")
+    ax.bar(centres[filled], np.subtract(conf, acc), bottom=acc, width=width[filled] * 0.9, color=VAL_COLOUR,
+           alpha=0.3, edgecolor=VAL_COLOUR, hatch="//", label=GAP_LABEL)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
     title = "Calibration: are confident predictions right?"

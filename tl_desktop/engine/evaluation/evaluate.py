@@ -136,28 +136,38 @@ def _positive_index(classes: list[str], positive_class: str | None, threshold: f
 
 @dataclass(frozen=True)
 class Mistake:
-    """One misclassified image."""
+    """One misclassified image; ``beyond_threshold``: at a two-class threshold, how far the positive class's
+    probability lies on the wrong side of it (None without a threshold)."""
 
     index: int
     path: str
     true_class: str
     predicted_class: str
     confidence: float
+    beyond_threshold: float | None = None
 
 
-def misclassified(predictions: Predictions, true_class: str | None = None,
-                  predicted_class: str | None = None) -> list[Mistake]:
-    """Wrong predictions, most confidently wrong first, optionally one confusion-matrix cell only."""
-    predicted = predictions.predicted()
-    confidence = predictions.probs.max(axis=1) if len(predictions) else np.zeros(0)
-    wrong = np.flatnonzero(predicted != predictions.labels)
+def misclassified(predictions: Predictions, true_class: str | None = None, predicted_class: str | None = None,
+                  positive_class: str | None = None, threshold: float | None = None) -> list[Mistake]:
+    """Wrong predictions, most confidently wrong first, optionally one confusion-matrix cell only.
+
+    With a two-class ``positive_class`` and ``threshold`` the decisions are those at the threshold and the
+    mistakes furthest on the wrong side of it come first (a false alarm at 0.95 before one at 0.35)."""
     classes = predictions.classes
+    positive_index = _positive_index(classes, positive_class, threshold) if threshold is not None else None
+    predicted = metrics.decide(predictions.probs, positive_index, threshold)
+    # The probability of the class the decision chose (below 0.5 for a positive call under a low threshold).
+    confidence = predictions.probs[np.arange(len(predictions)), predicted] if len(predictions) else np.zeros(0)
+    wrong = np.flatnonzero(predicted != predictions.labels)
+    beyond = None if positive_index is None else np.abs(predictions.probs[:, positive_index] - threshold)
     mistakes = [Mistake(int(i), predictions.paths[i], classes[predictions.labels[i]], classes[predicted[i]],
-                        float(confidence[i])) for i in wrong]
+                        float(confidence[i]), None if beyond is None else float(beyond[i])) for i in wrong]
     if true_class is not None:
         mistakes = [m for m in mistakes if m.true_class == true_class]
     if predicted_class is not None:
         mistakes = [m for m in mistakes if m.predicted_class == predicted_class]
+    if beyond is not None:
+        return sorted(mistakes, key=lambda m: (-m.beyond_threshold, m.path))
     return sorted(mistakes, key=lambda m: (-m.confidence, m.path))
 
 

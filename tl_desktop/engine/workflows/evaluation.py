@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +95,23 @@ def calibrate_run(run_dir: str | Path, progress: Progress | None = None,
     )
     update_bundle_meta(model_file, temperature=result.temperature)
     return result
+
+
+def undo_calibration(run_dir: str | Path, temperature: float = 1.0) -> float:
+    """Store ``temperature`` back in a run's model file: the one it had before calibrating (1: never
+    calibrated). Returns the temperature it replaced."""
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise EvaluationError(f"a temperature must be a positive number, got {temperature}")
+    run = RunFolder.containing(run_dir)
+    if run is None:
+        raise EvaluationError(f"{run_dir} is not a finished run folder")
+    replaced = stored_temperature(run.path)
+    update_bundle_meta(model_file_of(run.path), temperature=float(temperature))
+    return replaced
+
+
+def stored_temperature(run_dir: str | Path) -> float:
+    """The temperature a run's model file holds now (1: not calibrated)."""
+    from tl_desktop.engine.models.bundle import read_bundle
+
+    return float(read_bundle(model_file_of(run_dir))[0].temperature)

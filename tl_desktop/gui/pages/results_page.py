@@ -277,13 +277,16 @@ class ResultsPage(Page):
         predictions, metrics = self.session.evaluations[split]
         ci = metrics.intervals.get("accuracy")
         interval = f" (95% interval {fmt_bounds(ci)}, {method_label(ci)})" if ci is not None and ci.estimable else ""
-        failures = f" {len(predictions.failures)} image(s) could not be read." if predictions.failures else ""
+        notes = f" {len(predictions.failures)} image(s) could not be read." if predictions.failures else ""
+        if metrics.groups is not None:
+            notes += (f" The images come in {metrics.groups:,} groups (patients, fields): every interval resamples "
+                         "or weights whole groups, since images of one group are not independent.")
         self.headline.setText(
             f"<span style='font-size:16pt'><b>Accuracy {percent(metrics.accuracy)}</b></span>{interval} on "
             f"{metrics.num_samples} {SPLIT_NAMES[split]} images of run <i>{self.session.run_dir.name}</i>. "
             f"Balanced accuracy (every class counts the same): "
             f"{with_interval(metrics.balanced_accuracy, metrics.intervals.get('balanced_accuracy'), prefix='')}."
-            f"{failures}")
+            f"{notes}")
         self._fill_table(metrics)
         self._draw_matrix()
 

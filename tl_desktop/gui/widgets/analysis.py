@@ -34,7 +34,6 @@ from tl_desktop.gui.worker import TaskContext, Worker
 if TYPE_CHECKING:
     from tl_desktop.engine.evaluation.evaluate import Predictions
     from tl_desktop.engine.evaluation.metrics import Metrics
-    from tl_desktop.engine.workflows.evaluation import Calibration
     from tl_desktop.gui.session import Session
 
 
@@ -100,62 +99,6 @@ class ThresholdPanel(QWidget):
             f"positive calls right</td></tr><tr><td><b>NPV</b> {_share(b.tn, b.tn + b.fn)}</td><td>{b.tn} of {b.tn + b.fn} "
             f"negative calls right</td></tr></table>")
         self.changed.emit(positive, threshold)
-
-
-class CalibrationPanel(QWidget):
-    """The reliability diagram of an evaluation, and temperature scaling fitted on the validation split."""
-
-    temperature_fitted = Signal(object)
-
-    def __init__(self, metrics: Metrics, run_dir: Path | None) -> None:
-        super().__init__()
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-
-        from tl_desktop.report.figures import reliability_figure
-
-        self.run_dir = run_dir
-        self.tasks = Tasks(self)
-        self.worker: Worker | None = None
-        self.canvas = FigureCanvasQTAgg(reliability_figure(metrics.reliability, metrics.ece))
-        self.fit_button = QPushButton("Calibrate on the validation images")
-        self.fit_button.setToolTip("Fit temperature scaling on the validation split and store it in the model file")
-        self.fit_button.setEnabled(run_dir is not None)
-        self.fit_button.clicked.connect(self.fit)
-        self.result = QLabel()
-        self.result.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.canvas, 1)
-        layout.addWidget(hint("Temperature scaling divides the model's scores by one number so that, say, 80% "
-                              "confident answers are right about 80% of the time. It never changes which class "
-                              "is predicted."))
-        layout.addWidget(self.fit_button)
-        layout.addWidget(self.result)
-
-    def fit(self) -> None:
-        """Fit and store the temperature in the background."""
-        run_dir = self.run_dir
-        self.fit_button.setEnabled(False)
-        self.result.setText("Fitting on the validation images…")
-
-        def fit_temperature(ctx: TaskContext) -> Calibration:
-            from tl_desktop.engine.workflows.evaluation import calibrate_run
-
-            return calibrate_run(run_dir, progress=ctx.progress, stop=ctx.stop)
-
-        def connect(worker: Worker) -> None:
-            worker.succeeded.connect(self._fitted)
-            worker.failed.connect(lambda message, _details: self.result.setText(f"Calibration failed: {message}"))
-            worker.finished.connect(lambda: self.fit_button.setEnabled(True))
-
-        self.worker = self.tasks.start(fit_temperature, "calibrate", connect)
-
-    def _fitted(self, fitted: Calibration) -> None:
-        self.result.setText(
-            f"Stored temperature {fitted.temperature:.2f} in the model file. On the validation images the "
-            f"calibration error went from {fitted.val_ece_before:.3f} to {fitted.val_ece_after:.3f} "
-            f"(log-loss {fitted.val_nll_before:.3f} → {fitted.val_nll_after:.3f}). Results are "
-            "re-computed with the calibrated probabilities.")
-        self.temperature_fitted.emit(fitted)
 
 
 HEADLINES = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("macro_f1", "Macro F1"),
@@ -274,7 +217,10 @@ def open_in_dialog(parent: QWidget | None, title: str, panel: QWidget) -> QDialo
 
 
 class AnalysisBar(QWidget):
-    """Buttons under the Results page's matrix: mistakes with saliency, threshold, calibration, external folder."""
+    """Buttons under the Results page's matrix: mistakes with saliency, threshold, calibration, external folder.
+
+    It remembers, for the current run, the two-class threshold last chosen (the mistakes are those at that
+    threshold) and the temperatures before each calibration made in this window (for Undo)."""
 
     def __init__(self, session: Session, current_split: Callable[[], str],
                  refresh: Callable[[], None] = lambda: None) -> None:
@@ -283,6 +229,9 @@ class AnalysisBar(QWidget):
         self.current_split = current_split
         self.refresh = refresh
         self.dialogs: list[QDialog] = []
+        self.decision: tuple[str, float] | None = None  # (positive class, threshold) chosen for this run
+        self.undo_stacks: dict[Path, list[float]] = {}
+        self._decision_run: Path | None = None
         self.mistakes_button = QPushButton("Most confident mistakes…")
         self.mistakes_button.setToolTip("Wrong answers, most confident first, with saliency maps")
         self.threshold_button = QPushButton("Decision threshold…")
@@ -308,6 +257,8 @@ class AnalysisBar(QWidget):
         return self.session.evaluations.get(self.current_split())
 
     def update_buttons(self) -> None:
+        if self.session.run_dir != self._decision_run:  # a threshold chosen for another run means nothing here
+            self.decision, self._decision_run = None, self.session.run_dir
         current = self._current()
         for button in (self.mistakes_button, self.calibration_button, self.external_button):
             button.setEnabled(current is not None)
@@ -322,19 +273,30 @@ class AnalysisBar(QWidget):
         from tl_desktop.gui.widgets.saliency import MistakesDialog
 
         predictions, _ = self._current()
+        decision = self.decision if len(predictions.classes) == 2 else None
         dialog = MistakesDialog(self.window(), predictions, RunFolder(self.session.run_dir).model_file,
-                                true_class or None, predicted_class or None)
+                                true_class or None, predicted_class or None, decision)
         dialog.show()
         return self._keep(dialog)
 
     def show_threshold(self) -> QDialog:
         predictions, _ = self._current()
-        return self._keep(open_in_dialog(self.window(), "Decision threshold", ThresholdPanel(predictions)))
+        panel = ThresholdPanel(predictions)
+        if self.decision is not None:
+            panel.positive.setCurrentText(self.decision[0])
+            panel.slider.setValue(round(self.decision[1] * 100))
+        panel.changed.connect(self._choose_threshold)
+        return self._keep(open_in_dialog(self.window(), "Decision threshold", panel))
+
+    def _choose_threshold(self, positive: str, threshold: float) -> None:
+        self.decision, self._decision_run = (positive, threshold), self.session.run_dir
 
     def show_calibration(self) -> QDialog:
-        _, metrics = self._current()
-        panel = CalibrationPanel(metrics, self.session.run_dir)
-        panel.temperature_fitted.connect(lambda _summary: self.refresh())
+        from tl_desktop.gui.widgets.calibration_panel import CalibrationPanel
+
+        stack = self.undo_stacks.setdefault(self.session.run_dir, []) if self.session.run_dir else None
+        panel = CalibrationPanel(self.session, self.current_split(), stack)
+        panel.temperature_changed.connect(lambda _temperature: self.refresh())
         return self._keep(open_in_dialog(self.window(), "Calibration", panel))
 
     def show_external(self) -> QDialog:

@@ -115,25 +115,37 @@ class SaliencyView(QWidget):
 
 
 class MistakesDialog(QDialog):
-    """The misclassified images, most confidently wrong first (optionally one matrix cell), with saliency."""
+    """The misclassified images, most confidently wrong first (optionally one matrix cell), with saliency.
+
+    With a two-class ``decision`` (positive class, threshold) the mistakes are those at that threshold,
+    furthest on the wrong side of it first."""
 
     def __init__(self, parent: QWidget | None, predictions: Predictions, model_path: Path,
-                 true_class: str | None = None, predicted_class: str | None = None) -> None:
+                 true_class: str | None = None, predicted_class: str | None = None,
+                 decision: tuple[str, float] | None = None) -> None:
         super().__init__(parent)
         from tl_desktop.engine.evaluation.evaluate import misclassified, most_confused
 
-        self.mistakes = misclassified(predictions, true_class, predicted_class)
+        positive, threshold = decision if decision is not None else (None, None)
+        self.mistakes = misclassified(predictions, true_class, predicted_class, positive, threshold)
         self.classes = list(predictions.classes)
+        self.decision = decision
         scope = f" of {true_class} taken for {predicted_class}" if true_class and predicted_class else ""
         self.setWindowTitle(f"Most confident mistakes{scope}")
         self.resize(1040, 560)
-        pairs = most_confused(predictions, 3)
-        summary = "; ".join(f"{t} → {p}: {n}" for t, p, n in pairs)
-        intro = hint(f"{len(self.mistakes)} wrong answer(s){scope}, most confident first. "
-                     + (f"Most frequent confusions: {summary}." if pairs and not scope else ""))
+        if decision is None:
+            pairs = most_confused(predictions, 3)
+            summary = "; ".join(f"{t} → {p}: {n}" for t, p, n in pairs)
+            order = "most confident first. " + (f"Most frequent confusions: {summary}." if pairs and not scope else "")
+        else:
+            order = (f"at the decision threshold you chose ({positive} when its probability is at least "
+                     f"{threshold:.2f}), furthest from the threshold first.")
+        intro = hint(f"{len(self.mistakes)} wrong answer(s){scope}, {order}")
         self.list = QListWidget()
         for m in self.mistakes:
-            item = QListWidgetItem(f"{m.confidence:.0%}  {Path(m.path).name}\n     true {m.true_class} → said "
+            said = (f"p({positive}) {predictions.probs[m.index, self.classes.index(positive)]:.0%}"
+                    if decision is not None else f"{m.confidence:.0%}")
+            item = QListWidgetItem(f"{said}  {Path(m.path).name}\n     true {m.true_class} → said "
                                    f"{m.predicted_class}")
             item.setToolTip(m.path)
             self.list.addItem(item)
@@ -159,10 +171,11 @@ class MistakesDialog(QDialog):
         """Show the saliency of mistake ``row`` for the class the model chose."""
         if 0 <= row < len(self.mistakes):
             m = self.mistakes[row]
+            how = f"{m.confidence:.0%} confident" if self.decision is None else \
+                f"{m.confidence:.0%} for it, decision threshold {self.decision[1]:.2f} for {self.decision[0]}"
             self.view.show_path(m.path, self.classes.index(m.predicted_class),
                                 f"{Path(m.path).name}: true <b>{m.true_class}</b>, the model said "
-                                f"<b>{m.predicted_class}</b> ({m.confidence:.0%} confident).")
-
+                                f"<b>{m.predicted_class}</b> ({how}).")
 
 
 def open_saliency_dialog(parent: QWidget | None, loaded: LoadedModel, path: str) -> QDialog:
