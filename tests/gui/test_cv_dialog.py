@@ -49,3 +49,32 @@ def test_cv_dialog_stop_ends_the_run_and_keeps_finished_folds(qtbot, window, mak
     assert dialog.result.summary["folds_done"] < 3
     assert "finished folds are kept" in dialog.status.text()
     dialog.close()
+
+
+def test_cv_dialog_resumes_a_stopped_cross_validation(qtbot, window, make_image_folder, tmp_path,
+                                                      choose_tiny_model, scan_folder, dialogs_shown, monkeypatch):
+    dialog = _open_dialog(qtbot, window, make_image_folder, tmp_path, choose_tiny_model, scan_folder)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=120000)  # fold 1 finished
+    dialog.stop_button.click()
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=120000)
+    assert dialog.result.status == "stopped"
+    folder = dialog.result.folder.path
+    qtbot.waitUntil(lambda: dialog.resume_button.isEnabled(), timeout=5000)
+    dialog.close()
+
+    fresh = _open_dialog(qtbot, window, make_image_folder, tmp_path, choose_tiny_model, scan_folder)
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path / "not-cv"))
+    fresh.open_button.click()
+    assert dialogs_shown and "not a cross-validation folder" in dialogs_shown[-1]
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folder))
+    fresh.open_button.click()
+    qtbot.waitUntil(lambda: fresh.result is not None, timeout=120000)
+    assert fresh.result.status == "completed", fresh.status.text()
+    assert Path(fresh.result.folder.path) == Path(folder)
+    assert [fresh.table.item(r, 0).text() for r in range(3)] == ["1", "2", "3"]
+    assert all(int(fresh.table.item(r, 1).text()) > 0 for r in range(3))
+    assert not fresh.resume_button.isEnabled()
+    fresh.close()

@@ -3,7 +3,8 @@
 It runs :func:`~tl_desktop.engine.workflows.cross_validation.run_cross_validation` with the window's
 settings and scanned images on a worker thread, shows fold i of k with the epoch and the time left,
 fills the fold table as folds end, and offers the report. Stop ends the current fold cleanly; the
-finished folds are kept and `tl-desktop cv --resume` goes on with the rest.
+finished folds are kept, and "Resume" (or "Resume a saved one…" for a CV folder from an earlier session,
+like `tl-desktop cv --resume`) goes on with the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QDialog,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -53,7 +55,6 @@ class CrossValidationDialog(QDialog):
         self.tasks = Tasks(self)
         self.result: CVResult | None = None
         self.fold = (0, 0)
-        self.held_out: dict[int, int] = {}
         self.fold_seconds: list[float] = []
         self.started_at = 0.0
         self.setWindowTitle("Cross-validation")
@@ -69,6 +70,14 @@ class CrossValidationDialog(QDialog):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(lambda: self.tasks.stop("cross-validation"))
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Go on with this cross-validation: finished folds are kept, an interrupted "
+                                      "fold goes on from its last finished epoch")
+        self.resume_button.setEnabled(False)
+        self.resume_button.clicked.connect(lambda: self.resume(self.result.folder.path if self.result else None))
+        self.open_button = QPushButton("Resume a saved one…")
+        self.open_button.setToolTip("Choose the folder of a stopped or interrupted cross-validation to go on with it")
+        self.open_button.clicked.connect(self.choose_and_resume)
         self.report_button = QPushButton("Create and open report")
         self.report_button.setEnabled(False)
         self.report_button.clicked.connect(self.create_report)
@@ -92,7 +101,8 @@ class CrossValidationDialog(QDialog):
         choose.addWidget(self.final_model, 1)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        for button in (self.start_button, self.stop_button, self.report_button, close):
+        for button in (self.open_button, self.start_button, self.stop_button, self.resume_button,
+                       self.report_button, close):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addLayout(choose)
@@ -119,6 +129,42 @@ class CrossValidationDialog(QDialog):
             return run_cross_validation(config, scan, folds, lambda index: [relay], ctx.emit, ctx.stop,
                                         final_model=final)
 
+        self._launch(work)
+
+    def choose_and_resume(self) -> None:
+        """Pick a cross-validation folder from disk and go on with it."""
+        from tl_desktop.engine.workflows.cv_folder import CVFolder
+
+        chosen = QFileDialog.getExistingDirectory(self, "Choose a cross-validation folder", self.config.out_dir)
+        if not chosen:
+            return
+        if not CVFolder(chosen).is_cv():
+            dialogs.show_error(self, f"{chosen} is not a cross-validation folder.",
+                               "Choose the folder a cross-validation created (it holds cv.json and fold-1, "
+                               "fold-2, …).")
+            return
+        self.resume(chosen)
+
+    def resume(self, folder: str | Path | None) -> None:
+        """Go on with the cross-validation in ``folder``: finished folds are kept and shown again, an
+        interrupted fold resumes from its last finished epoch, the others start."""
+        if folder is None:
+            return
+
+        def work(ctx: TaskContext) -> CVResult:
+            from tl_desktop.engine.workflows.cross_validation import (
+                resume_cross_validation,
+            )
+
+            relay = QtRelay(ctx)
+            return resume_cross_validation(folder, lambda index: [relay], ctx.emit, ctx.stop)
+
+        self._say(f"Going on with {Path(folder).name}…")
+        self._launch(work)
+
+    def _launch(self, work: Any) -> None:
+        """Run ``work`` (a whole or resumed cross-validation) on the worker thread, the buttons following."""
+
         def connect(worker: Any) -> None:
             worker.event.connect(self.on_event)
             worker.succeeded.connect(self._done)
@@ -127,8 +173,9 @@ class CrossValidationDialog(QDialog):
 
         self.table.setRowCount(0)
         self.fold_seconds = []
-        self.start_button.setEnabled(False)
-        self.folds.setEnabled(False)
+        self.result = None
+        for button in (self.start_button, self.open_button, self.resume_button, self.report_button, self.folds):
+            button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.started_at = time.monotonic()
         self.tasks.start(work, "cross-validation", connect)
@@ -139,7 +186,6 @@ class CrossValidationDialog(QDialog):
 
         if isinstance(event, FoldStarted):
             self.fold = (event.index, event.total)
-            self.held_out[event.index] = event.held_out
             self.bar.setRange(0, 100 * event.total)
             self.bar.setValue(100 * (event.index - 1))
             self._say(f"Fold {event.index} of {event.total}: training on {event.train} images, "
@@ -155,16 +201,17 @@ class CrossValidationDialog(QDialog):
                       f"{_time_left(self.fold_seconds, total - done)}")
         elif isinstance(event, FoldEnded) and event.status == "completed":
             now = time.monotonic()
-            self.fold_seconds.append(now - self.started_at)
+            if event.trained_now:  # not a fold a resumed cross-validation kept from before
+                self.fold_seconds.append(now - self.started_at)
             self.started_at = now
-            self._add_row(event.index, event.figures)
+            self._add_row(event.index, event.held_out, event.figures)
 
-    def _add_row(self, index: int, figures: dict[str, float | None]) -> None:
+    def _add_row(self, index: int, held_out: int, figures: dict[str, float | None]) -> None:
         from tl_desktop.engine.evaluation.formatting import fmt, is_percent
 
         row = self.table.rowCount()
         self.table.insertRow(row)
-        cells = [str(index), str(self.held_out.get(index, "")),
+        cells = [str(index), str(held_out),
                  *(fmt(figures.get(n), is_percent(n)) for n in ("accuracy", "balanced_accuracy", "macro_auc"))]
         for column, text in enumerate(cells):
             self.table.setItem(row, column, QTableWidgetItem(text))
@@ -188,6 +235,7 @@ class CrossValidationDialog(QDialog):
         self._say(f"{state.get(result.status, 'A fold failed: ' + str(result.error))} Saved in {result.folder.path}.")
         self.bar.setValue(self.bar.maximum() if result.status == "completed" else self.bar.value())
         self.report_button.setEnabled(bool(summary.get("folds_done")))
+        self.resume_button.setEnabled(result.status != "completed")
 
     def _failed(self, message: str, details: str) -> None:
         self._say(f"The cross-validation could not run: {message}")
@@ -196,8 +244,8 @@ class CrossValidationDialog(QDialog):
 
     def _finished(self) -> None:
         self.stop_button.setEnabled(False)
-        self.start_button.setEnabled(True)
-        self.folds.setEnabled(True)
+        for widget in (self.start_button, self.open_button, self.folds):
+            widget.setEnabled(True)
 
     def create_report(self) -> None:
         """Write the CV report in the background and open it."""

@@ -44,12 +44,15 @@ class FoldStarted:
 
 @dataclass(frozen=True)
 class FoldEnded:
-    """Fold ``index`` ended; ``figures`` are its held-out results (empty when it did not complete)."""
+    """Fold ``index`` ended; ``figures`` are its held-out results on ``held_out`` images (empty and 0 when it
+    did not complete). ``trained_now`` is False for a fold a resumed cross-validation kept from before."""
 
     index: int
     total: int
     status: str
     figures: dict[str, float | None] = field(default_factory=dict)
+    held_out: int = 0
+    trained_now: bool = True
 
 
 @dataclass
@@ -135,6 +138,7 @@ def _run(folder: CVFolder, plan: CVPlan, audit: Audit, callbacks: Callable[[int]
     total = len(plan.folds)
     for index, split in enumerate(plan.folds, start=1):
         found = fold_predictions(folder.fold(index))
+        trained_now = found is None
         if found is None:
             if stop.requested:
                 return CVResult("stopped", folder, write_results(folder, plan, done))
@@ -148,7 +152,8 @@ def _run(folder: CVFolder, plan: CVPlan, audit: Audit, callbacks: Callable[[int]
                 return CVResult(status, folder, write_results(folder, plan, done), error)
         done[index] = found
         summary = write_results(folder, plan, done)
-        on_fold(FoldEnded(index, total, "completed", summary["folds"][-1]["figures"]))
+        row = summary["folds"][-1]
+        on_fold(FoldEnded(index, total, "completed", row["figures"], row["held_out"], trained_now))
     if plan.final_model and not folder.final.is_complete():
         status, error = _train_final(folder, plan, audit, pool, callbacks(total + 1), stop)
         if status != "completed":
