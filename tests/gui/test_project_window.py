@@ -88,7 +88,8 @@ def test_a_project_reopens_on_relaunch_with_its_data_unscanned_and_its_latest_ru
         assert decodes == []  # shown from the scan record: no image decoded again
         assert again.windowTitle().startswith("Leaf spots — tl-desktop")
         assert again.data_page.summary.text().startswith("<b>2 classes, 16 images</b>")
-        assert "16 unchanged since the last scan, 0 read now" in again.status_label.text()
+        assert "Found 16 images in 2 classes (unchanged since the last scan)" in again.status_label.text()
+        assert "Project <b>Leaf spots</b>" in again.data_page.project_line.text()
         assert again.session.run_dir == run
         again.go_to(Step.RESULTS)
         qtbot.waitUntil(lambda: bool(again.session.evaluations), timeout=30000)

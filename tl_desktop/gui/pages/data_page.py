@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,8 +154,14 @@ class DataPage(Page):
         top.addWidget(self.table_button)
         top.addWidget(self.scan_button)
         top.addWidget(self.cancel_button)
+        self.project_line = QLabel()
+        self.project_line.setWordWrap(True)
+        self.project_line.hide()
+        session.project_changed.connect(self._show_project)
+        session.run_changed.connect(self._show_project)
         layout = QVBoxLayout(self)
         layout.addWidget(heading("1. Choose your images"))
+        layout.addWidget(self.project_line)
         layout.addWidget(hint("Put the images of each class in its own sub-folder (for example healthy/ "
                               "and diseased/). A folder that already has train/, val/ and test/ "
                               "sub-folders is used as it is. Or choose a label table (CSV/TSV with the columns "
@@ -189,6 +196,16 @@ class DataPage(Page):
         return source_config(self.folder.path(), self.group_by.currentText().strip(),
                              val_fraction=self.val_pct.value() / 100, test_fraction=self.test_pct.value() / 100,
                              seed=self.seed.value())
+
+    def _show_project(self) -> None:
+        project = self.session.project
+        self.project_line.setVisible(project is not None)
+        if project is not None:
+            self.project_line.setText(f"Project <b>{escape(project.name)}</b> in {escape(str(project.folder))}: "
+                                      "the images chosen here, the settings and the training runs are kept "
+                                      "together and come back when you open it again."
+                                      + (f" Results shows run <i>{escape(self.session.run_dir.name)}</i>."
+                                         if self.session.run_dir is not None else ""))
 
     def show_source(self, data: DataConfig) -> None:
         """Show ``data``'s source and split settings (an opened project's) and scan it; without a source,
@@ -309,7 +326,8 @@ class DataPage(Page):
         self.cv_button.setEnabled(True)
         n = len(scan.split.train) + len(scan.split.val) + len(scan.split.test)
         reread = "" if project_scan is None or not project_scan.reused else (
-            f" ({project_scan.reused} unchanged since the last scan, {project_scan.decoded} read now)")
+            " (unchanged since the last scan)" if not project_scan.decoded else
+            f" ({project_scan.decoded} new or changed since the last scan read now, {project_scan.reused} unchanged)")
         self.status.emit(f"Found {n} images in {len(scan.split.classes)} classes{reread}. Next: choose a model.")
         if project_scan is not None and project_scan.problem:
             self.show_error(f"The scan is done, but the project could not be saved: {project_scan.problem}",
