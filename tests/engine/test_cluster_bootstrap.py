@@ -130,10 +130,16 @@ def test_design_effect_wilson_is_never_narrower_than_wilson_and_handles_every_im
     all_right = clustered_wilson_interval(every, every, clusters)
     plain = wilson_interval(30, 30)
     assert all_right.high == 1.0 and all_right.low < plain.low < 1.0  # 5 groups: wider than 30 independent images
-    # Each group half right: groups vary less than independent images would; the design effect stays at 1.
+    # Every image right says nothing of how alike a group's images are: the worst case, 5 of 5 groups.
+    assert all_right.low == pytest.approx(wilson_interval(5, 5).low)
+    # Each group half right: groups vary less than independent images would; never narrower than for those.
     alternate = np.tile([True, False], 15)
     balanced = clustered_wilson_interval(alternate, every, clusters)
-    assert _width(balanced) >= _width(wilson_interval(15, 30))
+    assert (balanced.low, balanced.high) == pytest.approx((wilson_interval(15, 30).low, wilson_interval(15, 30).high))
+    # Whole groups right or wrong: worth one image each, Wilson's interval of 3 of 5.
+    by_group = np.repeat([True, True, True, False, False], 6)
+    grouped = clustered_wilson_interval(by_group, every, clusters)
+    assert (grouped.low, grouped.high) == pytest.approx((wilson_interval(3, 5).low, wilson_interval(3, 5).high))
     none = clustered_wilson_interval(alternate, np.zeros(30, dtype=bool), clusters)
     assert not none.estimable and none.value is None
 

@@ -136,9 +136,11 @@ def reliability_figure(reliability: dict[str, list], ece: float | None = None,
     acc = [reliability["accuracy"][i] for i in filled]
     conf = [reliability["confidence"][i] for i in filled]
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
-    ax.bar(centres[filled], acc, width=width[filled] * 0.9, color=TRAIN_COLOUR, alpha=0.8, label="accuracy in bin")
-    ax.bar(centres[filled], np.subtract(conf, acc), bottom=acc, width=width[filled] * 0.9, color=VAL_COLOUR,
-           alpha=0.3, edgecolor=VAL_COLOUR, hatch="//", label=GAP_LABEL)
+    ax.bar(centres[filled], acc, width=width[filled] * 0.9, color=TRAIN_COLOUR, alpha=0.8, edgecolor=TRAIN_COLOUR,
+           label="accuracy in bin")
+    # Narrower than the accuracy bars, so a gap hanging down into one (under-confident) leaves its top in view.
+    ax.bar(centres[filled], np.subtract(conf, acc), bottom=acc, width=width[filled] * 0.45, color=VAL_COLOUR,
+           alpha=0.55, edgecolor=VAL_COLOUR, hatch="//", label=GAP_LABEL)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
     title = "Calibration: are confident predictions right?"

@@ -16,14 +16,19 @@ When images come in groups (several images of one patient, field or plant), imag
 resemble each other and the methods above, which take them as independent, give intervals that are
 too narrow. With groups every interval accounts for them:
 
-- Proportions: the Wilson score interval on an effective sample size, Korn & Graubard's (1998,
-  Survey Methodology 24:193–201) design-effect correction: n / deff with the design effect of the
-  ratio estimator (never below 1, and 1 where it is undefined because every image agrees), shrunk
-  further by (z / t_{k-1})^2 for k groups, which widens the interval when there are few groups.
-  Dean & Pagano (2015, J. Survey Statistics and Methodology 3:484–503) found Wilson's interval on
-  this effective size to hold its coverage in clustered samples. A cluster bootstrap was not chosen
-  for proportions: it collapses to a point when every group agrees (all right: "100% (100–100%)"),
-  exactly the case a clinician must not read as certainty.
+- Proportions: the Wilson score interval on an effective sample size n / deff, the design-effect
+  correction of Korn & Graubard (1998, Survey Methodology 24:193–201), with deff the design effect
+  of the ratio estimator over the k groups. The effective size is kept between k and n: never more
+  than the images (deff >= 1), never fewer than the groups (each group is worth at least one
+  image; the within-group correlation cannot exceed 1). Where deff is undefined because every
+  image agrees (all right, all wrong) the worst case is taken, one image's worth per group: 15 of
+  15 images of 3 patients get Wilson's interval for 3 of 3. Dean & Pagano (2015, J. Survey
+  Statistics and Methodology 3:484–503) found Wilson's interval on the effective sample size to
+  hold its coverage in clustered samples. Korn & Graubard's further degrees-of-freedom shrinkage
+  (z / t_{k-1})^2 is not applied: with 2–4 groups it stretches even an interval where every group
+  agrees to nearly 0–100%, below what the groups as independent units already give. A cluster
+  bootstrap was not chosen for proportions: it collapses to a point when every group agrees
+  ("100% (100–100%)"), exactly the case a clinician must not read as certainty.
 - AUC: Obuchowski's (1997, Biometrics 53:567–578) clustered form of DeLong's variance (it equals
   DeLong's when every image is its own group), on the logit scale; where it is zero or undefined
   the Hanley–McNeil score interval counts groups instead of images.
@@ -80,9 +85,7 @@ def clustered_wilson_interval(successes: np.ndarray, members: np.ndarray, cluste
                               level: float = LEVEL) -> Interval:
     """Wilson interval of the share of ``successes`` among ``members`` (one flag each per image) when
     images come in groups (``clusters``: a group number per image), on Korn & Graubard's effective
-    sample size (see the module text)."""
-    from scipy.stats import t as student_t
-
+    sample size kept between the number of groups and of images (see the module text)."""
     members = np.asarray(members, dtype=bool)
     trials = int(members.sum())
     if trials == 0:
@@ -97,11 +100,13 @@ def clustered_wilson_interval(successes: np.ndarray, members: np.ndarray, cluste
     size = np.bincount(ids, minlength=count)
     between = count / (count - 1) * float(((per_group - value * size) ** 2).sum()) / trials ** 2
     independent = value * (1 - value) / trials
-    # Below 1 or undefined (every image agrees): 1, so the interval is never narrower than for independent images.
-    design_effect = max(1.0, between / independent) if independent > 0 else 1.0
-    z = _z(level)
-    effective = trials / design_effect * (z / float(student_t.ppf(0.5 + level / 2, count - 1))) ** 2
-    low, high = _wilson_bounds(value, effective, z)
+    if independent == 0:  # every image agrees, so the design effect is undefined: one image's worth per group
+        effective = float(count)
+    elif between == 0:  # every group has the same share: no clustering to correct for
+        effective = float(trials)
+    else:
+        effective = trials * independent / between
+    low, high = _wilson_bounds(value, min(float(trials), max(float(count), effective)), _z(level))
     return Interval(min(low, value), max(high, value), level, value=value, method=WILSON_DESIGN_EFFECT, groups=count)
 
 

@@ -65,10 +65,11 @@ class CalibrationPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addLayout(self.chart, 1)
-        layout.addWidget(hint("Blue bars: how often the model was right among answers of that confidence. "
-                              "Hatched red: the gap to the confidence it claimed — above the blue bar it was "
-                              "over-confident, below it under-confident. Temperature scaling divides the model's "
-                              "scores by one number to close these gaps; it never changes which class is predicted."))
+        layout.addWidget(hint("Blue bars: how often the model was right among its answers of that confidence. "
+                              "Red hatched bars: the gap to the confidence it claimed — standing on a blue bar, the "
+                              "model was over-confident there; hanging down into it, under-confident. Temperature "
+                              "scaling divides the model's scores by one number to close these gaps; it never "
+                              "changes which class is predicted."))
         layout.addLayout(buttons)
         layout.addWidget(self.result)
         session.evaluation_changed.connect(self.refresh)
@@ -115,8 +116,10 @@ class CalibrationPanel(QWidget):
     def _temperature_text(self) -> str:
         if self.temperature is None:
             return ""
-        return (" The model is not calibrated (temperature 1.00)." if self.temperature == 1.0 else
-                f" The model file holds temperature {self.temperature:.2f}.")
+        if self.temperature == 1.0:
+            return " The model is not calibrated (temperature 1.00)."
+        effect = "softens over-confident" if self.temperature > 1 else "sharpens under-confident"
+        return f" The model file holds temperature {self.temperature:.2f} (it {effect} probabilities)."
 
     def _update_buttons(self) -> None:
         ready = self.run_dir is not None and self.session.run_dir == self.run_dir and not self.busy()
