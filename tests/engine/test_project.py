@@ -59,6 +59,18 @@ def test_create_then_open_keeps_settings_runs_folder_and_a_relative_data_path(tm
         create_project(opened.folder)
 
 
+def test_a_project_inside_its_image_folder_is_refused_before_its_runs_become_a_class(
+        tmp_path, make_image_folder) -> None:
+    data = make_image_folder(tmp_path)
+    with pytest.raises(ProjectError) as caught:
+        create_project(data / "project", _config(data))
+    assert "lies inside its image folder" in str(caught.value) and not (data / "project").exists()
+    beside = create_project(tmp_path / "project", _config(data))
+    with pytest.raises(ProjectError) as caught:  # scanning a folder above the project is refused the same way
+        scan_project(beside, beside.run_config().replace(data=DataConfig(root=str(tmp_path))))
+    assert "lies inside its image folder" in str(caught.value)
+
+
 def test_a_project_copied_with_its_images_opens_from_the_relative_path(tmp_path, make_image_folder) -> None:
     data = make_image_folder(tmp_path / "here")
     create_project(tmp_path / "here" / "project", _config(data))

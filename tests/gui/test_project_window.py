@@ -152,3 +152,21 @@ def test_recent_list_opens_and_clears_and_open_run_shows_a_run(
     window.projects.run_action.trigger()
     assert window.stack.currentWidget() is window.results_page and window.session.run_dir == run
     qtbot.waitUntil(lambda: bool(window.session.evaluations), timeout=30000)
+
+
+def test_opening_a_project_while_another_is_being_scanned_shows_the_second(window, qtbot, make_image_folder,
+                                                                            tmp_path) -> None:
+    from tl_desktop.config import DataConfig
+    from tl_desktop.engine.workflows.project import create_project
+
+    first = create_project(tmp_path / "first", window.session.config.replace(
+        data=DataConfig(root=str(make_image_folder(tmp_path / "A", classes={"a": 20, "b": 20})))))
+    second = create_project(tmp_path / "second", window.session.config.replace(
+        data=DataConfig(root=str(make_image_folder(tmp_path / "B", classes={"x": 4, "y": 4, "z": 4})))))
+    window.projects.open_project(first.folder)
+    assert window.data_page.busy("scan")
+    window.projects.open_project(second.folder)  # before the first scan could report
+    qtbot.waitUntil(lambda: window.session.scan is not None and not window.data_page.busy("scan"), timeout=30000)
+    assert window.session.project.folder == second.folder
+    assert window.session.scan.split.classes == ["x", "y", "z"]
+    assert window.data_page.folder.path() == str((tmp_path / "B" / "images").resolve())

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tl_desktop.config import ConfigError, RunConfig
+from tl_desktop.config import ConfigError, DataConfig, RunConfig
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.engine.workflows.run_history import (
     RUNS_SUBFOLDER,
@@ -118,6 +118,7 @@ def create_project(folder: str | Path, config: RunConfig | None = None) -> Proje
         config = (config or RunConfig()).validate()
     except ConfigError as exc:
         raise ProjectError(f"the settings cannot be used for a project: {exc}") from exc
+    check_data_place(root, config.data)
     try:
         (root / RUNS_SUBFOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -172,6 +173,14 @@ def _from_dict(root: Path, file: Path, raw: Any) -> Project:
     return Project(folder=root, name=name if isinstance(name, str) and name.strip() else root.name,
                    created=str(raw.get("created", "")), data_kind=texts["kind"], data_relative=texts["relative"],
                    data_absolute=texts["absolute"], settings=_without_source(settings))
+
+
+def check_data_place(folder: Path, data: DataConfig) -> None:
+    """Refuse an image folder that holds the project folder: its runs/ would be read as a class of images."""
+    if data.root and folder.expanduser().resolve().is_relative_to(Path(data.root).expanduser().resolve()):
+        raise ProjectError(f"the project folder {folder} lies inside its image folder {data.root}, so its runs/ "
+                           "would be read as images of a class; keep the project beside the images, or in the "
+                           "folder above them")
 
 
 def save_project(project: Project) -> Project:

@@ -24,6 +24,7 @@ from tl_desktop.engine.workflows.project import (
     DataFolderMissing,
     Project,
     ProjectError,
+    check_data_place,
     update_project,
     with_config,
 )
@@ -57,6 +58,7 @@ def scan_project(project: Project, config: RunConfig, progress: ProgressFn | Non
     save the record and make ``config`` (settings and data source) the project's."""
     from tl_desktop.engine.data.dataset import scan_dataset
 
+    check_data_place(project.folder, config.data)
     base = data_base(config.data)
     memo = load_memo(project, base) if _is_project_source(project, config.data) else ProbeMemo()
     scan = scan_dataset(config.data, progress, stop, memo=memo)

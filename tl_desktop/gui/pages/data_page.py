@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +38,7 @@ from tl_desktop.gui.pages.data_source import (
     split_words,
     table_problems,
 )
+from tl_desktop.gui.project_line import ProjectLine
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets import dialogs
 from tl_desktop.gui.widgets.common import (
@@ -154,11 +154,8 @@ class DataPage(Page):
         top.addWidget(self.table_button)
         top.addWidget(self.scan_button)
         top.addWidget(self.cancel_button)
-        self.project_line = QLabel()
-        self.project_line.setWordWrap(True)
-        self.project_line.hide()
-        session.project_changed.connect(self._show_project)
-        session.run_changed.connect(self._show_project)
+        self._rescan_when_done = False
+        self.project_line = ProjectLine(session)
         layout = QVBoxLayout(self)
         layout.addWidget(heading("1. Choose your images"))
         layout.addWidget(self.project_line)
@@ -197,16 +194,6 @@ class DataPage(Page):
                              val_fraction=self.val_pct.value() / 100, test_fraction=self.test_pct.value() / 100,
                              seed=self.seed.value())
 
-    def _show_project(self) -> None:
-        project = self.session.project
-        self.project_line.setVisible(project is not None)
-        if project is not None:
-            self.project_line.setText(f"Project <b>{escape(project.name)}</b> in {escape(str(project.folder))}: "
-                                      "the images chosen here, the settings and the training runs are kept "
-                                      "together and come back when you open it again."
-                                      + (f" Results shows run <i>{escape(self.session.run_dir.name)}</i>."
-                                         if self.session.run_dir is not None else ""))
-
     def show_source(self, data: DataConfig) -> None:
         """Show ``data``'s source and split settings (an opened project's) and scan it; without a source,
         clear the page."""
@@ -217,6 +204,10 @@ class DataPage(Page):
         self.folder.set_path(source)
         self._offer_columns(source)
         self.group_by.setCurrentText(data.group_by)
+        if source and self.busy("scan"):  # the scan of what was shown before: this one follows it
+            self._rescan_when_done = True
+            self.stop_tasks("scan")
+            return
         if source:
             self.scan()
             return
@@ -285,16 +276,25 @@ class DataPage(Page):
         config, project = self.session.config.replace(data=cfg), self.session.project
         self.run_task(lambda ctx: scan_or_table_problems(config, ctx, project), "scan",
                       on_success=lambda result: self._scan_done(cfg, result),
-                      on_progress=self._on_progress, on_done=lambda: self._set_scanning(False),
+                      on_progress=self._on_progress, on_done=self._scan_finished,
                       error_title=f"Could not read the {'label table' if cfg.labels else 'image folder'} {source}.",
                       error_hint="Check the table's rows." if cfg.labels else
                       "Check that it has one sub-folder per class with images in it.")
 
+    def _scan_finished(self) -> None:
+        self._set_scanning(False)
+        if self._rescan_when_done:
+            self._rescan_when_done = False
+            self.scan()
+
     def _scan_done(self, cfg: DataConfig, result: ScanOutcome | TableError) -> None:
+        if self._rescan_when_done:  # another project's data were chosen meanwhile
+            return
         if not isinstance(result, ScanOutcome):  # a TableError
             self.show_error(*table_problems(result))
             return
-        if result.project_scan is not None and self.session.project is not None:
+        project = self.session.project
+        if result.project_scan is not None and project is not None and result.project_scan.project.folder == project.folder:
             self.session.set_project(result.project_scan.project)
         self._scanned(cfg, result.scan, result.thumbs, result.project_scan)
 
