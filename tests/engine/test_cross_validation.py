@@ -130,3 +130,12 @@ def test_final_model_trains_on_everything_outside_the_test_part(tiny_backbone, i
     result = run_cross_validation(config, scan, 2, final_model=True)
     assert result.status == "completed" and result.folder.final.is_complete()
     assert result.summary["final_model"] == str(result.folder.final.model_file)
+    from tl_desktop.report.build import build_report
+
+    report = build_report(result.folder.final.path, n_bootstrap=50)
+    titles = [title for title, _first, _last in report.sections]
+    assert titles.index("Cross-validation of these settings") == titles.index("Most confident mistakes") - 1
+    html = report.html.read_text(encoding="utf-8")
+    assert result.folder.name in html and "pooled out-of-fold" in html and "Out-of-fold predictions" in html
+    fold_report = build_report(result.folder.fold(1).path, n_bootstrap=50)
+    assert "Cross-validation of these settings" not in [title for title, _f, _l in fold_report.sections]

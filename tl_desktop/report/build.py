@@ -12,6 +12,7 @@ from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.fileio import atomic_write_text, atomic_writer
 from tl_desktop.report.blocks import Section
 from tl_desktop.report.content import gather_report
+from tl_desktop.report.cv_sections import final_model_section
 from tl_desktop.report.data import ReportData
 from tl_desktop.report.fonts import choose_fonts, drawing_with
 from tl_desktop.report.html import render_html
@@ -46,9 +47,12 @@ def write_report(data: ReportData, out_dir: str | Path) -> ReportFiles:
                           *(e.title for e in data.evaluations), *(e.description for e in data.evaluations)])
     if fonts.missing:
         data = dataclasses.replace(data, notes=[*data.notes, fonts.missing_note()])
+    sections = build_sections(data)
+    if data.cross_validation is not None:  # right after the run's own results
+        sections.insert([s.key for s in sections].index("mistakes"), final_model_section(data.cross_validation))
     with drawing_with(fonts):
         return write_files(out, report_title(data), f"Run {data.run_name} · generated {data.generated}",
-                           build_sections(data), fonts.missing)
+                           sections, fonts.missing)
 
 
 def write_files(out: Path, title: str, subtitle: str, sections: list[Section], missing_glyphs: str) -> ReportFiles:

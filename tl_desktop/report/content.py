@@ -138,6 +138,8 @@ def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstra
         backbone_title, num_blocks = spec.title, spec.num_blocks
     except BackboneError:
         backbone_title, num_blocks = loaded.meta.backbone, None
+    from tl_desktop.report.cv_sections import final_model_estimate
+
     data = ReportData(
         run_dir=run.path, run_name=run.name, generated=utc_now(), config=config, meta=loaded.meta,
         audit=_load_audit(run), history=[e for e in events if isinstance(e, EpochEnded)],
@@ -146,6 +148,7 @@ def gather_report(run_dir: str | Path, model_card: str | None = None, n_bootstra
         ended=next((e for e in reversed(events) if isinstance(e, FitEnded)), None),
         evaluations=evaluations, mistakes=mistakes,
         mistakes_source=", ".join(e.title.lower() for e in evaluations), model_card="",
-        backbone_title=backbone_title, num_blocks=num_blocks, notes=notes)
+        backbone_title=backbone_title, num_blocks=num_blocks, notes=notes,
+        cross_validation=final_model_estimate(run.path, n_bootstrap, seed))
     data.model_card = model_card if model_card is not None else default_model_card(data)
     return data

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -17,6 +17,9 @@ from tl_desktop.engine.training.events import (
     FitStarted,
     PhaseStarted,
 )
+
+if TYPE_CHECKING:
+    from tl_desktop.report.cv_sections import CVEstimate
 
 
 @dataclass
@@ -68,6 +71,7 @@ class ReportData:
     backbone_title: str = ""
     num_blocks: int | None = None
     notes: list[str] = field(default_factory=list)
+    cross_validation: CVEstimate | None = None  # for the final model a cross-validation trained afterwards
 
     @property
     def classes(self) -> list[str]:
