@@ -170,3 +170,18 @@ def test_opening_a_project_while_another_is_being_scanned_shows_the_second(windo
     assert window.session.project.folder == second.folder
     assert window.session.scan.split.classes == ["x", "y", "z"]
     assert window.data_page.folder.path() == str((tmp_path / "B" / "images").resolve())
+
+
+def test_opening_a_project_puts_its_settings_on_the_model_page(window, qtbot, tmp_path) -> None:
+    import dataclasses
+
+    from tl_desktop.engine.workflows.project import create_project
+
+    config = window.session.config
+    project = create_project(tmp_path / "seven epochs", config.replace(
+        train=dataclasses.replace(config.train, epochs=7, batch_size=12)))
+    window.projects.open_project(project.folder)
+    form = window.model_page.settings_form
+    assert (form.epochs.value(), form.batch_size.value()) == (7, 12)
+    assert (window.session.config.train.epochs, window.session.config.train.batch_size) == (7, 12)
+    assert window.session.scan is None and window.data_page.summary.text() == "No folder scanned yet."

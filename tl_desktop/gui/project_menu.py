@@ -61,6 +61,7 @@ class ProjectWindow(Protocol):
     status_label: QLabel
 
     def go_to(self, step: Step | int) -> None: ...
+    def isVisible(self) -> bool: ...
     def menuBar(self) -> QMenuBar: ...
     def close(self) -> bool: ...
 
@@ -157,7 +158,7 @@ class ProjectMenu(QObject):
     def reopen_last(self) -> Project | None:
         """Reopen the project that was open when the window last closed (nothing when there was none)."""
         folder = last_project(self.session.settings)
-        if not folder:
+        if not folder or not self.window.isVisible():  # a window closed before it started opens nothing
             return None
         try:
             project = open_project(folder)
