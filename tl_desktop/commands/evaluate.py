@@ -75,32 +75,40 @@ def print_evaluation(where: str, predictions: Predictions, result: Metrics) -> N
         print(f"skipped {path}: {reason}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
-    from tl_desktop.engine.evaluation.evaluate import EvaluationError, evaluate_run
-    from tl_desktop.engine.evaluation.files import EVALUATION_FILES, save_evaluation
-    from tl_desktop.engine.models.bundle import BundleError
-    from tl_desktop.engine.runtime.device import pick_device
-    from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
-    from tl_desktop.engine.workflows.evaluation import (
-        calibrate_run,
-        default_external_dir,
-        evaluate_external,
-    )
-    from tl_desktop.fileio import DiskWriteError
+def refuses_input(args: argparse.Namespace) -> bool:
+    """True (after saying why) for a bad option, a missing model, or evaluation files outside a run folder
+    that exist and no --force."""
+    from tl_desktop.engine.evaluation.files import EVALUATION_FILES
+    from tl_desktop.engine.training.runfolder import RunFolder
+    from tl_desktop.engine.workflows.evaluation import default_external_dir
 
     if args.out and refuses_to_replace([Path(args.out) / name for name in EVALUATION_FILES], args.force):
-        return EXIT_BAD_INPUT
+        return True
     if args.bootstrap < 0:
         print("error: --bootstrap must be 0 or more", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return True
     model = Path(args.model)
     if not model.exists():
         print(f"error: {model} does not exist", file=sys.stderr)
+        return True
+    # ./evaluation is the user's folder, not a run's: its files are not replaced unasked either.
+    return bool(args.data and not args.out and RunFolder.containing(model) is None and refuses_to_replace(
+        [default_external_dir(model, args.data) / name for name in EVALUATION_FILES], args.force))
+
+
+def run(args: argparse.Namespace) -> int:
+    from tl_desktop.engine.evaluation.evaluate import EvaluationError, evaluate_run
+    from tl_desktop.engine.evaluation.files import save_evaluation
+    from tl_desktop.engine.models.bundle import BundleError
+    from tl_desktop.engine.runtime.device import pick_device
+    from tl_desktop.engine.training.runfolder import RunFolder, model_file_of
+    from tl_desktop.engine.workflows.evaluation import calibrate_run, evaluate_external
+    from tl_desktop.fileio import DiskWriteError
+
+    if refuses_input(args):
         return EXIT_BAD_INPUT
+    model = Path(args.model)
     run = RunFolder.containing(model)
-    if args.data and not args.out and run is None and refuses_to_replace(
-            [default_external_dir(model, args.data) / name for name in EVALUATION_FILES], args.force):
-        return EXIT_BAD_INPUT  # ./evaluation is the user's folder, not a run's
     options = {"positive_class": args.positive_class, "threshold": args.threshold,
                "n_bootstrap": args.bootstrap, "seed": args.seed}
     try:
