@@ -78,10 +78,10 @@ def synthetic_folder(target: Path, per_class: int) -> Path:
     return target
 
 
-def take(window: MainWindow, name: str, out_dir: Path) -> Path:
-    """Save the whole window as ``NN-name.png``."""
+def take(window: MainWindow, name: str, out_dir: Path, detail: str = "") -> Path:
+    """Save the whole window as ``NN-name.png`` (``NN-name-detail.png`` for a second view of a page)."""
     QApplication.processEvents()
-    path = out_dir / f"{PAGES.index(name) + 1:02d}-{name}.png"
+    path = out_dir / f"{PAGES.index(name) + 1:02d}-{name}{f'-{detail}' if detail else ''}.png"
     if not window.grab().save(str(path)):
         raise OSError(f"could not write {path}")
     print(f"wrote {path}", flush=True)
@@ -158,7 +158,7 @@ def shoot_train_and_results(window: MainWindow, out_dir: Path) -> list[Path]:
 
 
 def shoot_export_and_predict(window: MainWindow, images: Path, export_to: Path, out_dir: Path) -> list[Path]:
-    """Export the run to ``export_to``, then classify one of ``images``."""
+    """Export the run to ``export_to``, then classify one of ``images``, then all of them."""
     window.go_to(Step.EXPORT)
     window.export_page.folder.set_path(str(export_to))
     window.export_page.export()
@@ -170,7 +170,11 @@ def shoot_export_and_predict(window: MainWindow, images: Path, export_to: Path, 
     first_class = sorted(p for p in images.iterdir() if p.is_dir())[0]
     predict.predict_image(sorted(first_class.iterdir())[0])
     wait_until(lambda: predict.table.rowCount() > 0 and not predict.busy(), 300, "the prediction")
-    return [*shots, take(window, "predict", out_dir)]
+    shots.append(take(window, "predict", out_dir))
+    predict.predict_folder(images)
+    wait_until(lambda: predict.folder_result is not None and not predict.busy()
+               and not predict.folder_panel.loading_thumbnails(), 300, "the folder's answers")
+    return [*shots, take(window, "predict", out_dir, "folder")]
 
 
 def main(argv: list[str] | None = None) -> int:
