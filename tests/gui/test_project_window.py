@@ -76,7 +76,7 @@ def test_a_project_reopens_on_relaunch_with_its_data_unscanned_and_its_latest_ru
     assert window.train_page.out_dir.path() == str(project.runs_dir)
     assert json.loads((project.folder / PROJECT_FILE).read_text(encoding="utf-8"))["data"]["relative"] == "../images"
     assert (project.folder / "scan.json").is_file()
-    assert [Path(a.text().split("  —  ")[1]) for a in window.projects.recent_menu.actions()[:1]] == [project.folder]
+    qtbot.waitUntil(lambda: window.projects.recent_menu.actions()[0].text() == f"Leaf spots  —  {project.folder}")
 
     run = tiny_runs.train_tiny_run(images, project.runs_dir)  # a run saved in the project's runs/
     _close(qtbot, window)
@@ -139,13 +139,19 @@ def test_recent_list_opens_and_clears_and_open_run_shows_a_run(
 
     first = window.projects.new_project(tmp_path / "first")
     second = window.projects.new_project(tmp_path / "second")
-    entries = [a for a in window.projects.recent_menu.actions() if not a.isSeparator()]
-    assert [a.text() for a in entries] == [f"second  —  {second.folder}", f"first  —  {first.folder}",
-                                           "Clear recent list"]
-    entries[1].trigger()
+    menu = window.projects.recent_menu
+
+    def entries() -> list[str]:
+        return [a.text() for a in menu.actions() if not a.isSeparator()]
+
+    qtbot.waitUntil(lambda: entries() == [f"second  —  {second.folder}", f"first  —  {first.folder}",
+                                          "Clear recent list"])
+    menu.actions()[1].trigger()
     assert window.session.project.folder == first.folder and window.windowTitle().startswith("first — ")
-    window.projects.recent_menu.actions()[-1].trigger()  # the menu was filled anew on opening
-    assert [a.text() for a in window.projects.recent_menu.actions() if not a.isSeparator()][0] == "No recent projects"
+    qtbot.waitUntil(lambda: entries()[0] == f"first  —  {first.folder}")
+    menu.actions()[-1].trigger()  # Clear recent list
+    qtbot.waitUntil(lambda: entries() == ["No recent projects", "Clear recent list"])
+    assert not menu.actions()[-1].isEnabled()
 
     run = tiny_runs.train_tiny_run(make_image_folder(tmp_path), tmp_path / "elsewhere")
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(run))

@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
-from PySide6.QtCore import QObject, QSettings
+from PySide6.QtCore import QObject, QSettings, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
@@ -191,7 +191,11 @@ class ProjectMenu(QObject):
 
     def clear_recent(self) -> None:
         save_recent(self.session.settings, [])
-        self.fill_recent()
+        self._refill_recent()
+
+    def _refill_recent(self) -> None:
+        # Later, not now: the action being triggered belongs to the submenu, and refilling deletes it.
+        QTimer.singleShot(0, self.fill_recent)
 
     # ----- opening ------------------------------------------------------------------------------
     def activate(self, project: Project) -> None:
@@ -211,7 +215,7 @@ class ProjectMenu(QObject):
         newest = latest_run(project)
         if newest != self.session.run_dir:
             self.session.set_run(newest)
-        self.fill_recent()
+        self._refill_recent()
         self.window.status_label.setText(
             f"Project {project.name}" + (f": latest run {newest.name} is on the Results page." if newest
                                          else ": no training runs yet."))
