@@ -15,6 +15,7 @@ from tl_desktop.engine.data.dataset import scan_dataset
 from tl_desktop.engine.runtime.stop import StopToken
 from tl_desktop.engine.training import recipe
 from tl_desktop.engine.training.callbacks import Callback, EarlyStopping
+from tl_desktop.engine.training.epochs import EpochLoop
 from tl_desktop.engine.training.events import (
     EpochEnded,
     Event,
@@ -158,10 +159,10 @@ def test_image_deleted_after_scan_fails_cleanly(tiny_backbone, images, tmp_path)
 
 
 def test_exception_in_a_step_fails_cleanly(tiny_backbone, images, tmp_path, monkeypatch):
-    def broken(self, inputs, source):
+    def broken(self, inputs, forward):
         raise RuntimeError("step exploded")
 
-    monkeypatch.setattr(Trainer, "logits", broken)
+    monkeypatch.setattr(EpochLoop, "logits", broken)
     recorder = Recorder()
     result = Trainer(make_config(images, tmp_path / "runs"), callbacks=[recorder]).fit()
 

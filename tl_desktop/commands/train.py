@@ -4,6 +4,10 @@ Exit codes: 0 trained, 1 training failed, 2 bad input (data, configuration, weig
 with Ctrl-C, 143 stopped by SIGTERM (either asks the run to stop cleanly after the current batch and
 keeps its best model; a second Ctrl-C aborts at once). ``--resume RUN`` continues an interrupted run
 from its last completed epoch.
+
+Under ``torchrun --nproc-per-node N -m tl_desktop train ...`` every process runs this command: rank 0
+reads the settings, scans the images and prints, the others receive what it found, and all of them
+train data-parallel (:mod:`tl_desktop.engine.training.distributed`); each rank exits with the codes above.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from tl_desktop.config import RunConfig
     from tl_desktop.engine.data.dataset import ScanResult
     from tl_desktop.engine.runtime.stop import StopToken
+    from tl_desktop.engine.training.distributed import Ranks
 
 
 # flag destination -> (config section, field)
@@ -106,7 +111,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="all epochs, head phase included (with fewer epochs than "
                         "the head phase, about half of them train the head)")
     parser.add_argument("--head-epochs", type=int, help="first epochs that train only the head")
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=int, help="images per training step; under torchrun the global "
+                        "batch, shared among the processes (so 1 and N processes train alike)")
     parser.add_argument("--lr", type=float, help="peak learning rate of the head phase")
     parser.add_argument("--finetune-lr", type=float, help="peak learning rate once blocks unfreeze")
     parser.add_argument("--weight-decay", type=float)
@@ -226,24 +232,52 @@ def bad_input_errors() -> tuple[type[Exception], ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tl_desktop.config import ConfigError
+    from tl_desktop.engine.training.distributed import (
+        end_process_group,
+        ranks_from_env,
+        start_process_group,
+    )
+
+    try:
+        ranks = ranks_from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not ranks.distributed:
+        return train(args, ranks)
+    start_process_group(ranks)
+    try:
+        return train(args, ranks)
+    finally:
+        end_process_group()
+
+
+def train(args: argparse.Namespace, ranks: Ranks) -> int:
+    """Prepare and train (on this rank), printing as it goes; returns the exit code."""
     from tl_desktop.engine.runtime.stop import StopRequested, StopToken
     from tl_desktop.engine.training.callbacks import ConsoleProgress
     from tl_desktop.engine.training.trainer import Trainer
 
     stop, signals, trainer = StopToken(), [], None
-    previous = {sig: signal.signal(sig, lambda signum, frame: on_stop_signal(stop, signum, signals))
+    # Under torchrun a terminal's Ctrl-C reaches each rank twice (from the terminal and from torchrun):
+    # there a repeated signal must not abort, or the ranks would stop at different steps.
+    abort_on_repeat = not ranks.distributed
+    previous = {sig: signal.signal(sig, lambda signum, frame: on_stop_signal(stop, signum, signals, abort_on_repeat))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            config, scan = prepare(args, stop)
+            config, scan = prepare_on_ranks(args, stop, ranks)
         except bad_input_errors() as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            if ranks.is_main:
+                print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except StopRequested:
-            print("Stopped before training started.", file=sys.stderr)
+            if ranks.is_main:
+                print("Stopped before training started.", file=sys.stderr)
             return stopped_code(signals)
-        trainer = Trainer(config, scan=scan, callbacks=[ConsoleProgress()], stop=stop, run_dir=args.resume,
-                          resume=bool(args.resume))
+        trainer = Trainer(config, scan=scan, callbacks=[ConsoleProgress()] if ranks.is_main else [], stop=stop,
+                          run_dir=args.resume, resume=bool(args.resume), ranks=ranks)
         result = trainer.fit()
     except KeyboardInterrupt:
         run_dir = trainer.run_dir if trainer is not None else None
@@ -256,19 +290,46 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "failed":
         return EXIT_FAILED
     if result.status == "stopped":
-        print(f"To go on later: tl-desktop train --resume {result.run_dir}", file=sys.stderr)
+        if ranks.is_main:
+            print(f"To go on later: tl-desktop train --resume {result.run_dir}", file=sys.stderr)
         return stopped_code(signals)
     return EXIT_OK
+
+
+def prepare_on_ranks(args: argparse.Namespace, stop: StopToken, ranks: Ranks) -> tuple[RunConfig, ScanResult | None]:
+    """:func:`prepare` on rank 0; the other ranks get its settings and scan (or its refusal) from it, so
+    every rank trains on exactly the same split."""
+    from tl_desktop.engine.runtime.stop import StopRequested
+    from tl_desktop.engine.training.prepared import decode_prepared, encode_prepared
+
+    if not ranks.distributed:
+        return prepare(args, stop)
+    if not ranks.is_main:
+        return decode_prepared(ranks.broadcast_text(None))
+    try:
+        config, scan = prepare(args, stop)
+    except bad_input_errors() as exc:
+        ranks.broadcast_text(encode_prepared(refusal=str(exc)))
+        raise
+    except StopRequested:
+        ranks.broadcast_text(encode_prepared(stopped=True))
+        raise
+    except BaseException as exc:
+        ranks.broadcast_text(encode_prepared(refusal=f"rank 0 could not prepare the run ({exc})"))
+        raise
+    ranks.broadcast_text(encode_prepared(config, scan))
+    return config, scan
 
 
 def stopped_code(signals: list[int]) -> int:
     return EXIT_TERMINATED if signal.SIGTERM in signals else EXIT_STOPPED
 
 
-def on_stop_signal(stop: StopToken, signum: int, seen: list[int]) -> None:
-    """First Ctrl-C or SIGTERM: stop after the current batch; a second Ctrl-C: abort at once."""
+def on_stop_signal(stop: StopToken, signum: int, seen: list[int], abort_on_repeat: bool = True) -> None:
+    """First Ctrl-C or SIGTERM: stop after the current batch; a second Ctrl-C: abort at once (unless
+    ``abort_on_repeat`` is off)."""
     seen.append(signum)
-    if stop.requested and signum == signal.SIGINT:
+    if stop.requested and signum == signal.SIGINT and abort_on_repeat:
         raise KeyboardInterrupt
     if not stop.requested:
         print("\nStopping after the current batch (Ctrl-C again to abort at once) ...", file=sys.stderr, flush=True)

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -67,6 +67,28 @@ class FeatureRequest:
     def start_block(self) -> int:
         """Where training resumes: the first block that trains (``num_blocks`` when pooled)."""
         return self.boundary
+
+
+@dataclass(frozen=True)
+class FeatureBlock:
+    """The images (``rows``) and views one process computes of a feature entry."""
+
+    rows: range
+    views: tuple[int, ...]
+
+
+class FeatureShards(Protocol):
+    """How the processes of a distributed run share one feature entry
+    (:class:`tl_desktop.engine.training.sharded_features.RankShards`)."""
+
+    def all_found(self, found: bool) -> bool:
+        """Whether every process found the entry in its cache (else they compute it together)."""
+
+    def compute(self, model: nn.Module, images: DecodedImages, labels: Sequence[int], transform: ImageTransform,
+                request: FeatureRequest, batch_size: int, device: torch.device, store: CacheStore,
+                progress: Progress | None, stop: StopToken | None, pool_from: FeatureSet | None,
+                shape: tuple[int, ...], dtype: type, keys: dict[str, str]) -> FeatureSet:
+        """This process's block of the entry (pooled from ``pool_from`` when given), assembled with the others'."""
 
 
 class FeatureSet:
@@ -173,22 +195,24 @@ def compute_features(
     progress: Progress | None = None,
     stop: StopToken | None = None,
     runner: FrozenRunner | None = None,
+    block: FeatureBlock | None = None,
 ) -> None:
     """Fill ``out[i, v]`` with the frozen part's output for view ``v`` of image ``i`` (run by ``runner``
-    when given, else by torch)."""
-    count = len(images)
-    total = count * request.views
+    when given, else by torch); with ``block``, only its images and views, ``out`` holding just those."""
+    block = block or FeatureBlock(range(len(images)), tuple(range(request.views)))
+    rows = block.rows
+    total = len(rows) * len(block.views)
     was_training = model.training
     model.eval()
     try:
         # fork_rng: building views must not move the global RNG the training loop (dropout) uses next.
         with torch.random.fork_rng(devices=[]), torch.inference_mode():
-            for view in range(request.views):
+            for column, view in enumerate(block.views):
                 torch.manual_seed(request.seed * 1000 + view)
-                for start in range(0, count, batch_size):
+                for start in range(rows.start, rows.stop, batch_size):
                     if stop is not None:
                         stop.raise_if_requested()
-                    stop_index = min(count, start + batch_size)
+                    stop_index = min(rows.stop, start + batch_size)
                     batch = torch.stack([transform(images[i]) for i in range(start, stop_index)])
                     if runner is not None:
                         values = runner.run(batch)
@@ -196,9 +220,9 @@ def compute_features(
                         with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
                             values = _frozen_output(model, to_model_input(batch, model, device), request)
                         values = values.float().cpu().numpy()
-                    out[start:stop_index, view] = values.astype(out.dtype, copy=False)
+                    out[start - rows.start:stop_index - rows.start, column] = values.astype(out.dtype, copy=False)
                     if progress is not None:
-                        progress(view * count + stop_index, total)
+                        progress(column * len(rows) + stop_index - rows.start, total)
     finally:
         model.train(was_training)
 
@@ -211,25 +235,29 @@ def pool_from_activations(
     device: torch.device,
     progress: Progress | None = None,
     stop: StopToken | None = None,
+    rows: range | None = None,
 ) -> None:
-    """Fill ``out[i, v]`` with pooled features computed from cached boundary activations (same views)."""
+    """Fill ``out[i, v]`` with pooled features computed from cached boundary activations (same views);
+    with ``rows``, only those images, ``out`` holding just them."""
     count, views, start_block = len(activations), activations.views, activations.request.boundary
+    rows = rows if rows is not None else range(count)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             for view in range(views):
                 chosen = np.full(count, view, dtype=np.int64)
-                for start in range(0, count, batch_size):
+                for start in range(rows.start, rows.stop, batch_size):
                     if stop is not None:
                         stop.raise_if_requested()
-                    stop_index = min(count, start + batch_size)
+                    stop_index = min(rows.stop, start + batch_size)
                     batch = to_model_input(activations.gather(range(start, stop_index), chosen), model, device)
                     with torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda"):
                         values = model.pool(model.run_blocks(batch, start_block))
-                    out[start:stop_index, view] = values.float().cpu().numpy().astype(out.dtype, copy=False)
+                    out[start - rows.start:stop_index - rows.start, view] = (
+                        values.float().cpu().numpy().astype(out.dtype, copy=False))
                     if progress is not None:
-                        progress(view * count + stop_index, count * views)
+                        progress(view * len(rows) + stop_index - rows.start, len(rows) * views)
     finally:
         model.train(was_training)
 
@@ -247,11 +275,13 @@ def cached_features(
     progress: Progress | None = None,
     stop: StopToken | None = None,
     activations: FeatureSet | None = None,
+    shards: FeatureShards | None = None,
 ) -> FeatureSet:
     """Load the features for ``request`` from the cache, or compute and store them.
 
     With ``activations`` (cached float32 boundary activations of the same images and views), pooled
-    features are computed from them: only the blocks after the boundary run.
+    features are computed from them: only the blocks after the boundary run. With ``shards`` (the
+    processes of a distributed run), each process computes its block and the blocks are assembled.
     """
     store = store or CacheStore()
     backbone = str(getattr(model, "backbone_name", type(model).__name__))
@@ -262,12 +292,14 @@ def cached_features(
     preferred = inference_engine(device.type)
     keys = {engine: feature_key(images.paths, pre, backbone, weights_id, request, np.dtype(dtype).name, engine)
             for engine in sorted(ENGINES, key=lambda e: e != preferred)}
-    for engine, key in keys.items():  # the chosen engine's entry first; both agree within float tolerance
-        found = _cached(store, key, (len(images), request.views, *shape))
-        if found is not None:
-            return FeatureSet(found, labels, request, key, from_cache=True, engine=engine)
-    runner = None
+    hit = _find_entry(store, keys, (len(images), request.views, *shape), labels, request)
     pool_from = _can_pool_from(activations, request, len(images))
+    if shards is not None and not shards.all_found(hit is not None):
+        return shards.compute(model, images, labels, transform, request, batch_size, device, store, progress, stop,
+                              activations if pool_from else None, (len(images), request.views, *shape), dtype, keys)
+    if hit is not None:
+        return hit
+    runner = None
     if pool_from:
         engine = activations.engine
     else:
@@ -275,13 +307,8 @@ def cached_features(
                                len(images) * request.views, device, store)
         engine = "torch" if runner is None else "onnxruntime"
     key = keys[engine]
-    meta: dict[str, Any] = {
-        "description": f"{backbone} {'pooled features' if request.pooled else f'block {request.boundary} input'}"
-                       f", {len(images)} images x {request.views} views ({engine})",
-        "shape": [len(images), request.views, *shape],
-        "dtype": np.dtype(dtype).name,
-    }
-    with store.writing("features", key, meta) as folder:
+    with store.writing("features", key, entry_meta(model, request, (len(images), request.views, *shape), dtype,
+                                                   engine)) as folder:
         out = np.lib.format.open_memmap(folder / "values.npy", mode="w+", dtype=dtype,
                                         shape=(len(images), request.views, *shape))
         if pool_from:
@@ -294,6 +321,25 @@ def cached_features(
     if values is None:
         raise OSError(f"the feature cache entry {key} vanished right after it was written")
     return FeatureSet(values, labels, request, key, from_cache=False, engine=engine)
+
+
+def entry_meta(model: nn.Module, request: FeatureRequest, shape: tuple[int, ...], dtype: type,
+               engine: str) -> dict[str, Any]:
+    """What a feature entry's ``entry.json`` says about it (``shape``: images x views x one output)."""
+    backbone = str(getattr(model, "backbone_name", type(model).__name__))
+    part = "pooled features" if request.pooled else f"block {request.boundary} input"
+    return {"description": f"{backbone} {part}, {shape[0]} images x {request.views} views ({engine})",
+            "shape": list(shape), "dtype": np.dtype(dtype).name}
+
+
+def _find_entry(store: CacheStore, keys: dict[str, str], shape: tuple[int, ...], labels: Sequence[int],
+                request: FeatureRequest) -> FeatureSet | None:
+    """The stored entry under one of ``keys`` (the chosen engine's first; both agree within float tolerance)."""
+    for engine, key in keys.items():
+        found = _cached(store, key, shape)
+        if found is not None:
+            return FeatureSet(found, labels, request, key, from_cache=True, engine=engine)
+    return None
 
 
 def _cached(store: CacheStore, key: str, shape: tuple[int, ...]) -> np.ndarray | None:

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+)
 
 from tl_desktop.config import RunConfig
 from tl_desktop.engine.data.dataset import DatasetSplit, ImageDataset, Sample
@@ -27,6 +34,7 @@ from tl_desktop.engine.data.preprocess import (
 )
 from tl_desktop.engine.runtime.device import default_num_workers
 from tl_desktop.engine.runtime.stop import StopToken
+from tl_desktop.engine.training.distributed import Ranks
 from tl_desktop.engine.training.events import Event
 from tl_desktop.engine.training.recipe import Phase, seed_worker
 
@@ -72,6 +80,7 @@ class SourceContext:
     # Images whose frozen-part outputs are computed together and shared by runs on parts of them
     # (the folds of a cross-validation): a split inside the pool takes its rows of the pool's features.
     feature_pool: tuple[Sample, ...] = ()
+    ranks: Ranks = Ranks()  # under torchrun: each rank takes its share of every global batch
 
 
 class BatchSources(Protocol):
@@ -89,23 +98,52 @@ def drop_last_for(count: int, batch_size: int) -> bool:
     return count % batch_size == 1 and count > batch_size
 
 
+class RankBatches:
+    """This rank's share of each global batch of ``batches`` (a last global batch with fewer images than
+    ranks is left out, so every rank has images in every step)."""
+
+    def __init__(self, batches: BatchSampler, ranks: Ranks) -> None:
+        self.batches = batches
+        self.ranks = ranks
+
+    def __len__(self) -> int:
+        count, size = len(self.batches.sampler), self.batches.batch_size
+        last = count % size if count % size and not self.batches.drop_last else size
+        return len(self.batches) - (1 if last < self.ranks.world_size else 0)
+
+    def __iter__(self):
+        for batch in self.batches:
+            if len(batch) >= self.ranks.world_size:
+                yield self.ranks.share(batch)
+
+
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, device: torch.device,
-                num_workers: int | None, generator: torch.Generator | None) -> DataLoader:
-    """A DataLoader sized for the machine: workers + intra-op threads never exceed the cores."""
+                num_workers: int | None, generator: torch.Generator | None, ranks: Ranks = Ranks()) -> DataLoader:
+    """A DataLoader sized for the machine: workers + intra-op threads never exceed the cores. Under
+    torchrun it loads this rank's share of each global batch (the same order on every rank)."""
     workers = default_num_workers(device, num_workers)
     if device.type == "cpu" and workers > 0:
         # Each worker decodes on a core of its own; the training step gets the cores that are left.
         torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - workers)))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,
-                      generator=generator, worker_init_fn=seed_worker, pin_memory=device.type == "cuda",
-                      persistent_workers=workers > 0)
+    common = {"num_workers": workers, "generator": generator, "worker_init_fn": seed_worker,
+              "pin_memory": device.type == "cuda", "persistent_workers": workers > 0}
+    if ranks.distributed:
+        sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+        return DataLoader(dataset, batch_sampler=RankBatches(BatchSampler(sampler, batch_size, drop_last), ranks),
+                          **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **common)
 
 
 def context_loader(context: SourceContext, dataset: Dataset, shuffle: bool, drop_last: bool) -> BatchSource:
-    """Image batches of ``dataset`` through a loader with the run's batch size, workers and generator."""
+    """Image batches of ``dataset`` through a loader with the run's batch size, workers and generator.
+    Under torchrun training takes each rank's share of every batch, and evaluation (no shuffling) each
+    rank's contiguous part of the images, so every image counts once."""
     cfg = context.config.train
+    ranks = context.ranks
+    if ranks.distributed and not shuffle:
+        dataset, ranks = Subset(dataset, range(*ranks.bounds(len(dataset)))), Ranks()
     loader = make_loader(dataset, cfg.batch_size, shuffle, drop_last, context.device, cfg.num_workers,
-                         context.generator)
+                         context.generator, ranks)
     return BatchSource(loader, len(loader), start_block=0)
 
 

@@ -36,8 +36,10 @@ from tl_desktop.engine.training.batch_sources import (
     context_loader,
     drop_last_for,
 )
+from tl_desktop.engine.training.distributed import Ranks
 from tl_desktop.engine.training.events import CacheProgress, CacheStage, Message
 from tl_desktop.engine.training.recipe import Phase, plan_phases
+from tl_desktop.engine.training.sharded_features import RankShards
 
 
 class _Indices(Dataset):
@@ -55,10 +57,11 @@ class FeatureBatches:
     """Re-iterable (inputs, labels) batches from a :class:`FeatureSet`; each pass is the next epoch."""
 
     def __init__(self, features: FeatureSet, batch_size: int, shuffle: bool, drop_last: bool,
-                 generator: torch.Generator | None) -> None:
+                 generator: torch.Generator | None, ranks: Ranks = Ranks()) -> None:
         self.features = features
         self.order = DataLoader(_Indices(len(features)), batch_size=batch_size, shuffle=shuffle,
                                 drop_last=drop_last, generator=generator, num_workers=0)
+        self.ranks = ranks  # under torchrun each rank takes its share of every global batch
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -66,7 +69,7 @@ class FeatureBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         epoch, self.epoch = self.epoch, self.epoch + 1
-        return self.features.batches((batch.tolist() for batch in self.order), epoch)
+        return self.features.batches((self.ranks.share(batch.tolist()) for batch in self.order), epoch)
 
 
 class CachedSources:
@@ -90,12 +93,15 @@ class CachedSources:
     def _progress(self, stage: CacheStage, split_name: str) -> Callable[[int, int], None]:
         return lambda done, total: self.context.emit(CacheProgress(stage, done, total, split_name))
 
-    def images(self, source: str) -> DecodedImages:
-        """The decoded images of ``source`` ("train", "val" or "pool"), decoding them on first use."""
-        if source not in self._images:
+    def images(self, source: str, rows: range | None = None) -> DecodedImages:
+        """The decoded images of ``source`` ("train", "val" or "pool"), decoding them on first use; with
+        ``rows``, only those (a rank's shard of a distributed run)."""
+        samples, key = self._samples(source), source
+        if rows is not None and len(rows) < len(samples):
+            samples, key = samples[rows.start:rows.stop], f"{source}[{rows.start}:{rows.stop}]"
+        if key not in self._images:
             split = self.context.split
             total = max(len(split.train) + len(split.val), len(self.context.feature_pool))
-            samples = self._samples(source)
             budget = self.memory_budget_bytes * len(samples) // max(1, total)
             images = DecodedImages([s.path for s in samples], self.context.preprocessing,
                                    memory_budget_bytes=budget, store=self.store,
@@ -105,8 +111,8 @@ class CachedSources:
                 path, reason = images.failures[0]
                 # The scan decoded every file, so a failure now means the file changed since then.
                 raise ImageLoadError(path, f"{reason} (it changed after the data were scanned; scan again)")
-            self._images[source] = images
-        return self._images[source]
+            self._images[key] = images
+        return self._images[key]
 
     def _pool_rows(self, split_name: str) -> list[int] | None:
         """Where the images of ``split_name`` sit in the feature pool; None when some are not in it."""
@@ -141,11 +147,14 @@ class CachedSources:
             later = self._later_boundary()
             activations = (self._computed(source, role, later, False)
                            if pooled and later is not None and self.should_cache_boundary(source, later) else None)
+            ranks = self.context.ranks
+            shards = RankShards(ranks) if ranks.distributed else None
+            rows = shards.block(len(samples), request.views, augment).rows if shards is not None else None
             self._features[cache_id] = cached_features(
-                self.context.model, _LazyImages(self, source, [s.path for s in samples]),
+                self.context.model, _LazyImages(self, source, [s.path for s in samples], rows),
                 [s.label for s in samples], transform, request, pre, cfg.batch_size, self.context.device,
                 store=self.store, progress=self._progress("features" if pooled else "activations", role),
-                stop=self.context.stop, activations=activations,
+                stop=self.context.stop, activations=activations, shards=shards,
             )
         return self._features[cache_id]
 
@@ -188,7 +197,7 @@ class CachedSources:
         if boundary == len(self.context.model.blocks) or self.should_cache_boundary("train", boundary):
             pooled = boundary == len(self.context.model.blocks)
             feats = self.features("train", boundary, pooled)
-            batches = FeatureBatches(feats, batch, True, drop_last, self.context.generator)
+            batches = FeatureBatches(feats, batch, True, drop_last, self.context.generator, self.context.ranks)
             return BatchSource(batches, len(batches), start_block=boundary, pooled=pooled)
         if boundary > 0:
             self.context.emit(Message("info", "activations at the freeze boundary are too large to cache; "
@@ -202,7 +211,7 @@ class CachedSources:
         if boundary == len(self.context.model.blocks) or self.should_cache_boundary("val", boundary):
             pooled = boundary == len(self.context.model.blocks)
             feats = self.features("val", boundary, pooled)
-            batches = FeatureBatches(feats, batch, False, False, self.context.generator)
+            batches = FeatureBatches(feats, batch, False, False, self.context.generator, self.context.ranks)
             return BatchSource(batches, len(batches), start_block=boundary, pooled=pooled)
         return self._image_source("val", shuffle=False, drop_last=False)
 
@@ -225,14 +234,17 @@ class CachedSources:
 class _LazyImages:
     """Looks like :class:`DecodedImages` for the feature cache but decodes only if features are computed."""
 
-    def __init__(self, owner: CachedSources, split_name: str, paths: Sequence[str]) -> None:
+    def __init__(self, owner: CachedSources, split_name: str, paths: Sequence[str], rows: range | None = None) -> None:
         self.owner = owner
         self.split_name = split_name
         self.paths = list(paths)
+        self.rows = rows  # a rank's shard: only these images are decoded, and only they are asked for
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.owner.images(self.split_name)[index]
+        if self.rows is None:
+            return self.owner.images(self.split_name)[index]
+        return self.owner.images(self.split_name, self.rows)[index - self.rows.start]
 

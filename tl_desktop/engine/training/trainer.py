@@ -7,7 +7,11 @@ problems: a stop request ends it with status "stopped", any error with status "f
 Seam for speed-ups: each phase gets its batches from the run's batch sources
 (:mod:`tl_desktop.engine.training.batch_sources`). A ``BatchSource`` says what its inputs are (images,
 the output of block ``start_block - 1``, or pooled features), so cached activations replace image
-decoding without touching the loop.
+decoding without touching the loop (:mod:`tl_desktop.engine.training.epochs`).
+
+Under torchrun (``ranks``, :mod:`tl_desktop.engine.training.distributed`) every rank runs the same fit on
+its share of each global batch; rank 0 alone writes the run folder, and a failure on any rank ends
+them all, named in rank 0's ``FitEnded``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from tl_desktop.config import RunConfig
 from tl_desktop.engine.runtime.allocator import heavy_work
@@ -29,12 +32,10 @@ from tl_desktop.engine.runtime.device import (
     describe_device,
     pick_device,
     prepare_model,
-    to_model_input,
 )
 from tl_desktop.engine.runtime.stop import StopRequested, StopToken
 from tl_desktop.engine.training import recipe
 from tl_desktop.engine.training.batch_sources import (
-    BatchSource,
     BatchSources,
     PlainSources,
     SourceContext,
@@ -48,13 +49,13 @@ from tl_desktop.engine.training.callbacks import (
     is_better,
 )
 from tl_desktop.engine.training.checks import check_split, check_trainable_blocks
+from tl_desktop.engine.training.distributed import Ranks, rank_device, seed_rank
+from tl_desktop.engine.training.epochs import EpochLoop, TrainingDiverged
 from tl_desktop.engine.training.errors import describe_error
 from tl_desktop.engine.training.events import (
-    BatchEnded,
     CacheProgress,
     CheckpointSaved,
     EpochEnded,
-    EpochStarted,
     Event,
     FitEnded,
     FitStarted,
@@ -73,9 +74,7 @@ from tl_desktop.engine.training.runfolder import RunFolder
 if TYPE_CHECKING:
     from tl_desktop.engine.data.dataset import Sample, ScanResult
 
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite: the weights can no longer be trusted."""
+__all__ = ["FitResult", "Trainer", "TrainingDiverged"]
 
 
 @dataclass
@@ -104,8 +103,10 @@ class Trainer:
         run_dir: Path | None = None,
         resume: bool = False,
         feature_pool: Sequence[Sample] = (),
+        ranks: Ranks | None = None,
     ) -> None:
         self.config = config
+        self.ranks = ranks or Ranks()
         self.feature_pool = tuple(feature_pool)  # see SourceContext.feature_pool
         self.scan = scan
         self.user_callbacks = list(callbacks)
@@ -122,6 +123,7 @@ class Trainer:
         self._callbacks: list[Callback] = []
         self._started = False
         self.sources: BatchSources | None = None
+        self.loop: EpochLoop | None = None
 
     # ----- events -------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -153,10 +155,7 @@ class Trainer:
             try:
                 # Callbacks first: a run folder that cannot be created is a failure the user must see.
                 self._callbacks = [self._history, self._early, *self.user_callbacks]
-                self.folder = RunFolder(self.run_dir) if self.run_dir else RunFolder.create(cfg.out_dir, cfg.model.backbone)
-                self.run_dir = self.folder.path
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                self._callbacks.insert(0, JsonlLogger(self.folder.events_file))
+                self._open_folder()
                 self._resume = load_resume_state(self.folder.resume_file) if self.resume else None
                 self._prepare()
                 self._emit_started()
@@ -173,9 +172,11 @@ class Trainer:
             except Exception as exc:  # noqa: BLE001 - fit reports every failure as an event, never raises
                 status, error, details = "failed", describe_error(exc), traceback.format_exc()
                 keep_best = isinstance(exc, TrainingDiverged)  # the checkpoint predates the divergence
+                if self.ranks.distributed:
+                    status, error = self._rank_failure(exc, error)
             if self.sources is not None:
                 self.sources.close()
-        if (status != "failed" or keep_best) and self._best is not None:
+        if (status != "failed" or keep_best) and self._best is not None and self.ranks.is_main:
             try:
                 model_path = self._export()
                 if status == "completed":
@@ -194,6 +195,26 @@ class Trainer:
         self._emit_safely(ended)
         return FitResult(status, Path(str(self.run_dir)), model_path, best_epoch, best_acc, list(self._history.epochs))
 
+    def _open_folder(self) -> None:
+        """Rank 0 creates (or opens) the run folder and its event log; other ranks only learn its path."""
+        cfg = self.config
+        if self.ranks.is_main:
+            self.folder = RunFolder(self.run_dir) if self.run_dir else RunFolder.create(cfg.out_dir, cfg.model.backbone)
+            self.folder.path.mkdir(parents=True, exist_ok=True)
+            self._callbacks.insert(0, JsonlLogger(self.folder.events_file))
+        self.run_dir = Path(self.ranks.broadcast_text(str(self.folder.path) if self.folder else None))
+        self.folder = self.folder or RunFolder(self.run_dir)  # read-only on other ranks (a resumed run's files)
+
+    def _rank_failure(self, exc: BaseException, error: str) -> tuple[str, str | None]:
+        """Status and error of a distributed rank's failure: its own is left for the other ranks to read;
+        one cut off because another rank stopped (and this one was asked to stop too) is just stopped."""
+        text, kind = self.ranks.explain_failure(exc, error)
+        if kind == "own":
+            self.ranks.report_failure(text)
+        if kind == "lost" and self.stop.requested:
+            return "stopped", None
+        return "failed", text
+
     def _prepare(self) -> None:
         """Seed, pick the device, scan the data and write the run folder's records."""
         from tl_desktop.engine.data.dataset import scan_dataset
@@ -202,7 +223,7 @@ class Trainer:
 
         cfg = self.config.validate()
         self.generator = recipe.seed_everything(cfg.train.seed)
-        self.device = pick_device(cfg.train.device)
+        self.device = rank_device(pick_device(cfg.train.device), self.ranks)
         configure_threads()
         spec = get_backbone_spec(cfg.model.backbone)
         self.spec = replace(spec, preprocessing=with_data_settings(spec.preprocessing, cfg.data))
@@ -210,7 +231,7 @@ class Trainer:
         if self.scan is None:
             self.scan = self.folder.scan() if self.resume else scan_dataset(cfg.data, stop=self.stop)
         check_split(self.scan.split)
-        if not self.resume:
+        if not self.resume and self.ranks.is_main:
             self.folder.write_records(cfg, self.scan)
 
     def _build_model(self) -> None:
@@ -227,13 +248,10 @@ class Trainer:
             pretrained=True, weights_file=cfg.model.weights_file, progress=progress, stop=self.stop,
         )
         self.model = prepare_model(model, self.device)
+        seed_rank(cfg.train.seed, self.ranks)  # after the head's initialisation, which DDP takes from rank 0
         context = SourceContext(cfg, self.scan.split, self.spec.preprocessing, self.model, self.device,
-                                self.generator, self.stop, self.emit, self.feature_pool)
+                                self.generator, self.stop, self.emit, self.feature_pool, self.ranks)
         self.sources = CachedSources(context) if self.use_caches else PlainSources(context)
-
-    def move_batch(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Move one batch to the training device in the model's memory format (pinned on CUDA)."""
-        return to_model_input(inputs, self.model, self.device), labels.to(self.device, non_blocking=True)
 
     def _emit_started(self) -> None:
         self._started = True
@@ -261,14 +279,8 @@ class Trainer:
                                       "the loss weights each class by its inverse frequency"))
             weights = weights.to(self.device)
         self.criterion = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=self.config.train.label_smoothing)
-
-    def logits(self, inputs: torch.Tensor, source: BatchSource) -> torch.Tensor:
-        """Run the part of the model that ``source``'s inputs have not been through yet (bf16 AMP on CUDA)."""
-        amp = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            if source.pooled:
-                return self.model.head(inputs).float()
-            return self.model.forward_from(inputs, source.start_block).float()
+        self.loop = EpochLoop(self.model, self.criterion, self.device, self.stop, self.emit, self.config.train.epochs,
+                              self.ranks)
 
     # ----- phases and epochs --------------------------------------------------------------------
     def _run_phase(self, phase: recipe.Phase) -> bool:
@@ -280,6 +292,7 @@ class Trainer:
             resume = None
         summary = self.model.set_trainable_blocks(phase.trainable_blocks)
         source = self.sources.train_source(phase)
+        forward = self.loop.train_forward(source)
         optimizer = recipe.make_optimizer(self.model, phase.lr, self.config.train.weight_decay)
         scheduler = recipe.make_scheduler(optimizer, source.steps, phase.epochs, self.config.train.warmup_epochs)
         if resume is not None:  # inside the phase: its optimizer, schedule and batch order go on
@@ -292,7 +305,7 @@ class Trainer:
                                    summary.total_params, phase.lr))
         for epoch in range((resume.epoch + 1) if resume else phase.first_epoch, phase.last_epoch + 1):
             started = time.monotonic()
-            train_loss, train_acc, lr = self._train_epoch(epoch, source, optimizer, scheduler)
+            train_loss, train_acc, lr = self.loop.train_epoch(epoch, source, forward, optimizer, scheduler)
             val_loss, val_acc = self._validate(phase)
             self._end_epoch(epoch, phase, started, train_loss, train_acc, val_loss, val_acc, lr)
             self._save_resume_point(epoch, phase, optimizer, scheduler)
@@ -303,55 +316,16 @@ class Trainer:
                 return False
         return True
 
-    def _train_epoch(self, epoch: int, source: BatchSource, optimizer, scheduler) -> tuple[float, float, float]:
-        """One pass over the training batches; returns mean loss, accuracy and the last step's lr."""
-        total = self.config.train.epochs
-        self.model.train()
-        self.emit(EpochStarted(epoch, total, source.steps))
-        loss_sum, correct, seen, lr = 0.0, 0, 0, optimizer.param_groups[0]["lr"]
-        for step, (inputs, labels) in enumerate(source.batches, start=1):
-            self.stop.raise_if_requested()
-            lr = optimizer.param_groups[0]["lr"]
-            inputs, labels = self.move_batch(inputs, labels)
-            logits = self.logits(inputs, source)
-            loss = self.criterion(logits, labels)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"the loss diverged at epoch {epoch} (it became {float(loss.detach())}); lower the "
-                                       "learning rate and train again: the best model so far is kept")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            batch_loss = float(loss.detach())
-            batch_correct = int((logits.detach().argmax(1) == labels).sum())
-            loss_sum += batch_loss * len(labels)
-            correct += batch_correct
-            seen += len(labels)
-            self.emit(BatchEnded(epoch, step, source.steps, batch_loss, batch_correct / len(labels)))
-        self.stop.raise_if_requested()
-        return loss_sum / max(1, seen), correct / max(1, seen), lr
-
     def _validate(self, phase: recipe.Phase) -> tuple[float, float]:
-        """Plain (unweighted, unsmoothed) cross-entropy and accuracy on the validation images."""
-        source = self.sources.val_source(phase)
-        self.model.eval()
-        loss_sum, correct, seen = 0.0, 0, 0
-        with torch.inference_mode():
-            for inputs, labels in source.batches:
-                self.stop.raise_if_requested()
-                inputs, labels = self.move_batch(inputs, labels)
-                logits = self.logits(inputs, source).float()
-                loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-                correct += int((logits.argmax(1) == labels).sum())
-                seen += len(labels)
-        return loss_sum / max(1, seen), correct / max(1, seen)
+        """Validation loss and accuracy after an epoch of ``phase``."""
+        return self.loop.validate(self.sources.val_source(phase))
 
     def _end_epoch(self, epoch, phase, started, train_loss, train_acc, val_loss, val_acc, lr) -> None:
         """Keep the best checkpoint, then report the epoch (and the checkpoint, if it improved)."""
         best_acc, best_loss = (self._best[1], self._best[2]) if self._best else (None, None)
         improved = is_better(val_acc, val_loss, best_acc, best_loss)
         if improved:
-            best_path = self.folder.save_checkpoint(self.model)
+            best_path = self.folder.save_checkpoint(self.model) if self.ranks.is_main else self.folder.best_checkpoint
             self._best = (epoch, val_acc, val_loss)
         seconds = time.monotonic() - started
         self._epoch_seconds.append(seconds)
@@ -368,7 +342,9 @@ class Trainer:
 
     # ----- resume -------------------------------------------------------------------------------
     def _save_resume_point(self, epoch: int, phase: recipe.Phase, optimizer, scheduler) -> None:
-        """Everything needed to go on after ``epoch``, written atomically."""
+        """Everything needed to go on after ``epoch``, written atomically (by rank 0)."""
+        if not self.ranks.is_main:
+            return
         save_resume_state(self.folder.resume_file, ResumeState(
             epoch=epoch, phase=phase.name, model=self.model.state_dict(), optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict(), rng=capture_rng(self.generator),
