@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "export",
     "runs",
+    "watch",
 )
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
