@@ -207,3 +207,32 @@ def test_the_filter_keeps_the_answers_below_the_threshold_and_counts_them(qtbot)
     assert panel.view.isColumnHidden(PROBLEM)  # no unreadable file, no Problem column
     qtbot.waitUntil(lambda: not panel.loading_thumbnails(), timeout=10_000)  # the photos do not exist
     assert not any(panel.model.has_thumbnail(i) for i in range(3))
+
+
+def test_cancel_stops_classifying_a_folder(qtbot, page, new_images, monkeypatch, dialogs_shown):
+    import threading
+
+    from tl_desktop.engine.caching import onnx_models
+
+    started = threading.Event()
+
+    class Slow:
+        """Stands in for the inference engine of a very large folder: it runs until asked to stop."""
+
+        def predict_paths(self, paths, progress=None, stop=None):
+            started.set()
+            while True:
+                stop.raise_if_requested()
+                threading.Event().wait(0.01)
+
+    monkeypatch.setattr(onnx_models, "inference_predictor", lambda loaded, count: Slow())
+    statuses: list[str] = []
+    page.status.connect(statuses.append)
+    page.predict_folder(new_images)
+    assert page.cancel_button.isVisibleTo(page) and page.progress.isVisibleTo(page)
+    qtbot.waitUntil(started.is_set, timeout=10_000)
+    page.cancel_button.click()
+    qtbot.waitUntil(lambda: not page.busy("predict-folder"), timeout=10_000)
+    assert statuses[-1] == "Stopped classifying field visit."
+    assert not page.cancel_button.isVisibleTo(page) and not page.progress.isVisibleTo(page)
+    assert page.folder_result is None and not dialogs_shown

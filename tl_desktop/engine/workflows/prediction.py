@@ -32,7 +32,6 @@ def open_predictor(model: str | Path, device: str | torch.device = "cpu",
     return load_bundle(model_file_of(path, note=note), device=device)
 
 
-
 @dataclass(frozen=True)
 class PredictionRow:
     """One image's answer: the two most probable classes and every class probability, or why it was unreadable."""

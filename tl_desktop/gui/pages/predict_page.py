@@ -48,6 +48,7 @@ MODEL_FILTER = "Models (*.tlmodel *.onnx);;tl-desktop model (*.tlmodel);;ONNX ex
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
 CSV_FILTER = "CSV table (*.csv)"
 IMAGE_TAB, FOLDER_TAB = 0, 1
+FOLDER_TASK = "predict-folder"
 
 
 def default_csv_path(folder: Path) -> Path:
@@ -101,6 +102,10 @@ class PredictPage(Page):
         self.last_image: Path | None = None
         self.progress = QProgressBar()
         self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop classifying the folder (nothing is kept)")
+        self.cancel_button.clicked.connect(lambda: self.stop_tasks(FOLDER_TASK))
+        self.cancel_button.hide()
         self.preview = QLabel("Drop an image or a folder here")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setFrameShape(QFrame.Shape.StyledPanel)
@@ -125,6 +130,7 @@ class PredictPage(Page):
         input_row.addWidget(self.folder_button)
         input_row.addWidget(self.saliency_button)
         input_row.addWidget(self.progress, 1)
+        input_row.addWidget(self.cancel_button)
         input_row.addStretch(0)
         results = QVBoxLayout()
         results.addWidget(self.answer)
@@ -278,13 +284,22 @@ class PredictPage(Page):
             engine = inference_predictor(loaded, len(paths))
             return prediction_rows(loaded.classes, engine.predict_paths(paths, progress=ctx.progress, stop=ctx.stop))
 
-        self.progress.setRange(0, 0)
-        self.progress.show()
-        self.run_task(predict, "predict-folder",
-                      on_success=lambda rows: self._show_folder(folder, loaded.classes, rows),
-                      on_progress=self._on_progress, on_done=self.progress.hide,
-                      error_title=f"Could not classify the images in {folder}.",
-                      error_hint="Check that the folder holds images (JPEG, PNG, TIFF, BMP or WebP).")
+        self.stop_tasks(FOLDER_TASK)  # a folder chosen while another is classified replaces it
+        self._set_folder_busy(True)
+        worker = self.run_task(predict, FOLDER_TASK,
+                               on_success=lambda rows: self._show_folder(folder, loaded.classes, rows),
+                               on_progress=self._on_progress, on_done=lambda: self._set_folder_busy(False),
+                               error_title=f"Could not classify the images in {folder}.",
+                               error_hint="Check that the folder holds images (JPEG, PNG, TIFF, BMP or WebP).")
+        if worker is not None:
+            worker.stopped.connect(lambda: self.status.emit(f"Stopped classifying {folder.name}."))
+
+    def _set_folder_busy(self, busy: bool) -> None:
+        busy = busy or self.busy(FOLDER_TASK)
+        if busy:
+            self.progress.setRange(0, 0)
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
 
     def _on_progress(self, done: int, total: int) -> None:
         if total > 0:
