@@ -86,6 +86,9 @@ def test_chart_follows_calibrate_and_undo_at_once(qtbot, two_class_run, tmp_path
     qtbot.waitUntil(lambda: not panel.busy(), timeout=10_000)
     assert not panel.undo_button.isEnabled()
     dialog.close()
+    shown = panel.shown
+    session.set_evaluation("val", *session.evaluations["val"][:1], before)
+    assert panel.shown is shown  # a closed calibration window no longer redraws
     _drain(qtbot, page, dialog)
 
 

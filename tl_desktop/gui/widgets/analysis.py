@@ -297,7 +297,9 @@ class AnalysisBar(QWidget):
         stack = self.undo_stacks.setdefault(self.session.run_dir, []) if self.session.run_dir else None
         panel = CalibrationPanel(self.session, self.current_split(), stack)
         panel.temperature_changed.connect(lambda _temperature: self.refresh())
-        return self._keep(open_in_dialog(self.window(), "Calibration", panel))
+        dialog = open_in_dialog(self.window(), "Calibration", panel)
+        dialog.finished.connect(lambda _result: panel.detach())
+        return self._keep(dialog)
 
     def show_external(self) -> QDialog:
         internal = dict(self.session.evaluations)

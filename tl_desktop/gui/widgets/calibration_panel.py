@@ -77,6 +77,11 @@ class CalibrationPanel(QWidget):
         self.refresh()
         self._read_temperature()
 
+    def detach(self) -> None:
+        """Stop following the session (its window was closed): no more redraws for nobody to see."""
+        self.session.evaluation_changed.disconnect(self.refresh)
+        self.session.run_changed.disconnect(self.refresh)
+
     def busy(self) -> bool:
         """Whether a calibration or its undo is being stored."""
         return self.tasks.busy("calibrate") or self.tasks.busy("undo")
