@@ -8,6 +8,7 @@ import html
 import importlib
 import importlib.util
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,7 +60,8 @@ def export_files(run_dir: Path, targets: dict[str, Path], evaluation: tuple[Pred
     from tl_desktop.fileio import atomic_write_bytes, atomic_write_text, atomic_writer
 
     if "model" in targets:
-        atomic_write_bytes(targets["model"], RunFolder(run_dir).model_file.read_bytes())
+        with RunFolder(run_dir).model_file.open("rb") as source, atomic_writer(targets["model"]) as handle:
+            shutil.copyfileobj(source, handle)
     if not targets.keys() - {"model"}:
         return list(targets.values())
     if evaluation is None:
