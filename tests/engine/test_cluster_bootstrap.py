@@ -34,7 +34,6 @@ from tl_desktop.engine.evaluation.intervals import (
     OBUCHOWSKI,
     WILSON_DESIGN_EFFECT,
     auc_interval,
-    clustered_auc_interval,
     clustered_wilson_interval,
     wilson_interval,
 )
@@ -104,8 +103,8 @@ def test_every_image_its_own_group_matches_the_independent_intervals():
                                                                     rel=0.05)
     # Obuchowski's variance is DeLong's when every group holds one image.
     sick = own.labels == 1
-    ours, delong = clustered_auc_interval(own.probs[:, 1], sick, np.arange(sick.size)), auc_interval(own.probs[:, 1],
-                                                                                                      sick)
+    ours = auc_interval(own.probs[:, 1], sick, clusters=np.arange(sick.size))
+    delong = auc_interval(own.probs[:, 1], sick)
     assert (ours.method, delong.method) == (OBUCHOWSKI, DELONG)
     assert (ours.low, ours.high) == pytest.approx((delong.low, delong.high), abs=1e-12)
 

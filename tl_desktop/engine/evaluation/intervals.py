@@ -123,73 +123,58 @@ def _components(scores: np.ndarray, positives: np.ndarray) -> tuple[np.ndarray, 
     return v10, v01
 
 
-def auc_interval(scores: np.ndarray, positives: np.ndarray, level: float = LEVEL) -> Interval:
-    """Interval of the one-vs-rest AUC: DeLong on the logit scale, or the Hanley–McNeil score interval."""
+def auc_interval(scores: np.ndarray, positives: np.ndarray, level: float = LEVEL,
+                 clusters: np.ndarray | None = None) -> Interval:
+    """Interval of the one-vs-rest AUC: DeLong on the logit scale (with ``clusters``, a group number per
+    image, Obuchowski's clustered form of it), or the Hanley–McNeil score interval."""
     scores = np.asarray(scores, dtype=float)
     positives = np.asarray(positives, dtype=bool)
+    method = DELONG if clusters is None else OBUCHOWSKI
     m = int(positives.sum())
     n = positives.size - m
     if m == 0 or n == 0:
-        return Interval(None, None, level, value=None, method=DELONG, note="needs images of the class and others")
+        return Interval(None, None, level, value=None, method=method, note="needs images of the class and others")
+    # Without groups every image is a group of its own, where Obuchowski's variance is DeLong's.
+    ids, count = (np.arange(positives.size), positives.size) if clusters is None else \
+        cluster_numbers(clusters, positives.size)
+    groups = None if clusters is None else count
     v10, v01 = _components(scores, positives)
     auc = float(v10.mean())
-    variance = float(v10.var(ddof=1) / m + v01.var(ddof=1) / n) if m >= 2 and n >= 2 else 0.0
+    with_pos, with_neg, variance = _clustered_variance(v10, v01, positives, ids, count, auc)
     if _EDGE < auc < 1 - _EDGE and variance > 0:
         z = _z(level)
         centre = np.log(auc / (1 - auc))
         half = z * np.sqrt(variance) / (auc * (1 - auc))
         low, high = 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
-        return Interval(min(float(low), auc), max(float(high), auc), level, value=auc, method=DELONG)
-    if m < 2 or n < 2:
-        why = "fewer than two images on one side, so DeLong's variance is undefined"
+        return Interval(min(float(low), auc), max(float(high), auc), level, value=auc, method=method, groups=groups)
+    unit, name = ("images", "DeLong's variance") if clusters is None else ("groups", "the clustered variance")
+    if with_pos < 2 or with_neg < 2:
+        why = f"fewer than two {unit} on one side, so {name} is undefined"
     elif auc <= _EDGE or auc >= 1 - _EDGE:
-        why = "the classes are completely separated, so DeLong's variance is zero"
+        why = f"the classes are completely separated, so {name} is zero"
     else:
-        why = "every score is tied, so DeLong's variance is zero"
-    interval = hanley_mcneil_score_interval(auc, m, n, level)
-    interval.note = why
+        why = f"{'every score is tied' if clusters is None else 'the groups do not vary'}, so {name} is zero"
+    # Counted in groups, not images, where there are groups.
+    interval = hanley_mcneil_score_interval(auc, with_pos, with_neg, level)
+    interval.note, interval.groups = why, groups
     return interval
 
 
-def clustered_auc_interval(scores: np.ndarray, positives: np.ndarray, clusters: np.ndarray,
-                           level: float = LEVEL) -> Interval:
-    """Interval of the one-vs-rest AUC of grouped images: Obuchowski's clustered DeLong variance on the
-    logit scale, or the Hanley–McNeil score interval over the numbers of groups."""
-    scores = np.asarray(scores, dtype=float)
-    positives = np.asarray(positives, dtype=bool)
-    m = int(positives.sum())
-    n = positives.size - m
-    if m == 0 or n == 0:
-        return Interval(None, None, level, value=None, method=OBUCHOWSKI, note="needs images of the class and others")
-    ids, count = cluster_numbers(clusters, positives.size)
-    v10, v01 = _components(scores, positives)
-    auc = float(v10.mean())
+def _clustered_variance(v10: np.ndarray, v01: np.ndarray, positives: np.ndarray, ids: np.ndarray, count: int,
+                        auc: float) -> tuple[int, int, float]:
+    """Groups holding positives, groups holding negatives, and Obuchowski's (1997) variance of the AUC
+    (0 with fewer than two groups on a side)."""
+    m, n = v10.size, v01.size
     pos_size, neg_size = np.bincount(ids[positives], minlength=count), np.bincount(ids[~positives], minlength=count)
     d10 = np.bincount(ids[positives], weights=v10, minlength=count) - pos_size * auc
     d01 = np.bincount(ids[~positives], weights=v01, minlength=count) - neg_size * auc
     with_pos, with_neg = int((pos_size > 0).sum()), int((neg_size > 0).sum())
-    variance = 0.0
-    if with_pos >= 2 and with_neg >= 2:
-        s10 = with_pos / ((with_pos - 1) * m) * float((d10 ** 2).sum())
-        s01 = with_neg / ((with_neg - 1) * n) * float((d01 ** 2).sum())
-        s11 = count / (count - 1) * float((d10 * d01).sum())
-        variance = s10 / m + s01 / n + 2 * s11 / (m * n)
-    if _EDGE < auc < 1 - _EDGE and variance > 0:
-        z = _z(level)
-        centre = np.log(auc / (1 - auc))
-        half = z * np.sqrt(variance) / (auc * (1 - auc))
-        low, high = 1 / (1 + np.exp(-(centre - half))), 1 / (1 + np.exp(-(centre + half)))
-        return Interval(min(float(low), auc), max(float(high), auc), level, value=auc, method=OBUCHOWSKI,
-                        groups=count)
     if with_pos < 2 or with_neg < 2:
-        why = "fewer than two groups on one side, so the clustered variance is undefined"
-    elif auc <= _EDGE or auc >= 1 - _EDGE:
-        why = "the classes are completely separated, so the clustered variance is zero"
-    else:
-        why = "the clustered variance is zero"
-    interval = hanley_mcneil_score_interval(auc, with_pos, with_neg, level)
-    interval.note, interval.groups = why, count
-    return interval
+        return with_pos, with_neg, 0.0
+    s10 = with_pos / ((with_pos - 1) * m) * float((d10 ** 2).sum())
+    s01 = with_neg / ((with_neg - 1) * n) * float((d01 ** 2).sum())
+    s11 = count / (count - 1) * float((d10 * d01).sum())
+    return with_pos, with_neg, s10 / m + s01 / n + 2 * s11 / (m * n)
 
 
 def _hanley_mcneil_variance(theta: float, m: int, n: int) -> float:
@@ -228,8 +213,7 @@ def _class_intervals(result: Metrics, labels: np.ndarray, predicted: np.ndarray,
         found[row.name] = {"precision": _share(truly, said, clusters, level),
                            "recall": _share(said, truly, clusters, level),
                            "specificity": _share(~said, ~truly, clusters, level),
-                           "auc": auc_interval(probs[:, c], truly, level) if clusters is None else
-                           clustered_auc_interval(probs[:, c], truly, clusters, level)}
+                           "auc": auc_interval(probs[:, c], truly, level, clusters)}
     return found
 
 
