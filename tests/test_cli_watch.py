@@ -111,3 +111,19 @@ def test_watch_of_a_failed_run_exits_1(trained, tmp_path, capsys):
     (run / "events.jsonl").write_text(json.dumps(ended.to_dict()) + "\n", encoding="utf-8")
     assert main(["watch", str(run)]) == 1
     assert "Training failed after 1 s: could not read image x.png" in capsys.readouterr().err
+
+
+def test_a_server_job_names_the_server_paths_and_the_rendezvous_for_several_nodes(tmp_path):
+    from tl_desktop.config import DataConfig, RunConfig
+    from tl_desktop.engine.workflows.watch_server import prepare_server_job, torchrun_command
+
+    config = RunConfig(data=DataConfig(labels=str(tmp_path / "labels.csv")), out_dir=str(tmp_path / "runs"))
+    job = prepare_server_job(config, tmp_path / "job", nproc_per_node=8, nnodes=2, server_data="/srv/labels.csv",
+                             server_runs="/shared/runs")
+    assert job.command == torchrun_command(8, 2) and "--nnodes 2 --rdzv-backend c10d" in job.command
+    saved = RunConfig.load(job.config_file)
+    assert saved.data.labels == "/srv/labels.csv" and saved.data.root == "" and saved.out_dir == "/shared/runs"
+    script = job.script_file.read_text(encoding="utf-8")
+    assert "RDZV_HOST" in script and script.rstrip().endswith(job.command)
+    with pytest.raises(Exception, match="config.json exists"):
+        prepare_server_job(config, tmp_path / "job", nproc_per_node=1)

@@ -34,6 +34,16 @@ def stage_text(e: CacheProgress) -> str:
     return e.describe()
 
 
+def cache_bar(e: CacheProgress, words: str) -> tuple[int | None, str]:
+    """The progress bar (of 1000; None: size unknown) and its text while data are prepared."""
+    if e.total <= 0:
+        amount = f" — {e.done / 1e6:.1f} MB" if e.stage == "weights" else ""
+        return None, f"Preparing: {words}{amount}…"
+    if e.stage == "weights":
+        return int(1000 * e.done / e.total), f"Preparing: {words} — {e.done / 1e6:.1f} of {e.total / 1e6:.1f} MB"
+    return int(1000 * min(e.done, e.total) / e.total), f"Preparing: {words} — {e.done} of {e.total}"
+
+
 def epochs_text(e: FitEnded, resumed_after: int = 0) -> str:
     """'5 epoch(s) in 12 s', or for a run resumed after epoch 2: '5 epoch(s), the last 3 in 12 s'."""
     if 0 < resumed_after < e.epochs_completed:

@@ -35,9 +35,11 @@ from tl_desktop.engine.training.events import (
 )
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.pages.base import Page, Step
+from tl_desktop.gui.pages.follow_run import RunsElsewhere
 from tl_desktop.gui.pages.train_helpers import (
     PHASE_TEXT,
     STATUS_TEXT,
+    cache_bar,
     check_for_training,
     default_runs_folder,
     epochs_text,
@@ -115,6 +117,8 @@ class TrainPage(Page):
         layout.addWidget(hint("Training runs in the background: the window stays usable, and Stop keeps "
                               "the best model found so far."))
         layout.addLayout(buttons)
+        self.elsewhere = RunsElsewhere(self)  # follow a run written elsewhere; prepare one for a server
+        layout.addWidget(self.elsewhere)
         layout.addWidget(self.resume_bar)
         layout.addWidget(self.plan)
         layout.addWidget(self.progress)
@@ -234,7 +238,7 @@ class TrainPage(Page):
         if resume_run is None:
             self.session.set_config(cfg)
             self.session.save_config()
-        self._reset_view()
+        self.reset_view()
         if resume_run is not None:
             self._show_history(RunFolder(resume_run))
         self.worker = self.run_task(lambda ctx: fit_in_context(cfg, scan, ctx, resume_run), "train",
@@ -270,7 +274,8 @@ class TrainPage(Page):
             self.progress.setFormat("Stopping…")
             self._log("Stop requested: finishing the current step and keeping the best model.")
 
-    def _reset_view(self) -> None:
+    def reset_view(self) -> None:
+        """Empty curves, log and progress for a run about to show."""
         self.plots.reset()
         self.log.clear()
         self.best.setText("Best so far: —")
@@ -333,14 +338,7 @@ class TrainPage(Page):
             self._cache_stage = (e.stage, e.split)
             self._log(f"Preparing: {words}" + (" (done once, then reused)" if e.stage != "weights" else "")
                       + ".")
-        if e.total <= 0:
-            amount = f" — {e.done / 1e6:.1f} MB" if e.stage == "weights" else ""
-            self._set_bar(None, f"Preparing: {words}{amount}…")
-        elif e.stage == "weights":
-            self._set_bar(int(1000 * e.done / e.total),
-                          f"Preparing: {words} — {e.done / 1e6:.1f} of {e.total / 1e6:.1f} MB")
-        else:
-            self._set_bar(int(1000 * min(e.done, e.total) / e.total), f"Preparing: {words} — {e.done} of {e.total}")
+        self._set_bar(*cache_bar(e, words))
 
     def _show_progress(self, epochs_done: float, text: str) -> None:
         share = epochs_done / self._epochs_total
