@@ -115,7 +115,10 @@ def test_watch_of_a_failed_run_exits_1(trained, tmp_path, capsys):
 
 def test_a_server_job_names_the_server_paths_and_the_rendezvous_for_several_nodes(tmp_path):
     from tl_desktop.config import DataConfig, RunConfig
-    from tl_desktop.engine.workflows.watch_server import prepare_server_job, torchrun_command
+    from tl_desktop.engine.workflows.watch_server import (
+        prepare_server_job,
+        torchrun_command,
+    )
 
     config = RunConfig(data=DataConfig(labels=str(tmp_path / "labels.csv")), out_dir=str(tmp_path / "runs"))
     job = prepare_server_job(config, tmp_path / "job", nproc_per_node=8, nnodes=2, server_data="/srv/labels.csv",
