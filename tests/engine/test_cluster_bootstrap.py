@@ -74,6 +74,7 @@ def test_one_group_per_class_gives_not_estimable_intervals_without_crashing():
     assert m.groups == 2
     text = "\n".join(summary_lines(m))
     assert NOT_ESTIMABLE in text and "over 2 groups" in text
+    assert "With only 2 groups the bootstrap intervals are likely too narrow" in methods_note(m)
     json.dumps(m.to_dict())  # every value JSON-safe
 
 
@@ -120,6 +121,7 @@ def test_strongly_clustered_images_get_wider_intervals():
         assert _width(clustered.class_intervals["sick"][key]) > _width(independent.class_intervals["sick"][key]), key
     assert method_label(clustered.intervals["balanced_accuracy"]) == "cluster bootstrap over 24 groups"
     assert "24 groups" in methods_note(clustered) and "cluster bootstrap" in methods_note(clustered)
+    assert "likely too narrow" not in methods_note(clustered)
     assert "cluster" not in methods_note(independent)
 
 

@@ -18,6 +18,10 @@ PLAIN_DIGITS = 3
 UNDEFINED = "undefined"
 NOT_ESTIMABLE = "interval not estimable"
 TOO_FEW = "too few images to judge"
+# Below this many groups a cluster bootstrap has few distinct resamples and its percentile intervals run narrow
+# (Cameron, Gelbach & Miller 2008, Rev. Econ. Stat. 90:414–427: over few clusters tests reject too often,
+# a plain cluster bootstrap's included).
+FEW_GROUPS = 10
 # Exact: a double has at most 767 significant decimal digits.
 _EXACT = Context(prec=800)
 _SNAP = Decimal("1e-9")
@@ -109,6 +113,9 @@ def methods_note(result: Metrics, per_class: bool = True) -> str:
                 f"completely separated; cluster bootstrap drawing whole groups ({result.n_bootstrap} resamples, seed "
                 f"{result.seed}) for balanced accuracy, F1 and the macro AUC of three or more classes, "
                 f"'{NOT_ESTIMABLE}' where every resample agrees.")
+        if result.groups < FEW_GROUPS:
+            text += (f" With only {result.groups} groups the bootstrap intervals are likely too narrow (few distinct "
+                     "resamples exist): read them as a lower bound on the uncertainty.")
     else:
         text = (f"95% intervals: Wilson score for proportions; DeLong (logit scale) for AUC, Hanley–McNeil score "
                 f"where the classes are completely separated; percentile bootstrap ({result.n_bootstrap} resamples, "
