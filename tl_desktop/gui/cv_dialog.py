@@ -64,25 +64,7 @@ class CrossValidationDialog(QDialog):
         self.folds.setValue(5)
         self.folds.setAccessibleName("Number of folds")
         self.final_model = QCheckBox("Then train the final model on every image outside the test part")
-        self.start_button = QPushButton("Start")
-        self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(lambda: self.tasks.stop("cross-validation"))
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Go on with this cross-validation: finished folds are kept, an interrupted "
-                                      "fold goes on from its last finished epoch")
-        self.resume_button.setEnabled(False)
-        self.resume_button.clicked.connect(lambda: self.resume(self.result.folder.path if self.result else None))
-        self.open_button = QPushButton("Resume a saved one…")
-        self.open_button.setToolTip("Choose the folder of a stopped or interrupted cross-validation to go on with it")
-        self.open_button.clicked.connect(self.choose_and_resume)
-        self.report_button = QPushButton("Create and open report")
-        self.report_button.setEnabled(False)
-        self.report_button.clicked.connect(self.create_report)
-        close = QPushButton("Close")
-        close.clicked.connect(self.reject)
+        close = self._make_buttons()
         self.status = QLabel("Each fold's model trains on the other folds and is tested on its own fold, which "
                              "it never sees. Images of one group stay in one fold.")
         self.status.setWordWrap(True)
@@ -115,6 +97,29 @@ class CrossValidationDialog(QDialog):
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
         self.finished.connect(lambda _result: self.tasks.stop())
+
+    def _make_buttons(self) -> QPushButton:
+        """Start, Stop, Resume, Resume a saved one…, the report button; returns Close."""
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(lambda: self.tasks.stop("cross-validation"))
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Go on with this cross-validation: finished folds are kept, an interrupted "
+                                      "fold goes on from its last finished epoch")
+        self.resume_button.setEnabled(False)
+        self.resume_button.clicked.connect(lambda: self.resume(self.result.folder.path if self.result else None))
+        self.open_button = QPushButton("Resume a saved one…")
+        self.open_button.setToolTip("Choose the folder of a stopped or interrupted cross-validation to go on with it")
+        self.open_button.clicked.connect(self.choose_and_resume)
+        self.report_button = QPushButton("Create and open report")
+        self.report_button.setEnabled(False)
+        self.report_button.clicked.connect(self.create_report)
+        close = QPushButton("Close")
+        close.clicked.connect(self.reject)
+        return close
 
     def start(self) -> None:
         """Run every fold on a worker thread."""

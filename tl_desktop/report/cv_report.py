@@ -9,7 +9,8 @@ from pathlib import Path
 from tl_desktop.engine.workflows.cv_folder import CVFolder
 from tl_desktop.report.blocks import Section
 from tl_desktop.report.build import REPORT_DIR, ReportFiles, write_files
-from tl_desktop.report.cv_sections import CVEstimate, cv_estimate, method_blocks
+from tl_desktop.report.cv_sections import cv_estimate, method_blocks
+from tl_desktop.report.data import CVEstimate
 from tl_desktop.report.fonts import choose_fonts, drawing_with
 from tl_desktop.report.sections import evaluation_blocks, headline_table
 

@@ -4,7 +4,6 @@ model a cross-validation trained afterwards (its ``final/`` run), where those fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +11,11 @@ from tl_desktop.engine.data.groups import COPY_PREFIX
 from tl_desktop.engine.evaluation.evaluate import EvaluationError, compute_metrics
 from tl_desktop.engine.evaluation.folds import INTERVAL_NOTE, AcrossFolds, figure_label
 from tl_desktop.engine.evaluation.formatting import fmt, is_percent
-from tl_desktop.engine.workflows.cv_folder import CVFolder, CVPlan
+from tl_desktop.engine.workflows.cv_folder import CVFolder
 from tl_desktop.engine.workflows.cv_results import fold_predictions, pooled
 from tl_desktop.report.blocks import Para, Section, Table
-from tl_desktop.report.data import EvaluationSection
+from tl_desktop.report.data import CVEstimate, EvaluationSection
 from tl_desktop.report.sections import headline_table
-
-
-@dataclass(frozen=True)
-class CVEstimate:
-    """A cross-validation's plan, saved summary and pooled out-of-fold results."""
-
-    folder: CVFolder
-    plan: CVPlan
-    summary: dict[str, Any]
-    oof: EvaluationSection
 
 
 def cv_estimate(folder: CVFolder, n_bootstrap: int = 1000, seed: int = 0) -> CVEstimate:

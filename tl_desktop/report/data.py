@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image
 
@@ -17,9 +17,7 @@ from tl_desktop.engine.training.events import (
     FitStarted,
     PhaseStarted,
 )
-
-if TYPE_CHECKING:
-    from tl_desktop.report.cv_sections import CVEstimate
+from tl_desktop.engine.workflows.cv_folder import CVFolder, CVPlan
 
 
 @dataclass
@@ -48,6 +46,16 @@ class MistakeImage:
     confidence: float
     image: Image.Image
     overlay: Image.Image
+
+
+@dataclass(frozen=True)
+class CVEstimate:
+    """A cross-validation's plan, saved summary and pooled out-of-fold results."""
+
+    folder: CVFolder
+    plan: CVPlan
+    summary: dict[str, Any]
+    oof: EvaluationSection
 
 
 @dataclass
