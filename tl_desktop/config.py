@@ -31,7 +31,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images are and how they are split: a folder (``root``) or a label table (``labels``),
-    and where each image's group comes from (``group_by``: a table column, ``dicom:TAG`` or ``re:PATTERN``)."""
+    and where each image's group comes from (``group_by``: a table column, ``dicom:TAG`` or ``re:PATTERN``);
+    ``overrides``: the user's marks (an ``overrides.csv`` or a project folder) applied before the split."""
 
     root: str = ""
     val_fraction: float = 0.15
@@ -41,6 +42,7 @@ class DataConfig:
     group_by: str = ""
     dicom_window: str = "auto"
     dicom_frame: str = "middle"
+    overrides: str = ""
 
     def validate(self) -> None:
         if self.root and self.labels:

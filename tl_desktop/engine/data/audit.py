@@ -15,6 +15,7 @@ from typing import Any
 
 from tl_desktop.engine.data.images import ImageProperties
 from tl_desktop.engine.data.leakage import Leakage
+from tl_desktop.engine.data.overrides import AppliedMarks
 from tl_desktop.engine.data.shortcuts import (
     PropertyBaseline,
     ShortcutFinding,
@@ -99,6 +100,10 @@ class Audit:
     dicom_files: int = 0
     dicom_multi_frame: int = 0
     dicom_frame: str = "middle"
+    marks_file: str = ""  # the user's marks applied (overrides.csv), if any
+    relabelled: list[list[str]] = field(default_factory=list)  # [path, class before, class after]
+    excluded: list[str] = field(default_factory=list)
+    unmatched_marks: list[str] = field(default_factory=list)  # marks of images no longer in the data
 
     @property
     def imbalanced(self) -> bool:
@@ -132,6 +137,36 @@ class Audit:
         fields["property_baseline"] = PropertyBaseline(**baseline) if baseline else None
         return cls(**fields)
 
+    def add_marks(self, marks: AppliedMarks) -> None:
+        """Record what the user's marks did (paths as the marks file stores them)."""
+        self.marks_file = marks.file
+        self.relabelled = [list(item) for item in marks.relabelled]
+        self.excluded = list(marks.excluded)
+        self.unmatched_marks = list(marks.unmatched)
+        if marks.unmatched:
+            self.warnings.append(
+                f"{_count(len(marks.unmatched), 'marked image')} (in {os.path.basename(marks.file)}) "
+                f"{'is' if len(marks.unmatched) == 1 else 'are'} no longer among these images (moved, renamed or "
+                "deleted): the mark was ignored. Undo it under “Marked images…”.")
+
+    def marks_line(self) -> str:
+        """'3 images relabelled by you, 2 excluded' ("" when no mark changed anything)."""
+        if not (self.relabelled or self.excluded):
+            return ""
+        return f"{_count(len(self.relabelled), 'image')} relabelled by you, {len(self.excluded):,} excluded"
+
+    def _marks_lines(self) -> list[str]:
+        line = self.marks_line()
+        if not line:
+            return []
+        lines = [f"Your marks ({self.marks_file}): {line}"]
+        listed = [f"  {path}: {before} → {after}" for path, before, after in self.relabelled]
+        listed += [f"  {path}: excluded" for path in self.excluded]
+        lines += listed[:_MAX_LISTED]
+        if len(listed) > _MAX_LISTED:
+            lines.append(f"  ... and {len(listed) - _MAX_LISTED:,} more (see audit.json)")
+        return lines
+
     def property_lines(self) -> list[str]:
         """The DICOM files and the properties-only baseline, for the summary and the report."""
         lines = [baseline_line(self.property_baseline)] if len(self.classes) >= 2 else []
@@ -163,6 +198,7 @@ class Audit:
             flag = " (imbalanced)" if self.imbalanced else ""
             lines.append(f"Balance: largest class has {self.imbalance_ratio:.1f}x the images of the smallest{flag}")
         lines += self.property_lines()
+        lines += self._marks_lines()
         lines.append(f"Scanned in {self.scan_seconds:.1f} s")
         lines += [f"Warning: {text}" for text in self.warnings]
         return lines

@@ -30,6 +30,7 @@ from tl_desktop.engine.data.images import (
     load_rgb,
 )
 from tl_desktop.engine.data.leakage import find_leakage
+from tl_desktop.engine.data.overrides import apply_marks
 from tl_desktop.engine.data.scanning import (
     DataError,
     FolderListing,
@@ -154,11 +155,12 @@ class _Source:
 
 def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: StopToken | None = None,
                  memo: ProbeMemo | None = None) -> ScanResult:
-    """Scan ``cfg.root`` (or the label table ``cfg.labels``), decode every image once, split it, and audit it;
-    with ``memo`` (an earlier scan's probes), only files new or changed since are decoded."""
+    """Scan ``cfg.root`` (or the label table ``cfg.labels``), apply the user's marks (``cfg.overrides``), decode
+    every image once, split it, and audit it; with ``memo`` (an earlier scan's probes), only files new or changed since are decoded."""
     started = time.perf_counter()
     unreadable: list[tuple[str, str]] = []
     source = _table_source(cfg) if cfg.labels else _folder_source(cfg, unreadable)
+    source.found, marks = apply_marks(source.found, source.root, source.classes, cfg.overrides)
     properties: dict[str, ImageProperties] = {}
     probes = probe_all([f.path for f in source.found], unreadable, progress, stop, root=source.link_root,
                        properties=properties, memo=memo)
@@ -188,6 +190,7 @@ def scan_dataset(cfg: DataConfig, progress: ProgressFn | None = None, stop: Stop
                                  audit.duplicate_groups)
     audit.warnings += audit.leakage.warnings()
     audit.table = source.table
+    audit.add_marks(marks)
     return ScanResult(split=split, audit=audit)
 
 

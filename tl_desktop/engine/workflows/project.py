@@ -5,6 +5,7 @@ Layout::
     <project>/
       project.json      kind, schema version, name, the data source, the settings (RunConfig without its data path)
       scan.json         the last scan's probes, so reopening rescans only what changed (project_scan.py)
+      overrides.csv     the images the user marked mislabelled or excluded (engine/data/overrides.py)
       runs/             the project's training runs
 
 The data source is stored relative to the project folder where that is possible (so a project copied
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tl_desktop.config import ConfigError, DataConfig, RunConfig
+from tl_desktop.engine.data.overrides import OVERRIDES_FILE
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.engine.workflows.run_history import (
     RUNS_SUBFOLDER,
@@ -76,6 +78,20 @@ class Project:
     def runs_dir(self) -> Path:
         return self.folder / RUNS_SUBFOLDER
 
+    @property
+    def marks_file(self) -> Path:
+        """The table of the user's marks (it exists once an image was marked)."""
+        return self.folder / OVERRIDES_FILE
+
+    def marks_setting(self) -> str:
+        """``DataConfig.overrides`` for this project: its marks table, or "" before any image was marked."""
+        return str(self.marks_file) if self.marks_file.is_file() else ""
+
+    def data_base(self) -> Path | None:
+        """The folder marks are relative to: the image folder, or the label table's folder (None without data)."""
+        path = self.data_path()
+        return None if path is None else (path.parent if self.data_kind == "table" else path)
+
     def data_path(self) -> Path | None:
         """Where the data are now (relative path first, then absolute), None without data; DataFolderMissing
         when neither exists."""
@@ -90,10 +106,11 @@ class Project:
         raise DataFolderMissing(self, self.data_absolute or str(self.folder / self.data_relative))
 
     def run_config(self) -> RunConfig:
-        """The settings with the data source filled in and the project's runs folder as the output folder
-        (DataFolderMissing when the data are not found)."""
+        """The settings with the data source and the user's marks filled in and the project's runs folder as the
+        output folder (DataFolderMissing when the data are not found)."""
         path = self.data_path()
-        source = {} if path is None else {"labels" if self.data_kind == "table" else "root": str(path)}
+        source = {} if path is None else {"labels" if self.data_kind == "table" else "root": str(path),
+                                          "overrides": self.marks_setting()}
         return self.settings.replace(data=dataclasses.replace(self.settings.data, **source),
                                      out_dir=str(self.runs_dir))
 
@@ -210,8 +227,9 @@ def with_config(project: Project, config: RunConfig) -> Project:
 
 
 def _without_source(config: RunConfig) -> RunConfig:
-    """The settings as stored: no data path (the project keeps it) and the default output folder name."""
-    return config.replace(data=dataclasses.replace(config.data, root="", labels=""), out_dir=RunConfig().out_dir)
+    """The settings as stored: no data path or marks (the project keeps them) and the default output folder name."""
+    return config.replace(data=dataclasses.replace(config.data, root="", labels="", overrides=""),
+                          out_dir=RunConfig().out_dir)
 
 
 def _source_paths(folder: Path, source: str) -> tuple[str, str]:
