@@ -45,6 +45,7 @@ _FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "test_fraction": ("data", "test_fraction"),
     "dicom_window": ("data", "dicom_window"),
     "dicom_frame": ("data", "dicom_frame"),
+    "overrides": ("data", "overrides"),
     "backbone": ("model", "backbone"),
     "trainable_blocks": ("model", "trainable_blocks"),
     "dropout": ("model", "dropout"),
@@ -129,6 +130,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
                         help="window for DICOM images, e.g. 40,400 (default auto: each file's own window)")
     parser.add_argument("--dicom-frame", metavar="middle|first|last|N",
                         help="frame of multi-frame DICOM files to use (default middle)")
+    parser.add_argument("--overrides", metavar="FILE|PROJECT", help="images you marked mislabelled or excluded: "
+                        "an overrides.csv, or a project folder (its marks); applied before the split")
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
@@ -163,7 +166,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     # Absolute paths, so the run's config.json repeats the run from any folder.
     weights_file = config.model.weights_file
     config = config.replace(
-        data=dataclasses.replace(config.data, root=_absolute(config.data.root), labels=_absolute(config.data.labels)),
+        data=dataclasses.replace(config.data, root=_absolute(config.data.root), labels=_absolute(config.data.labels),
+                                 overrides=_absolute(config.data.overrides)),
         model=dataclasses.replace(config.model, weights_file=str(Path(weights_file).expanduser().resolve())
                                   if weights_file else None),
     )
