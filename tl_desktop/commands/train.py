@@ -267,7 +267,8 @@ def train(args: argparse.Namespace, ranks: Ranks) -> int:
     # Under torchrun a terminal's Ctrl-C reaches each rank twice (from the terminal and from torchrun):
     # there a repeated signal must not abort, or the ranks would stop at different steps.
     abort_on_repeat = not ranks.distributed
-    previous = {sig: signal.signal(sig, lambda signum, frame: on_stop_signal(stop, signum, signals, abort_on_repeat))
+    previous = {sig: signal.signal(sig, lambda signum, frame: on_stop_signal(stop, signum, signals, abort_on_repeat,
+                                                                             speak=ranks.is_main))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
@@ -329,14 +330,17 @@ def stopped_code(signals: list[int]) -> int:
     return EXIT_TERMINATED if signal.SIGTERM in signals else EXIT_STOPPED
 
 
-def on_stop_signal(stop: StopToken, signum: int, seen: list[int], abort_on_repeat: bool = True) -> None:
+def on_stop_signal(stop: StopToken, signum: int, seen: list[int], abort_on_repeat: bool = True,
+                   speak: bool = True) -> None:
     """First Ctrl-C or SIGTERM: stop after the current batch; a second Ctrl-C: abort at once (unless
-    ``abort_on_repeat`` is off)."""
+    ``abort_on_repeat`` is off). ``speak``: say so (rank 0 only, under torchrun)."""
     seen.append(signum)
     if stop.requested and signum == signal.SIGINT and abort_on_repeat:
         raise KeyboardInterrupt
     if not stop.requested:
-        print("\nStopping after the current batch (Ctrl-C again to abort at once) ...", file=sys.stderr, flush=True)
+        if speak:
+            again = " (Ctrl-C again to abort at once)" if abort_on_repeat else " on every process"
+            print(f"\nStopping after the current batch{again} ...", file=sys.stderr, flush=True)
         stop.request()
 
 

@@ -105,23 +105,21 @@ class Ranks:
         return str(box[0])
 
     def all_gather_bytes(self, payload: bytes) -> list[bytes]:
-        """Every rank's ``payload`` in rank order (sizes may differ)."""
+        """Every rank's ``payload`` in rank order (sizes may differ: each is padded to the longest)."""
         if not self.distributed:
             return [payload]
-        import torch.distributed as dist
-
-        sizes = [int(s) for s in self._gather_tensor(torch.tensor([len(payload)], dtype=torch.int64), dist)]
-        longest = max(sizes)
-        mine = torch.zeros(longest, dtype=torch.uint8)
+        sizes = [int(part) for part in self._all_gather(torch.tensor([len(payload)], dtype=torch.int64))]
+        mine = torch.zeros(max(sizes), dtype=torch.uint8)
         if payload:
             mine[: len(payload)] = torch.frombuffer(bytearray(payload), dtype=torch.uint8)
-        gathered = self._gather_tensor(mine, dist, stacked=False)
-        return [bytes(part[:size].numpy().tobytes()) for part, size in zip(gathered, sizes)]
+        return [part[:size].numpy().tobytes() for part, size in zip(self._all_gather(mine), sizes)]
 
-    def _gather_tensor(self, tensor: torch.Tensor, dist, stacked: bool = True):
+    def _all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        import torch.distributed as dist
+
         parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
         dist.all_gather(parts, tensor)
-        return torch.cat(parts).tolist() if stacked else parts
+        return parts
 
     def data_parallel(self, module: nn.Module, device: torch.device) -> nn.Module:
         """``module`` wrapped in DistributedDataParallel (gradients averaged over ranks); as is for one process."""

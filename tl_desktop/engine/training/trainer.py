@@ -256,6 +256,10 @@ class Trainer:
     def _emit_started(self) -> None:
         self._started = True
         self.emit(self._started_event())
+        if self.ranks.distributed:
+            batch, world = self.config.train.batch_size, self.ranks.world_size
+            self.emit(Message("info", f"training data-parallel on {world} processes (torchrun): each global batch "
+                                      f"of {batch} images is shared among them, about {-(-batch // world)} each"))
 
     def _started_event(self) -> FitStarted:
         """FitStarted from what is known so far (a run can fail before its data are scanned)."""
