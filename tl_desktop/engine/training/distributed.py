@@ -135,7 +135,10 @@ class Ranks:
         """Leave this rank's failure where the other ranks can read it (torchrun's store)."""
         store = _store()
         if store is not None:
-            store.set(FAILURE_KEY.format(rank=self.rank), text)
+            try:
+                store.set(FAILURE_KEY.format(rank=self.rank), text)
+            except (RuntimeError, OSError):  # the launcher's store is gone too: its own log names the rank
+                pass
 
     def failure_of_others(self, wait_s: float = 0.0) -> tuple[int, str] | None:
         """(rank, reason) of another rank that reported a failure, waiting up to ``wait_s`` for one."""
@@ -145,9 +148,12 @@ class Ranks:
         keys = {rank: FAILURE_KEY.format(rank=rank) for rank in range(self.world_size) if rank != self.rank}
         deadline = time.monotonic() + wait_s
         while True:
-            for rank, key in keys.items():
-                if store.check([key]):
-                    return rank, store.get(key).decode("utf-8", "replace")
+            try:
+                for rank, key in keys.items():
+                    if store.check([key]):
+                        return rank, store.get(key).decode("utf-8", "replace")
+            except (RuntimeError, OSError):  # the launcher's store is gone: nobody can say more
+                return None
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.1)
