@@ -132,7 +132,7 @@ class TrainConfig:
 
     epochs: int = 10
     head_epochs: int = 3
-    batch_size: int = 32
+    batch_size: int = 32  # the global batch: under torchrun it is shared among the processes
     lr: float = 3e-3
     finetune_lr: float = 3e-4
     weight_decay: float = 1e-2
