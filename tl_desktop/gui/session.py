@@ -53,6 +53,7 @@ class Session(QObject):
     catalogue_changed = Signal()
     run_changed = Signal()
     evaluation_changed = Signal()
+    marks_changed = Signal()  # the open project's marked images (overrides.csv) changed
     training_state_changed = Signal(bool)
     resume_requested = Signal(object)  # a run folder (Path) the user wants to go on training
 

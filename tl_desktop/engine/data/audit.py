@@ -151,9 +151,10 @@ class Audit:
 
     def marks_line(self) -> str:
         """'3 images relabelled by you, 2 excluded' ("" when no mark changed anything)."""
-        if not (self.relabelled or self.excluded):
-            return ""
-        return f"{_count(len(self.relabelled), 'image')} relabelled by you, {len(self.excluded):,} excluded"
+        if not self.relabelled:
+            return f"{_count(len(self.excluded), 'image')} excluded by you" if self.excluded else ""
+        excluded = f", {len(self.excluded):,} excluded" if self.excluded else ""
+        return f"{_count(len(self.relabelled), 'image')} relabelled by you{excluded}"
 
     def _marks_lines(self) -> list[str]:
         line = self.marks_line()

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from tl_desktop.config import DataConfig
+from tl_desktop.gui.marks_dialog import add_marks_check, checks_heading
 from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.pages.data_source import (
     ScanOutcome,
@@ -137,7 +138,7 @@ class DataPage(Page):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(heading("Classes"))
         left_layout.addWidget(self.table, 3)
-        left_layout.addWidget(heading("Checks"))
+        left_layout.addLayout(checks_heading(self, session))
         left_layout.addWidget(self.warnings, 2)
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -170,6 +171,7 @@ class DataPage(Page):
         layout.addWidget(self.summary)
         layout.addWidget(splitter, 1)
         self._load_settings()
+        session.marks_changed.connect(lambda: self.session.scan is not None and self.show_source(self.data_config()))
 
     def _percent_box(self, fraction: float, tip: str) -> QDoubleSpinBox:
         box = QDoubleSpinBox()
@@ -190,9 +192,10 @@ class DataPage(Page):
 
     def data_config(self) -> DataConfig:
         """The images (folder or table), grouping and split settings as a DataConfig."""
+        project = self.session.project  # its marks (overrides.csv) apply to the scan and the next run
         return source_config(self.folder.path(), self.group_by.currentText().strip(),
                              val_fraction=self.val_pct.value() / 100, test_fraction=self.test_pct.value() / 100,
-                             seed=self.seed.value())
+                             seed=self.seed.value(), overrides=project.marks_setting() if project else "")
 
     def show_source(self, data: DataConfig) -> None:
         """Show ``data``'s source and split settings (an opened project's) and scan it; without a source,
@@ -385,6 +388,7 @@ class DataPage(Page):
             ok_icon = style.standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
             self.warnings.addItem(QListWidgetItem(ok_icon, "No problems found: every image could be read, "
                                                   "no duplicates, classes reasonably balanced."))
+        add_marks_check(self.warnings, audit)
 
     def _show_warning_details(self, item: QListWidgetItem) -> None:
         details = item.data(Qt.ItemDataRole.UserRole)

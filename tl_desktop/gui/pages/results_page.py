@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
     QComboBox,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -24,12 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from tl_desktop.engine.training.runfolder import RunFolder
+from tl_desktop.gui.marks import Marker
 from tl_desktop.gui.pages.base import Page, Step
 from tl_desktop.gui.runs_dialog import RunsDialog
 from tl_desktop.gui.session import Session
 from tl_desktop.gui.widgets.analysis import AnalysisBar
 from tl_desktop.gui.widgets.common import heading, hint, stretch_first_column
-from tl_desktop.gui.widgets.image_grid import ImageGridDialog
+from tl_desktop.gui.widgets.image_grid import ImageGridDialog, cell_dialog
 from tl_desktop.gui.widgets.resume_bar import ResumeBar
 from tl_desktop.gui.worker import TaskContext
 
@@ -73,6 +75,10 @@ class ResultsPage(Page):
         self.history_button = QPushButton("Run history…")
         self.history_button.setToolTip("Every run so far: sort, rename, add notes, delete, compare")
         self.history_button.clicked.connect(self.show_history)
+        self.marks_button = QPushButton("Marked images…")
+        self.marks_button.setToolTip("Images you marked mislabelled or excluded: list, undo")
+        self.marks_button.clicked.connect(self.show_marks)
+        self.marker = Marker(session)
         self.progress = QProgressBar()
         self.progress.hide()
         self.resume_bar = ResumeBar("The results below are of its best model so far; training can go on "
@@ -104,6 +110,7 @@ class ResultsPage(Page):
         top.addWidget(self.split_box)
         top.addWidget(self.progress, 1)
         top.addStretch(0)
+        top.addWidget(self.marks_button)
         top.addWidget(self.history_button)
         top.addWidget(self.open_button)
         toggles = QHBoxLayout()
@@ -183,6 +190,14 @@ class ResultsPage(Page):
         folder = run_dir.parent if run_dir is not None else Path(self.session.config.out_dir).expanduser().resolve()
         dialog = RunsDialog(self, folder, self.open_run)
         dialog.open()
+        return dialog
+
+    def show_marks(self) -> QDialog:
+        """The "Marked images" dialog of the open project."""
+        from tl_desktop.gui.marks_dialog import MarksDialog
+
+        dialog = MarksDialog(self, self.session)
+        dialog.show()
         return dialog
 
     def open_run(self, folder: Path) -> None:
@@ -367,17 +382,8 @@ class ResultsPage(Page):
             self.show_cell(*cell)
 
     def show_cell(self, true_index: int, predicted_index: int) -> ImageGridDialog:
-        """Open the images of one confusion-matrix cell, most confident first."""
-        from tl_desktop.engine.evaluation.evaluate import cell_members
-
+        """Open the images of one confusion-matrix cell (to mark them, or enlarge with their saliency maps)."""
         predictions, _ = self.session.evaluations[self.current_split()]
-        true_name, predicted_name = predictions.classes[true_index], predictions.classes[predicted_index]
-        members = cell_members(predictions, true_name, predicted_name)
-        captions = [f"{100 * predictions.probs[i, predicted_index]:.0f}%" for i in members]
-        what = "correctly recognised" if true_index == predicted_index else f"taken for {predicted_name}"
-        dialog = ImageGridDialog(self, f"{true_name} → {predicted_name}",
-                                 f"{len(members)} image(s) of {true_name} {what}. The number under each "
-                                 f"image is the model's confidence in “{predicted_name}”.",
-                                 [predictions.paths[i] for i in members], captions)
+        dialog = cell_dialog(self, predictions, true_index, predicted_index, self.session.model_path(), self.marker)
         dialog.show()
         return dialog

@@ -275,7 +275,7 @@ class AnalysisBar(QWidget):
         predictions, _ = self._current()
         decision = self.decision if len(predictions.classes) == 2 else None
         dialog = MistakesDialog(self.window(), predictions, RunFolder(self.session.run_dir).model_file,
-                                true_class or None, predicted_class or None, decision)
+                                true_class or None, predicted_class or None, decision, session=self.session)
         dialog.show()
         return self._keep(dialog)
 

@@ -1,4 +1,5 @@
-"""Saliency in the window: an image beside its Grad-CAM overlay, and a gallery of the confident mistakes.
+"""Saliency in the window: an image beside its Grad-CAM overlay, a gallery of the confident mistakes, and one
+evaluated image enlarged (true and predicted class, confidence, the Mark buttons of :mod:`gui.marks`).
 
 The model is loaded and the heatmap computed on a worker thread; only QImages cross to the GUI thread.
 """
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
@@ -30,8 +32,11 @@ from tl_desktop.gui.worker import Worker
 if TYPE_CHECKING:
     from tl_desktop.engine.evaluation.evaluate import Predictions
     from tl_desktop.engine.models.bundle import LoadedModel
+    from tl_desktop.gui.marks import Marker
+    from tl_desktop.gui.session import Session
 
 VIEW_PX = 320
+ENLARGED_PX = 440
 METHOD_NOTE = ("Red marks the regions that pushed the model towards the class shown (Grad-CAM; HiResCAM for "
                "vision transformers). Areas outside the centre crop the model sees stay uncoloured.")
 
@@ -52,8 +57,9 @@ class ModelHolder:
         return self.loaded
 
 
-def compute_overlay(holder: ModelHolder, path: str, target: int | None) -> tuple[QImage, QImage, str]:
-    """(image, overlay, explained class) as QImages; runs on a worker thread."""
+def compute_overlay(holder: ModelHolder, path: str, target: int | None,
+                    size: int = VIEW_PX) -> tuple[QImage, QImage, str]:
+    """(image, overlay, explained class) as QImages at most ``size`` pixels a side; runs on a worker thread."""
     from tl_desktop.engine.data.preprocess import load_for_model
     from tl_desktop.engine.evaluation.saliency import explain, overlay
 
@@ -61,23 +67,24 @@ def compute_overlay(holder: ModelHolder, path: str, target: int | None) -> tuple
     image = load_for_model(path, loaded.preprocessing)
     explanation = explain(loaded, image, target)
     picture = image.copy()
-    picture.thumbnail((VIEW_PX, VIEW_PX))
+    picture.thumbnail((size, size))
     blended = overlay(image, explanation.heatmap)
-    blended.thumbnail((VIEW_PX, VIEW_PX))
+    blended.thumbnail((size, size))
     return pil_to_qimage(picture), pil_to_qimage(blended), explanation.target_class
 
 
 class SaliencyView(QWidget):
     """The image and its saliency overlay side by side, with a caption."""
 
-    def __init__(self, holder: ModelHolder) -> None:
+    def __init__(self, holder: ModelHolder, size: int = VIEW_PX) -> None:
         super().__init__()
         self.holder = holder
+        self.size_px = size
         self.tasks = Tasks(self)
         self.worker: Worker | None = None
         self.image_label, self.overlay_label = QLabel(), QLabel()
         for label in (self.image_label, self.overlay_label):
-            label.setFixedSize(VIEW_PX, VIEW_PX)
+            label.setFixedSize(size, size)
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             label.setStyleSheet("background: #f2f2f2;")
         self.caption = QLabel("Select an image.")
@@ -94,14 +101,15 @@ class SaliencyView(QWidget):
         """Compute and show the saliency of ``path`` for class index ``target`` (default: predicted)."""
         self.tasks.stop()
         self.caption.setText(f"Computing the saliency map of {Path(path).name}…")
-        holder = self.holder
+        holder, size = self.holder, self.size_px
 
         def connect(worker: Worker) -> None:
             worker.succeeded.connect(lambda result: self._show(result, caption))
             worker.failed.connect(lambda message, _details: self.caption.setText(
                 f"No saliency map for {Path(path).name}: {message}"))
 
-        self.worker = self.tasks.start(lambda _ctx: compute_overlay(holder, path, target), "saliency", connect)
+        self.worker = self.tasks.start(lambda _ctx: compute_overlay(holder, path, target, size), "saliency",
+                                       connect)
 
     def _show(self, result: tuple[QImage, QImage, str], caption: str) -> None:
         image, blended, explained = result
@@ -118,18 +126,23 @@ class MistakesDialog(QDialog):
     """The misclassified images, most confidently wrong first (optionally one matrix cell), with saliency.
 
     With a two-class ``decision`` (positive class, threshold) the mistakes are those at that threshold,
-    furthest on the wrong side of it first."""
+    furthest on the wrong side of it first. With ``session`` each mistake can be marked (mislabelled or
+    excluded) in the open project; a double-click enlarges it."""
 
     def __init__(self, parent: QWidget | None, predictions: Predictions, model_path: Path,
                  true_class: str | None = None, predicted_class: str | None = None,
-                 decision: tuple[str, float] | None = None) -> None:
+                 decision: tuple[str, float] | None = None, session: Session | None = None) -> None:
         super().__init__(parent)
         from tl_desktop.engine.evaluation.evaluate import misclassified, most_confused
+        from tl_desktop.gui.marks import MarkBar, Marker
 
         positive, threshold = decision if decision is not None else (None, None)
         self.mistakes = misclassified(predictions, true_class, predicted_class, positive, threshold)
         self.classes = list(predictions.classes)
         self.decision = decision
+        self.predictions, self.model_path = predictions, model_path
+        self.marker = Marker(session) if session is not None else None
+        self.enlarged: list[QDialog] = []
         scope = f" of {true_class} taken for {predicted_class}" if true_class and predicted_class else ""
         self.setWindowTitle(f"Most confident mistakes{scope}")
         self.resize(1040, 560)
@@ -151,6 +164,8 @@ class MistakesDialog(QDialog):
             self.list.addItem(item)
         self.view = SaliencyView(ModelHolder(model_path))
         self.list.currentRowChanged.connect(self.show_row)
+        self.list.itemDoubleClicked.connect(lambda item: self.enlarge(self.list.row(item)))
+        self.mark_bar = MarkBar(self.marker, self.classes) if self.marker is not None else None
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.list)
         splitter.addWidget(self.view)
@@ -160,6 +175,8 @@ class MistakesDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addWidget(splitter, 1)
+        if self.mark_bar is not None:
+            layout.addWidget(self.mark_bar)
         layout.addWidget(buttons)
         self.finished.connect(lambda _result: self.view.stop())
         if self.mistakes:
@@ -175,7 +192,76 @@ class MistakesDialog(QDialog):
                 f"{m.confidence:.0%} for it, decision threshold {self.decision[1]:.2f} for {self.decision[0]}"
             self.view.show_path(m.path, self.classes.index(m.predicted_class),
                                 f"{Path(m.path).name}: true <b>{m.true_class}</b>, the model said "
-                                f"<b>{m.predicted_class}</b> ({how}).")
+                                f"<b>{m.predicted_class}</b> ({how}). Double-click it in the list to enlarge.")
+            if self.mark_bar is not None:
+                self.mark_bar.set_image(m.path, m.true_class)
+
+    def enlarge(self, row: int) -> QDialog | None:
+        """Mistake ``row`` enlarged with its saliency map and the Mark buttons."""
+        if not 0 <= row < len(self.mistakes):
+            return None
+        m = self.mistakes[row]
+        dialog = EnlargeDialog(self, self.predictions, m.index, self.model_path, self.marker,
+                               said=self.classes.index(m.predicted_class))
+        self.enlarged.append(dialog)
+        dialog.finished.connect(lambda _r: self.enlarged.remove(dialog) if dialog in self.enlarged else None)
+        dialog.show()
+        return dialog
+
+
+class EnlargeDialog(QDialog):
+    """Image ``index`` of ``predictions`` enlarged with its saliency map and the Mark buttons; ``said`` is the
+    class index the model's decision chose (default: the most probable; another under a two-class threshold)."""
+
+    def __init__(self, parent: QWidget | None, predictions: Predictions, index: int, model_path: Path,
+                 marker: Marker | None, said: int | None = None) -> None:
+        super().__init__(parent)
+        classes = list(predictions.classes)
+        self.path = str(predictions.paths[index])
+        true_class = classes[int(predictions.labels[index])]
+        predicted = int(predictions.probs[index].argmax()) if said is None else said
+        confidence = float(predictions.probs[index, predicted])
+        self.setWindowTitle(Path(self.path).name)
+        verdict = "right" if classes[predicted] == true_class else "wrong"
+        self.facts = QLabel(f"<span style='font-size:13pt'>True class <b>{true_class}</b> · the model said "
+                            f"<b>{classes[predicted]}</b> ({confidence:.0%} confident, {verdict})</span>")
+        self.facts.setTextFormat(Qt.TextFormat.RichText)
+        self.file_label = QLabel(self.path)
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.file_label.setStyleSheet("color: #555;")
+        self.target = QComboBox()
+        for position, name in enumerate(classes):
+            self.target.addItem(f"{name} (the model said)" if position == predicted else
+                                f"{name} (true class)" if name == true_class else name, position)
+        self.target.setCurrentIndex(predicted)
+        self.target.setToolTip("Which class the map explains: what made the model answer it")
+        self.view = SaliencyView(ModelHolder(model_path), ENLARGED_PX)
+        self.target.currentIndexChanged.connect(lambda _i: self._explain())
+        target_row = QHBoxLayout()
+        target_row.addWidget(QLabel("Map for the class:"))
+        target_row.addWidget(self.target)
+        target_row.addStretch(1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.facts)
+        layout.addWidget(self.file_label)
+        layout.addLayout(target_row)
+        layout.addWidget(self.view, 1)
+        from tl_desktop.gui.marks import MarkBar
+
+        self.mark_bar: MarkBar | None = None
+        if marker is not None:
+            self.mark_bar = MarkBar(marker, classes)
+            self.mark_bar.set_image(self.path, true_class)
+            layout.addWidget(self.mark_bar)
+        layout.addWidget(buttons)
+        self.finished.connect(lambda _result: self.view.stop())
+        self._explain()
+
+    def _explain(self) -> None:
+        target = int(self.target.currentData())
+        self.view.show_path(self.path, target, f"{Path(self.path).name}.")
 
 
 def open_saliency_dialog(parent: QWidget | None, loaded: LoadedModel, path: str) -> QDialog:
