@@ -35,7 +35,7 @@ class MarksDialog(QDialog):
         super().__init__(parent)
         self.marker = Marker(session)
         self.setWindowTitle("Marked images")
-        self.resize(820, 440)
+        self.resize(1000, 460)
         project = session.project
         where = (f"They are kept in {project.marks_file}." if project is not None else NO_PROJECT[0])
         self.intro = hint("Images you marked as mislabelled or excluded. Your image files are never moved or "
@@ -45,6 +45,8 @@ class MarksDialog(QDialog):
         stretch_first_column(self.table)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the file name at the end stays readable
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.undo_button = QPushButton("Undo selected")
         self.undo_button.setToolTip("The selected images are used with their own labels again")
@@ -69,6 +71,7 @@ class MarksDialog(QDialog):
             for column, text in enumerate((mark.path, mark.describe(), mark.when.replace("T", " "), mark.note)):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, mark.path)
+                item.setToolTip(text)
                 self.table.setItem(row, column, item)
         self.undo_all_button.setEnabled(bool(marks))
         self._update_buttons()

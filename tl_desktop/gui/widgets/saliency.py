@@ -66,10 +66,11 @@ def compute_overlay(holder: ModelHolder, path: str, target: int | None,
     loaded = holder.get()
     image = load_for_model(path, loaded.preprocessing)
     explanation = explain(loaded, image, target)
-    picture = image.copy()
-    picture.thumbnail((size, size))
-    blended = overlay(image, explanation.heatmap)
-    blended.thumbnail((size, size))
+    from PIL import ImageOps
+
+    # contain() enlarges as well as shrinks: the enlarged view shows the model's input at the full view size
+    picture = ImageOps.contain(image, (size, size))
+    blended = ImageOps.contain(overlay(image, explanation.heatmap), (size, size))
     return pil_to_qimage(picture), pil_to_qimage(blended), explanation.target_class
 
 
