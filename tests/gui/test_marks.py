@@ -58,6 +58,8 @@ def test_mark_from_a_cell_see_it_on_the_data_page_and_in_the_next_runs_audit_the
     with qtbot.waitSignal(window.session.scan_changed, timeout=30000):  # the Data page rescans with the mark
         cell.mark_bar.exclude_button.click()
     assert "Marked: excluded" in cell.mark_bar.state.text() and cell.mark_bar.undo_button.isEnabled()
+    assert cell.grid.item(0).text().endswith(" · excluded")
+    assert not any(cell.grid.item(i).text().endswith("excluded") for i in range(1, cell.grid.count()))
     (mark,) = read_marks(project.marks_file)
     assert (mark.action, mark.note, images / mark.path) == ("exclude", "blurred", Path(excluded_path))
     qtbot.waitUntil(lambda: not window.data_page.busy("scan"), timeout=30000)
@@ -124,3 +126,35 @@ def test_without_a_project_a_mark_asks_for_one(window, qtbot, make_image_folder,
     assert "Not marked" in enlarged.mark_bar.state.text()
     assert not any(tmp_path.rglob("overrides.csv"))
     enlarged.close()
+
+
+def test_mark_from_the_mistakes_gallery_and_enlarge_a_mistake(
+        window, qtbot, scan_folder, make_image_folder, tmp_path) -> None:
+    import dataclasses
+
+    from tl_desktop.gui.widgets.saliency import MistakesDialog
+
+    images = make_image_folder(tmp_path, classes={"a": 6, "b": 6}, size=32)
+    scan_folder(window, images)
+    project = window.projects.new_project(tmp_path / "Gallery")
+    qtbot.waitUntil(lambda: window.session.scan is not None and not window.data_page.busy("scan"), timeout=30000)
+    predictions = _evaluated(qtbot, window, _engine_fixtures.train_tiny_run(images, project.runs_dir))
+    wrong = dataclasses.replace(predictions, probs=predictions.probs[:, ::-1].copy())  # every answer turned wrong
+    gallery = MistakesDialog(window, wrong, window.session.model_path(), session=window.session)
+    gallery.show()
+    first = gallery.mistakes[0]
+    assert gallery.mark_bar.path == first.path and "Not marked" in gallery.mark_bar.state.text()
+    (relabel,) = gallery.mark_bar.relabel_menu.actions()
+    with qtbot.waitSignal(window.session.scan_changed, timeout=30000):
+        relabel.trigger()
+    (mark,) = read_marks(project.marks_file)
+    assert (mark.action, mark.label) == ("relabel", first.predicted_class)
+    enlarged = gallery.enlarge(0)
+    assert f"the model said <b>{first.predicted_class}</b>" in enlarged.facts.text()
+    assert f"really {first.predicted_class}" in enlarged.mark_bar.state.text()
+    with qtbot.waitSignal(window.session.marks_changed, timeout=5000):
+        enlarged.mark_bar.undo_button.click()
+    assert read_marks(project.marks_file) == [] and "Not marked" in gallery.mark_bar.state.text()
+    qtbot.waitUntil(lambda: not window.data_page.busy("scan"), timeout=30000)
+    enlarged.close()
+    gallery.close()

@@ -81,15 +81,19 @@ class Marker:
 
     def mark_of(self, path: str) -> Mark | None:
         """The mark of image ``path`` in the open project, if any."""
+        return self.marks_of([path]).get(path)
+
+    def marks_of(self, paths: list[str]) -> dict[str, Mark]:
+        """The marks of those of ``paths`` that are marked in the open project (the table is read once)."""
         project = self.session.project
-        if project is None:
-            return None
         try:
-            base = project.data_base()
+            base = project.data_base() if project is not None else None
         except ProjectError:
-            return None
-        key = mark_key(path, base) if base is not None else ""
-        return next((m for m in self.marks() if m.path == key), None)
+            return {}
+        if base is None:
+            return {}
+        marks = {m.path: m for m in self.marks()}
+        return {path: marks[key] for path in paths if (key := mark_key(path, base)) in marks}
 
     def mark(self, parent: QWidget | None, path: str, action: str, label: str = "", note: str = "") -> bool:
         """Mark image ``path`` (relabel to ``label``, or exclude); False when it could not be saved."""

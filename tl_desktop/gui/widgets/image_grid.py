@@ -72,12 +72,24 @@ class ImageGridDialog(QDialog):
             lambda ctx: load_thumbnails(paths_copy, GRID_THUMB_PX, lambda: ctx.stop.requested), "thumbs",
             lambda w: w.succeeded.connect(self._show))
         self.finished.connect(lambda _result: self.tasks.stop())
+        if mark_bar is not None:
+            mark_bar.marker.session.marks_changed.connect(self._show_marks)
+            self._show_marks()
 
     def _show(self, items: list) -> None:
         current = self.grid.currentRow()
         self.grid.set_images(items, self.captions)
+        self._show_marks()
         if current >= 0:
             self.grid.setCurrentRow(current)
+
+    def _show_marks(self) -> None:
+        """Each caption says whether its image is marked ("87% · excluded", "87% · mislabelled, really b")."""
+        marks = self.mark_bar.marker.marks_of(self.paths) if self.mark_bar is not None else {}
+        for row, path in enumerate(self.paths[:self.grid.count()]):
+            mark = marks.get(path)
+            said = "" if mark is None else f" · {mark.describe()}"
+            self.grid.item(row).setText(f"{self.captions[row] if row < len(self.captions) else ''}{said}")
 
     def _select(self, item: QListWidgetItem | None) -> None:
         if item is None:
