@@ -159,3 +159,17 @@ def test_a_project_keeps_its_marks_and_gives_them_to_its_runs(tmp_path):
     scan = scan_dataset(config.data)
     assert scan.audit.excluded == ["dog/dog1.png"]
     assert os.path.isfile(data / "dog" / "dog1.png")
+
+
+def test_a_label_tables_marks_are_relative_to_the_tables_folder(tmp_path):
+    data = _images(tmp_path / "data", per_class=4)
+    rows = ["path,label"] + [f"{p.relative_to(data).as_posix()},{p.parent.name}" for p in sorted(data.rglob("*.png"))]
+    table = data / "labels.csv"
+    table.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    file = tmp_path / "overrides.csv"
+    write_marks(file, [new_mark(mark_key(data / "dog" / "dog3.png", table.parent), RELABEL, "cat"),
+                       new_mark("cat/cat2.png", EXCLUDE)])
+    scan = scan_dataset(DataConfig(labels=str(table), overrides=str(file)))
+    labels = _labels(scan)
+    assert labels["dog3.png"] == "cat" and "cat2.png" not in labels
+    assert scan.audit.relabelled == [["dog/dog3.png", "dog", "cat"]] and scan.audit.excluded == ["cat/cat2.png"]

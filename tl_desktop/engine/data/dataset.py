@@ -3,7 +3,8 @@
 Three sources are accepted: a root with one sub-folder per class (split here: stratified, seeded,
 duplicates kept together), a root with ``train/``, ``val/`` and optionally ``test/`` sub-folders,
 each with one sub-folder per class, or a label table (``tables.py``; its own split column, or split
-here). With groups (``groups.py``) whole groups go to one part. Every image is decoded once during
+here). The user's marks (``overrides.py``: relabel, exclude) are applied first. With groups (``groups.py``)
+whole groups go to one part. Every image is decoded once during
 the scan; files that fail are listed in the audit and skipped, never fatal. Splits depend only on
 the file names, groups, seed and fractions, never on the order the file system lists them.
 """
