@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -31,10 +31,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tl_desktop.engine.workflows.prediction import PredictionRow
 from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.widgets.thumbnails import load_thumbnails
 from tl_desktop.gui.worker import TaskContext
+
+if TYPE_CHECKING:  # the prediction workflow imports torch: kept off the window's start path
+    from tl_desktop.engine.workflows.prediction import PredictionRow
 
 THUMB_PX = 48
 THUMB_CHUNK = 24  # thumbnails sent to the GUI thread at a time
