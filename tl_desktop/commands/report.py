@@ -89,6 +89,21 @@ def run(args: argparse.Namespace) -> int:
     if files.missing_glyphs:
         tell(f"note: no font on this computer has {' '.join(files.missing_glyphs)}; the report shows them as "
              "boxes and says so (install e.g. Noto Sans CJK and write it again)")
+    if files.unfinished:
+        tell(unfinished_warning(files.unfinished, args.card, RunFolder(run_dir).card_file))
     for title, first, last in files.sections:
         print(f"  {title}: page {first}" + (f"–{last}" if last > first else ""))
     return EXIT_OK
+
+
+def unfinished_warning(parts: tuple[str, ...], card: str | None, saved: Path) -> str:
+    """What to do about the placeholders the report printed, and where the text to complete is."""
+    if card:
+        where = f"Complete them in {card} and run `tl-desktop report` again."
+    elif saved.is_file():
+        where = f"Complete them in {saved} and run `tl-desktop report` again."
+    else:
+        where = ("Copy the report's last section into a text file, complete it and give it with --card FILE "
+                 f"(it is kept as {saved} for the next report).")
+    return (f"warning: the intended use and limitations still say \"[to be completed …]\" in {', '.join(parts)}; "
+            f"the report prints them as they are. {where}")

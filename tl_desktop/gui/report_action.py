@@ -7,12 +7,13 @@ them. Nothing here blocks the GUI thread.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -49,6 +50,7 @@ class ReportDialog(QDialog):
         self.files: ReportFiles | None = None
         self.tasks = Tasks(self)
         self.worker: Worker | None = None
+        self.viewer_failed: OpenFailedBox | None = None
         self.setWindowTitle(f"Report of {self.run_dir.name}")
         self.resize(760, 620)
         self.status = QLabel("Evaluating the model for the report…")
@@ -138,6 +140,8 @@ class ReportDialog(QDialog):
         from tl_desktop.fileio import existing_files
         from tl_desktop.report.build import REPORT_FILES
 
+        if not self._placeholders_accepted():
+            return
         out = Path(self.folder.text().strip())
         if not dialogs.confirm_replace(self, existing_files([out / name for name in REPORT_FILES])):
             self.status.setText("The report was not written; choose another folder to keep the one there.")
@@ -157,6 +161,29 @@ class ReportDialog(QDialog):
         self._start(write, self._written, f"Could not write the report to {out}.",
                     "Choose a folder you can write to, with enough free space.")
 
+    def _placeholders_accepted(self) -> bool:
+        """Warn before writing a card that still holds placeholders; False sends the user back to edit it."""
+        from tl_desktop.report.model_card import PLACEHOLDER, unfinished_parts
+
+        card = self.card.toPlainText()
+        parts = unfinished_parts(card)
+        if not parts:
+            return True
+        if dialogs.ask_yes_no(self, "Unfinished text", "The intended use and limitations still say "
+                              f"“[to be completed …]” in: {', '.join(parts)}.",
+                              "The report prints these placeholders as they are. Edit them first?",
+                              yes_text="Create anyway", no_text="Edit first"):
+            return True
+        first = PLACEHOLDER.search(card)
+        cursor = self.card.textCursor()
+        cursor.setPosition(first.start() if first else 0)
+        cursor.setPosition(first.end() if first else 0, QTextCursor.MoveMode.KeepAnchor)
+        self.card.setTextCursor(cursor)
+        self.card.setFocus()
+        self.status.setText(f"Not written yet: complete {', '.join(parts)} (the first placeholder is selected), "
+                            "then create the report.")
+        return False
+
     def _written(self, files: ReportFiles) -> None:
         self.files = files
         self.create_button.setEnabled(True)
@@ -171,9 +198,51 @@ class ReportDialog(QDialog):
         dialogs.show_error(self, f"{title}\n\n{message}", next_step, details)
 
     def open_report(self) -> None:
-        """Open the HTML report in the system's browser (it works offline)."""
-        if self.files is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.files.html)))
+        """Open the HTML report in the system's browser (it works offline); say where it is when that fails."""
+        if self.files is not None and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.files.html))):
+            self.viewer_failed = OpenFailedBox(self, self.files.html)
+            self.viewer_failed.open()
+
+
+class OpenFailedBox(QDialog):
+    """No program opened the report: its path, to copy, and its folder, to open instead."""
+
+    def __init__(self, parent: QWidget, path: Path) -> None:
+        super().__init__(parent)
+        self.path = path
+        self.setWindowTitle("Could not open the report")
+        self.message = QLabel("No program on this computer opened the report. It is saved as:<br>"
+                              f"<b>{html.escape(str(path))}</b><br><br>"
+                              "Open it with a web browser, copy its path, or open its folder.")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.copy_button = QPushButton("Copy path")
+        self.copy_button.clicked.connect(self.copy_path)
+        self.folder_button = QPushButton("Open folder")
+        self.folder_button.clicked.connect(self.open_folder)
+        close = QPushButton("Close")
+        close.setDefault(True)
+        close.clicked.connect(self.accept)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for button in (self.copy_button, self.folder_button, close):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addLayout(buttons)
+
+    def copy_path(self) -> None:
+        QGuiApplication.clipboard().setText(str(self.path))
+        self.message.setText(f"The path is copied:<br><b>{html.escape(str(self.path))}</b><br><br>"
+                             "Paste it into a web browser's address bar.")
+
+    def open_folder(self) -> None:
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path.parent))):
+            self.accept()
+        else:
+            self.message.setText("The folder could not be opened either. The report is saved as:<br>"
+                                 f"<b>{html.escape(str(self.path))}</b><br><br>"
+                                 "Copy the path and open it in a web browser.")
 
 
 def create_report(parent: QWidget | None, run_dir: Path) -> ReportDialog:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
 
 from tl_desktop.report.data import MistakeImage
 
@@ -27,9 +28,14 @@ class Table:
     caption: str = ""
 
 
+# Draws a figure: ``draw()`` into a new Figure of its own size (HTML), ``draw(into=sub_figure)`` into a part of
+# a PDF page, which keeps it vector. The builders in ``report.figures`` (bound with functools.partial) fit.
+Draw = Callable[..., FigureBase]
+
+
 @dataclass
 class Fig:
-    figure: Figure
+    draw: Draw
     caption: str = ""
     width: float = 1.0  # fraction of the text width
 
@@ -38,7 +44,7 @@ class Fig:
 class FigRow:
     """Figures side by side (each gets an equal share of the width)."""
 
-    figures: list[Figure]
+    draws: list[Draw]
     caption: str = ""
 
 

@@ -16,7 +16,7 @@ from tl_desktop.report.cv_sections import final_model_section
 from tl_desktop.report.data import ReportData
 from tl_desktop.report.fonts import choose_fonts, drawing_with
 from tl_desktop.report.html import render_html
-from tl_desktop.report.model_card import read_saved_card
+from tl_desktop.report.model_card import read_saved_card, unfinished_parts
 from tl_desktop.report.pdf import render_pdf
 from tl_desktop.report.sections import build_sections
 
@@ -33,6 +33,7 @@ class ReportFiles:
     pdf_pages: int
     sections: list[tuple[str, int, int]]  # (title, first PDF page, last PDF page)
     missing_glyphs: str = ""  # characters no font on this computer could draw
+    unfinished: tuple[str, ...] = ()  # parts of the intended-use text still holding "[to be completed …]"
 
 
 def report_title(data: ReportData) -> str:
@@ -51,8 +52,9 @@ def write_report(data: ReportData, out_dir: str | Path) -> ReportFiles:
     if data.cross_validation is not None:  # right after the run's own results
         sections.insert([s.key for s in sections].index("mistakes"), final_model_section(data.cross_validation))
     with drawing_with(fonts):
-        return write_files(out, report_title(data), f"Run {data.run_name} · generated {data.generated}",
-                           sections, fonts.missing)
+        files = write_files(out, report_title(data), f"Run {data.run_name} · generated {data.generated}",
+                            sections, fonts.missing)
+    return dataclasses.replace(files, unfinished=tuple(unfinished_parts(data.model_card)))
 
 
 def write_files(out: Path, title: str, subtitle: str, sections: list[Section], missing_glyphs: str) -> ReportFiles:

@@ -7,7 +7,7 @@ import html
 import io
 from typing import Any
 
-from matplotlib.figure import Figure
+from matplotlib.figure import FigureBase
 from PIL import Image
 
 from tl_desktop.report.blocks import (
@@ -44,7 +44,7 @@ nav ol { columns: 2; }
 """
 
 
-def _png_data_uri(figure: Figure) -> str:
+def _png_data_uri(figure: FigureBase) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=FIGURE_DPI)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -86,11 +86,11 @@ def _block(block: Any) -> str:
     if isinstance(block, Fig):
         width = int(block.width * 100)
         return (f'<figure><img style="width:{width}%" alt="{html.escape(block.caption)}" '
-                f'src="{_png_data_uri(block.figure)}"><figcaption>{html.escape(block.caption)}</figcaption></figure>')
+                f'src="{_png_data_uri(block.draw())}"><figcaption>{html.escape(block.caption)}</figcaption></figure>')
     if isinstance(block, FigRow):
-        width = 100 // len(block.figures) - 1
-        images = "".join(f'<img style="width:{width}%" alt="{html.escape(block.caption)}" src="{_png_data_uri(f)}">'
-                         for f in block.figures)
+        width = 100 // len(block.draws) - 1
+        images = "".join(f'<img style="width:{width}%" alt="{html.escape(block.caption)}" '
+                         f'src="{_png_data_uri(draw())}">' for draw in block.draws)
         return f"<figure>{images}<figcaption>{html.escape(block.caption)}</figcaption></figure>"
     if isinstance(block, Gallery):
         return _gallery(block)

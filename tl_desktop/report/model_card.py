@@ -7,6 +7,7 @@ CLI reads it from ``--card FILE`` or ``<run>/model_card.md``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tl_desktop.engine.evaluation.formatting import fmt_bounds
@@ -15,6 +16,7 @@ from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.report.data import ReportData
 
 FILL_IN = "[to be completed by the person responsible for this model]"
+PLACEHOLDER = re.compile(r"\[to be completed[^\]]*\]", re.IGNORECASE)  # FILL_IN, or one the user shortened
 WIDE_INTERVAL = 0.15
 
 
@@ -77,6 +79,24 @@ def detected_limitations(data: ReportData) -> list[str]:
         found.append("Probabilities are not calibrated by temperature scaling; read them as scores, "
                      "check the calibration diagram.")
     return found
+
+
+def unfinished_parts(card: str) -> list[str]:
+    """The headings of the card's parts that still hold a "[to be completed …]" placeholder, in order.
+
+    A heading is a line that starts a paragraph (first line, or after a blank line) and is not a list item;
+    a placeholder before any heading is reported as "the first part".
+    """
+    parts: list[str] = []
+    heading, previous_blank = "the first part", True
+    for line in card.splitlines():
+        text = line.strip()
+        if previous_blank and text and not text.startswith(("-", "*")):
+            heading = text if not PLACEHOLDER.search(text) else heading
+        if PLACEHOLDER.search(text) and heading not in parts:
+            parts.append(heading)
+        previous_blank = not text
+    return parts
 
 
 def read_saved_card(run_dir: str | Path) -> str | None:

@@ -1,23 +1,24 @@
 """The report as a PDF (matplotlib ``PdfPages``): A4 pages laid out top to bottom, a contents page first.
 
-Text is wrapped by character count, tables are drawn cell by cell, and figures from the shared
-builders are rasterised at 150 dpi and placed at a chosen width. Each section starts on a new page.
+Text is wrapped by character count, tables are drawn cell by cell (wrapped at word boundaries), and the
+shared figure builders draw straight into a sub-figure of the page, so figures stay vector: sharp at any
+zoom, their text searchable. Each section starts on a new page.
 """
 
 from __future__ import annotations
 
-import io
 import textwrap
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
-from PIL import Image
+from matplotlib.figure import Figure, SubFigure
 
 from tl_desktop.report.blocks import (
     Bullets,
+    Draw,
     Fig,
     FigRow,
     Gallery,
@@ -27,13 +28,14 @@ from tl_desktop.report.blocks import (
     Section,
     Table,
 )
+from tl_desktop.report.figures import wrap_words
 
 PAGE_W, PAGE_H = 8.27, 11.69  # A4 in inches
 MARGIN = 0.7
 TEXT_W = PAGE_W - 2 * MARGIN
 BOTTOM = PAGE_H - MARGIN - 0.3  # leave room for the footer
 BODY_PT, SMALL_PT, TABLE_PT = 9.5, 8.0, 7.5
-RASTER_DPI = 150
+LONGEST_WHOLE_WORD = 24  # a table column is made wide enough for words up to this many characters
 
 
 def _chars_per_line(width_in: float, size_pt: float) -> int:
@@ -45,11 +47,35 @@ def _line_h(size_pt: float) -> float:
     return size_pt * 1.4 / 72
 
 
-def _figure_array(figure: Figure) -> np.ndarray:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=RASTER_DPI)
-    buffer.seek(0)
-    return np.asarray(Image.open(buffer).convert("RGB"))
+def _aspect(draw: Draw) -> tuple[float, float]:
+    """(width, height) in inches of the figure ``draw`` makes on its own."""
+    width, height = draw().get_size_inches()
+    return float(width), float(height)
+
+
+def _new_page() -> Figure:
+    page = Figure(figsize=(PAGE_W, PAGE_H), layout="constrained")
+    # No spacing between the page's own grid cells (they place the sub-figures exactly); pads stay for the
+    # axes inside each sub-figure.
+    page.get_layout_engine().set(w_pad=4 / 72, h_pad=4 / 72, wspace=0, hspace=0)
+    return page
+
+
+def _column_widths(block: Table) -> np.ndarray:
+    """Inches per column: shares by content length, but wide enough for each column's longest word."""
+    n = len(block.columns)
+    values = [[block.columns[c]] + [r[c] for r in block.rows] for c in range(n)]
+    lengths = np.array([max(len(v) for v in column) for column in values], float)
+    widths = np.clip(lengths, 8, 40) + 2  # + padding
+    widths = widths / widths.sum() * TEXT_W
+    words = np.array([max((len(w) for v in column for w in v.replace("_", " ").split()), default=1)
+                      for column in values], float)
+    needed = (np.minimum(words, LONGEST_WHOLE_WORD) + 1) * TABLE_PT * 0.6 / 72 + 0.08
+    widths = np.maximum(widths, needed)
+    excess, slack = widths.sum() - TEXT_W, widths - np.minimum(widths, needed)
+    if excess > 0 and slack.sum() > 0:
+        widths -= slack * min(1.0, excess / slack.sum())
+    return widths * min(1.0, TEXT_W / widths.sum())
 
 
 class _Layout:
@@ -60,7 +86,7 @@ class _Layout:
         self.y = BOTTOM
 
     def new_page(self) -> None:
-        self.pages.append(Figure(figsize=(PAGE_W, PAGE_H)))
+        self.pages.append(_new_page())
         self.y = MARGIN
 
     def ensure(self, height: float) -> None:
@@ -89,14 +115,12 @@ class _Layout:
         self.y += size * 0.5 / 72
 
     def table(self, block: Table) -> None:
-        n = len(block.columns)
-        lengths = [max([len(block.columns[c])] + [len(r[c]) for r in block.rows]) for c in range(n)]
-        widths = np.clip(np.array(lengths, float), 8, 40) + 2  # + padding
-        widths = widths / widths.sum() * TEXT_W
+        widths = _column_widths(block)
         line = _line_h(TABLE_PT)
 
         def cells(values: list[str]) -> list[list[str]]:
-            return [textwrap.wrap(v, _chars_per_line(w - 0.08, TABLE_PT)) or [""] for v, w in zip(values, widths)]
+            return [wrap_words(v, _chars_per_line(w - 0.08, TABLE_PT), split_words=True) or [""]
+                    for v, w in zip(values, widths)]
 
         def draw_row(values: list[str], header: bool) -> None:
             wrapped = cells(values)
@@ -127,28 +151,41 @@ class _Layout:
         ax.set_axis_off()
         return height
 
+    def drawing(self, draw: Draw, x: float, y: float, width: float, height: float, natural_width: float) -> None:
+        """Draw a figure into the page's rectangle (x, y, width, height) in inches, its text scaled like the
+        figure itself (as if its own-size version were shrunk to ``width``)."""
+        page = self.pages[-1]
+        grid = page.add_gridspec(3, 3, width_ratios=[x, width, max(PAGE_W - x - width, 1e-3)],
+                                 height_ratios=[y, height, max(PAGE_H - y - height, 1e-3)])
+        part: SubFigure = page.add_subfigure(grid[1, 1])
+        scale = width / natural_width
+        with matplotlib.rc_context({"font.size": matplotlib.rcParams["font.size"] * scale,
+                                    "lines.linewidth": matplotlib.rcParams["lines.linewidth"] * scale,
+                                    "lines.markersize": matplotlib.rcParams["lines.markersize"] * scale}):
+            draw(into=part)
+
     def figure(self, block: Fig) -> None:
-        array = _figure_array(block.figure)
+        natural_w, natural_h = _aspect(block.draw)
         width = TEXT_W * block.width
-        height = width * array.shape[0] / array.shape[1]
+        height = width * natural_h / natural_w
         max_h = BOTTOM - MARGIN - 0.6
         if height > max_h:
             width, height = width * max_h / height, max_h
         self.ensure(height + 0.4)
-        self.image(array, MARGIN + (TEXT_W - width) / 2, self.y, width)
+        self.drawing(block.draw, MARGIN + (TEXT_W - width) / 2, self.y, width, height, natural_w)
         self.y += height + 0.05
         if block.caption:
             self.wrapped(block.caption, SMALL_PT, color="#555555")
         self.y += 0.1
 
     def figure_row(self, block: FigRow) -> None:
-        arrays = [_figure_array(f) for f in block.figures]
+        sizes = [_aspect(draw) for draw in block.draws]
         gap = 0.15
-        width = (TEXT_W - gap * (len(arrays) - 1)) / len(arrays)
-        height = max(width * a.shape[0] / a.shape[1] for a in arrays)
+        width = (TEXT_W - gap * (len(sizes) - 1)) / len(sizes)
+        height = max(width * h / w for w, h in sizes)
         self.ensure(height + 0.4)
-        for i, array in enumerate(arrays):
-            self.image(array, MARGIN + i * (width + gap), self.y, width)
+        for i, (draw, (w, h)) in enumerate(zip(block.draws, sizes)):
+            self.drawing(draw, MARGIN + i * (width + gap), self.y, width, width * h / w, w)
         self.y += height + 0.05
         if block.caption:
             self.wrapped(block.caption, SMALL_PT, color="#555555")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+from tl_desktop.config import TrainConfig
 from tl_desktop.report import figures
 from tl_desktop.report.blocks import Bullets, Fig, Para, Table
 from tl_desktop.report.data import ReportData
@@ -63,10 +65,19 @@ def _trainable_text(data: ReportData) -> str:
         return "none: the pretrained backbone stays frozen and only the new head trains"
     if blocks == "all":
         return f"all {total} blocks train (nothing frozen)" if total else "all blocks train"
+    after = "the linear probe" if data.config.train.recipe == "lp-ft" else "the head-only epochs"
     if total is None:
-        return f"the top {blocks} blocks train after the head-only epochs"
-    return (f"the top {blocks} of {total} blocks train after the head-only epochs; the lower "
+        return f"the top {blocks} blocks train after {after}"
+    return (f"the top {blocks} of {total} blocks train after {after}; the lower "
             f"{max(total - int(blocks), 0)} stay frozen at their pretrained values")
+
+
+def _epochs_text(train: TrainConfig) -> str:
+    if train.recipe == "lp-ft":
+        return (f"{train.epochs} in all; epoch 1 fits the new head as a linear probe on the frozen features "
+                "(L2-regularised logistic regression, its strength chosen on validation) and the others train on "
+                "from it (LP-FT); the best epoch on validation is kept, the probe included")
+    return f"{train.epochs} in all; the first {train.head_epochs} train the new head only"
 
 
 def model_blocks(data: ReportData) -> list[Any]:
@@ -81,7 +92,7 @@ def model_blocks(data: ReportData) -> list[Any]:
          if phase_params else "not recorded"],
         ["Input", f"short side resized to {data.meta.preprocessing.get('resize_size')} px, centre crop "
                   f"{data.meta.preprocessing.get('input_size')} px"],
-        ["Epochs", f"{train.epochs} in all; the first {train.head_epochs} train the new head only"],
+        ["Epochs", _epochs_text(train)],
         ["Batch size", str(train.batch_size)],
         ["Learning rates", f"head {train.lr}, fine-tuning {train.finetune_lr} (AdamW, warm-up then "
                            f"cosine); weight decay {train.weight_decay}"],
@@ -117,4 +128,4 @@ def training_blocks(data: ReportData) -> list[Any]:
                "over-fitting.")
     if any(p.phase == "finetune" for p in data.phases):
         caption += " The dotted line marks where fine-tuning of the backbone blocks began."
-    return [Para(summary), Fig(figures.training_curves_figure(data.history), caption, 1.0)]
+    return [Para(summary), Fig(partial(figures.training_curves_figure, data.history), caption, 1.0)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from tl_desktop.engine.evaluation.evaluate import most_confused
@@ -93,8 +94,8 @@ def evaluation_blocks(section: EvaluationSection) -> list[Any]:
         blocks.append(Para(f"{TOO_FEW[0].upper()}{TOO_FEW[1:]}: {', '.join(few)}. Their per-class "
                            f"numbers are shown, but with fewer than {MIN_IMAGES_TO_JUDGE} images a class's recall "
                            "or precision can swing widely by chance; see how wide their intervals are."))
-    counts = figures.confusion_matrix_figure(m.confusion, m.classes)
-    shares = figures.confusion_matrix_figure(m.confusion, m.classes, normalize=True)
+    counts = partial(figures.confusion_matrix_figure, m.confusion, m.classes)
+    shares = partial(figures.confusion_matrix_figure, m.confusion, m.classes, normalize=True)
     counts_text = "Counts: rows are the true classes, columns what the model said; the diagonal holds the correct answers."
     shares_text = "Each row divided by its total, so the diagonal is each class's recall."
     if len(m.classes) <= SIDE_BY_SIDE_MAX_CLASSES:
@@ -103,7 +104,7 @@ def evaluation_blocks(section: EvaluationSection) -> list[Any]:
     else:
         blocks += [Fig(counts, counts_text, 0.8), Fig(shares, shares_text, 0.8)]
     blocks += [PageBreak(), per_class_table(m),
-               FigRow([figures.roc_figure(m.roc), figures.reliability_figure(m.reliability, m.ece)],
+               FigRow([partial(figures.roc_figure, m.roc), partial(figures.reliability_figure, m.reliability, m.ece)],
                       "Left: ROC curves; each shows, for one class against all others, the sensitivity reached at "
                       "each false-positive rate (AUC 1.0 is perfect, 0.5 is guessing). Right: calibration; bars on "
                       "the diagonal mean the model's confidence can be taken at face value, bars below it mean it "

@@ -150,8 +150,8 @@ def build_figure() -> Figure:
 
     import tl_desktop.gui.widgets.threaded_canvas  # noqa: F401  (imports the Qt backend off the GUI thread)
 
-    figure = Figure(figsize=(8, 3))
-    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
+    # Constrained layout leaves room for the axis labels at any canvas size (fixed margins clipped them).
+    figure = Figure(figsize=(8, 3), layout="constrained")
     loss_ax, acc_ax = figure.subplots(1, 2)
     lines = {
         "batch_loss": loss_ax.plot([], [], color=TRAIN_COLOR, alpha=0.35, lw=1)[0],
@@ -163,7 +163,8 @@ def build_figure() -> Figure:
         "best": acc_ax.plot([], [], "*", color="#ff9f00", ms=14, label="best")[0],
         "finetune": [ax.plot([], [], ":", color="black", lw=1, transform=ax.get_xaxis_transform())[0]
                      for ax in (loss_ax, acc_ax)],
-        "finetune_text": loss_ax.text(0, 0.98, "", transform=loss_ax.get_xaxis_transform(), va="top", fontsize=8),
+        "finetune_text": loss_ax.text(0, 0.98, "", transform=loss_ax.get_xaxis_transform(), va="top", fontsize=8,
+                                      clip_on=True),
     }
     for ax, title, ylabel in ((loss_ax, "Loss (lower is better)", "loss"),
                               (acc_ax, "Accuracy (higher is better)", "accuracy (%)")):
@@ -182,6 +183,8 @@ def update_figure(figure: Figure, batch_x: list[float], batch_loss: list[float],
                   epoch_x: list[float], series: dict[str, list[float]], best: int | None,
                   finetune_x: float | None) -> None:
     """Put the data into the figure's lines and rescale (render thread)."""
+    from tl_desktop.report.figures import FINETUNE_LABEL, finetune_label_place
+
     lines = figure.tl_lines
     loss_ax, acc_ax = figure.axes
     lines["batch_loss"].set_data(batch_x, batch_loss)
@@ -191,10 +194,12 @@ def update_figure(figure: Figure, batch_x: list[float], batch_loss: list[float],
     lines["best"].set_data(([epoch_x[best]], [series["val_acc"][best]]) if best is not None else ([], []))
     for line in lines["finetune"]:
         line.set_data(([finetune_x] * 2, [0, 1]) if finetune_x is not None else ([], []))
-    lines["finetune_text"].set_text(" fine-tuning →" if finetune_x is not None else "")
-    lines["finetune_text"].set_x(finetune_x or 0)
-    right = max([1.0, *batch_x, *epoch_x])
+    right = max([1.0, *batch_x, *epoch_x]) * 1.05
     for ax in (loss_ax, acc_ax):
-        ax.set_xlim(0, right * 1.05)
+        ax.set_xlim(0, right)
+    x, ha = finetune_label_place(finetune_x or 0.0, 0.0, right)
+    lines["finetune_text"].set_text(FINETUNE_LABEL if finetune_x is not None else "")
+    lines["finetune_text"].set_x(x)
+    lines["finetune_text"].set_horizontalalignment(ha)
     loss_ax.relim()
     loss_ax.autoscale_view(scalex=False)
