@@ -14,6 +14,7 @@ from tl_desktop.engine.evaluation.formatting import (
     methods_note,
     with_interval,
 )
+from tl_desktop.engine.evaluation.glossary import explain_all
 from tl_desktop.engine.evaluation.metrics import MIN_IMAGES_TO_JUDGE, Metrics
 from tl_desktop.report import figures
 from tl_desktop.report.blocks import (
@@ -62,10 +63,9 @@ def per_class_table(m: Metrics) -> Table:
                                                                               "f1")), fmt(m.macro_auc, False)],
            ["weighted average", str(m.num_samples), *(fmt(m.weighted[k]) for k in ("precision", "recall",
                                                                                    "specificity", "f1")), ""]]
-    return Table(["Class", "Images", "Precision (PPV)", "Recall (sensitivity)", "Specificity", "F1", "AUC"],
-                 rows + avg, "Precision: of the images the model called this class, the share that were. Recall: of "
-                 "the images of this class, the share found. 'undefined' = no images of the class (recall) or "
-                 f"never predicted (precision). {methods_note(m)}")
+    columns = ["Class", "Images", "Precision (PPV)", "Recall (sensitivity)", "Specificity", "F1", "AUC"]
+    return Table(columns, rows + avg, f"{explain_all(columns).replace(chr(10), ' ')} 'undefined' = no images of "
+                 f"the class (recall) or never predicted (precision). {methods_note(m)}")
 
 
 def evaluation_blocks(section: EvaluationSection) -> list[Any]:

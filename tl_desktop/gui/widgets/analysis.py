@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tl_desktop.engine.evaluation.glossary import explain, explain_all
 from tl_desktop.engine.training.runfolder import RunFolder
 from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.widgets.common import PathPicker, hint, stretch_first_column
@@ -64,6 +65,7 @@ class ThresholdPanel(QWidget):
         self.result = QLabel()
         self.result.setTextFormat(Qt.TextFormat.RichText)
         self.result.setWordWrap(True)
+        self.result.setToolTip(explain_all(["sensitivity", "specificity", "PPV", "NPV"]))
         row = QHBoxLayout()
         row.addWidget(QLabel("Positive class:"))
         row.addWidget(self.positive)
@@ -188,13 +190,16 @@ class ExternalPanel(QWidget):
         self.table.setHorizontalHeaderLabels(["Metric", *(name for name, _ in self.columns)])
         self.table.setRowCount(len(HEADLINES) + 1)
         for r, (key, label) in enumerate(HEADLINES):
-            self.table.setItem(r, 0, QTableWidgetItem(label))
+            meaning = explain(label) or ""
+            name = QTableWidgetItem(label)
+            name.setToolTip(meaning)
+            self.table.setItem(r, 0, name)
             for c, (_, m) in enumerate(self.columns, start=1):
                 value = m.ece if key == "ece" else m.headline()[key]
                 ci = None if key == "ece" else m.intervals.get(key)
                 item = QTableWidgetItem(with_interval(value, ci, is_percent(key), prefix=""))
-                if ci is not None:
-                    item.setToolTip(f"95% interval: {method_label(ci)}" + (f" ({ci.note})" if ci.note else ""))
+                interval = f"\n95% interval: {method_label(ci)}" + (f" ({ci.note})" if ci.note else "") if ci else ""
+                item.setToolTip(meaning + interval)
                 self.table.setItem(r, c, item)
         self.table.setItem(len(HEADLINES), 0, QTableWidgetItem("Images"))
         for c, (_, m) in enumerate(self.columns, start=1):
@@ -235,7 +240,8 @@ class AnalysisBar(QWidget):
         self.mistakes_button = QPushButton("Most confident mistakes…")
         self.mistakes_button.setToolTip("Wrong answers, most confident first, with saliency maps")
         self.threshold_button = QPushButton("Decision threshold…")
-        self.threshold_button.setToolTip("Two classes: sensitivity, specificity, PPV and NPV at a threshold")
+        self.threshold_button.setToolTip("Two classes: sensitivity, specificity, PPV and NPV at a threshold\n\n"
+                                         + explain_all(["sensitivity", "specificity", "PPV", "NPV"]))
         self.calibration_button = QPushButton("Calibration…")
         self.calibration_button.setToolTip("Are the model's probabilities trustworthy? Fit temperature scaling")
         self.external_button = QPushButton("External folder…")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from tl_desktop.engine.evaluation.glossary import explain
 from tl_desktop.gui.tasks import Tasks
 from tl_desktop.gui.widgets.common import hint
 from tl_desktop.gui.worker import TaskContext, Worker
@@ -50,6 +51,7 @@ class CalibrationPanel(QWidget):
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setToolTip(explain("ECE") or "")
         self.chart = QVBoxLayout()
         self.fit_button = QPushButton("Calibrate on the validation images")
         self.fit_button.setToolTip("Fit temperature scaling on the validation split and store it in the model file")
