@@ -122,7 +122,8 @@ class ResultsPage(Page):
         matrix_layout.setContentsMargins(0, 0, 0, 0)
         matrix_layout.addWidget(heading("Confusion matrix"))
         matrix_layout.addWidget(hint("Rows are the true classes, columns what the model said. "
-                                     "The diagonal is correct. Click a cell to see its images."))
+                                     "The diagonal is correct. Click a cell to see its images, enlarge one with "
+                                     "its saliency map, and mark any that are mislabelled."))
         matrix_layout.addLayout(toggles)
         matrix_layout.addLayout(self.matrix_holder, 1)
         table_side = QWidget()
