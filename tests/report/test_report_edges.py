@@ -213,3 +213,15 @@ def test_live_plot_keeps_its_labels_inside_a_small_canvas(qtbot, tmp_path):
     label = next(t for t in loss_ax.texts if t.get_text())
     extent, inside = label.get_window_extent(renderer), loss_ax.get_window_extent(renderer)
     assert inside.x0 <= extent.x0 and extent.x1 <= inside.x1
+
+
+def test_backbones_are_named_by_their_title_where_a_user_reads_them(qtbot):
+    from tl_desktop.engine.models.backbones import backbone_title, list_backbones
+    from tl_desktop.gui.widgets.backbone_table import BackboneTable
+
+    assert backbone_title("resnet18") == "ResNet-18" and backbone_title("not_a_backbone") == "not_a_backbone"
+    table = BackboneTable()
+    qtbot.addWidget(table)
+    table.set_backbones(list_backbones(), {}, {}, "resnet18")
+    assert table.title_of("resnet18") == "ResNet-18" and table.title_of("efficientnet_lite0") == "EfficientNet-Lite0"
+

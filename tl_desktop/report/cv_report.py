@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from tl_desktop.engine.models.backbones import backbone_title
 from tl_desktop.engine.workflows.cv_folder import CVFolder
 from tl_desktop.report.blocks import Section
 from tl_desktop.report.build import REPORT_DIR, ReportFiles, write_files
@@ -32,7 +33,7 @@ def _write(estimate: CVEstimate, out_dir: str | Path | None, missing_glyphs: str
         Section("cv-oof", "Results: pooled out-of-fold predictions", "metrics with 95% intervals",
                 [headline_table([oof]), *evaluation_blocks(oof)]),
     ]
-    title = f"Cross-validation report: {len(plan.data.classes)} classes, {plan.config.model.backbone}"
+    title = f"Cross-validation report: {len(plan.data.classes)} classes, {backbone_title(plan.config.model.backbone)}"
     out = Path(out_dir) if out_dir is not None else folder.path / REPORT_DIR
     return write_files(out, title, f"{folder.name} · generated {datetime.now():%Y-%m-%d %H:%M}", sections,
                        missing_glyphs)

@@ -11,6 +11,7 @@ from tl_desktop.engine.data.groups import COPY_PREFIX
 from tl_desktop.engine.evaluation.evaluate import EvaluationError, compute_metrics
 from tl_desktop.engine.evaluation.folds import INTERVAL_NOTE, AcrossFolds, figure_label
 from tl_desktop.engine.evaluation.formatting import fmt, is_percent
+from tl_desktop.engine.models.backbones import backbone_title
 from tl_desktop.engine.workflows.cv_folder import CVFolder
 from tl_desktop.engine.workflows.cv_results import fold_predictions, pooled
 from tl_desktop.report.blocks import Para, Section, Table
@@ -50,8 +51,8 @@ def final_model_estimate(run_dir: str | Path, n_bootstrap: int = 1000, seed: int
 def final_model_section(estimate: CVEstimate) -> Section:
     """The final model's report section on the cross-validation that preceded it."""
     folds = len(estimate.plan.folds)
-    intro = Para(f"This model was trained on every image outside the test part after a {folds}-fold "
-                 f"cross-validation of the same settings ({estimate.folder.name}). Its validation images also "
+    intro = Para(f"This model was trained on every image outside the test part after a cross-validation "
+                 f"with {folds} folds of the same settings ({estimate.folder.name}). Its validation images also "
                  "chose its best epoch, so the figure to quote for how these settings do on images a model never "
                  "saw is the cross-validation's pooled out-of-fold result below (each image predicted by the "
                  "fold model that did not train on it); the test part, where there is one, was kept out of every "
@@ -69,7 +70,7 @@ def method_blocks(estimate: CVEstimate) -> list[Any]:
     method = (f"{len(plan.folds)} folds, stratified by class{' and grouped (every group wholly in one fold)' if grouped else ''}"
               f", seed {cfg.data.seed}. Each fold's model trained on the other folds less a validation part "
               f"({cfg.data.val_fraction:.0%}, used for the best epoch) and predicted its own fold, which it never saw. "
-              f"Backbone {cfg.model.backbone}, trainable blocks {cfg.model.trainable_blocks}, {cfg.train.epochs} epochs.")
+              f"Backbone {backbone_title(cfg.model.backbone)}, trainable blocks {cfg.model.trainable_blocks}, {cfg.train.epochs} epochs.")
     blocks: list[Any] = [Para(method)]
     oof_groups = estimate.oof.metrics.groups
     if grouped and oof_groups:

@@ -53,12 +53,13 @@ def _aspect(draw: Draw) -> tuple[float, float]:
     return float(width), float(height)
 
 
-def _new_page() -> Figure:
-    page = Figure(figsize=(PAGE_W, PAGE_H), layout="constrained")
-    # No spacing between the page's own grid cells (they place the sub-figures exactly); pads stay for the
-    # axes inside each sub-figure.
-    page.get_layout_engine().set(w_pad=4 / 72, h_pad=4 / 72, wspace=0, hspace=0)
-    return page
+def _lay_out_figures(page: Figure) -> None:
+    """Give the page constrained layout (once), which lays out the axes inside each of its sub-figures."""
+    if page.get_layout_engine() is None:
+        page.set_layout_engine("constrained")
+        # No spacing between the page's own grid cells (they place the sub-figures exactly); pads stay for the
+        # axes inside each sub-figure.
+        page.get_layout_engine().set(w_pad=4 / 72, h_pad=4 / 72, wspace=0, hspace=0)
 
 
 def _column_widths(block: Table) -> np.ndarray:
@@ -86,7 +87,7 @@ class _Layout:
         self.y = BOTTOM
 
     def new_page(self) -> None:
-        self.pages.append(_new_page())
+        self.pages.append(Figure(figsize=(PAGE_W, PAGE_H)))
         self.y = MARGIN
 
     def ensure(self, height: float) -> None:
@@ -155,6 +156,7 @@ class _Layout:
         """Draw a figure into the page's rectangle (x, y, width, height) in inches, its text scaled like the
         figure itself (as if its own-size version were shrunk to ``width``)."""
         page = self.pages[-1]
+        _lay_out_figures(page)
         grid = page.add_gridspec(3, 3, width_ratios=[x, width, max(PAGE_W - x - width, 1e-3)],
                                  height_ratios=[y, height, max(PAGE_H - y - height, 1e-3)])
         part: SubFigure = page.add_subfigure(grid[1, 1])

@@ -53,6 +53,12 @@ def get_backbone_spec(name: str) -> BackboneSpec:
         raise BackboneError(f"unknown backbone {name!r}; choose one of: {', '.join(_SPECS)}") from None
 
 
+def backbone_title(name: str) -> str:
+    """The title a user reads for backbone ``name`` ("ResNet-18" for resnet18); the name itself if unknown."""
+    spec = _SPECS.get(name)
+    return spec.title if spec is not None else name
+
+
 def register_backbone(spec: BackboneSpec, builder: Builder,
                       bundled: Callable[[], "os.PathLike[str] | None"] | None = None) -> None:
     """Add (or replace) a backbone; ``bundled`` returns the path of weights shipped for it, if any."""

@@ -279,7 +279,7 @@ class ModelPage(Page):
         self.table.update_cell(name, WEIGHTS_COLUMN, text)
         self.download_button.hide()
         self._publish_catalogue()
-        self.status.emit(f"Weights ready for {name}.")
+        self.status.emit(f"Weights ready for {self.table.title_of(name)}.")
 
     def clear_cache(self) -> None:
         """Show what the cache holds (read in the background), then clear it if the user confirms."""

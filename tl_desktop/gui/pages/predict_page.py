@@ -182,10 +182,13 @@ class PredictPage(Page):
                                  "or an .onnx file exported by tl-desktop.")
 
     def _loaded(self, path: Path, loaded: Predictor) -> None:
+        # torch came in with the model already, so the backbone registry costs nothing more here.
+        from tl_desktop.engine.models.backbones import backbone_title
+
         self.loaded = loaded
         self.saliency_button.setEnabled(False)  # until an image is classified by this model
         classes = ", ".join(loaded.classes)
-        self.model_label.setText(f"Model: <b>{path.name}</b> ({loaded.meta.backbone}) — classes: {classes}")
+        self.model_label.setText(f"Model: <b>{path.name}</b> ({backbone_title(loaded.meta.backbone)}) — classes: {classes}")
 
     def open_paths(self, paths: list[str]) -> None:
         """An image file or a folder (dropped or chosen)."""

@@ -84,6 +84,10 @@ class BackboneTable(QTableWidget):
             if spec.name == name:
                 self.item(row, column).setText(text)
 
+    def title_of(self, name: str) -> str:
+        """The title a user reads for backbone ``name`` ("ResNet-18", not "resnet18")."""
+        return next((spec.title for spec in self.specs if spec.name == name), name)
+
     def current_spec(self) -> BackboneSpec | None:
         rows = self.selectionModel().selectedRows()
         return self.specs[rows[0].row()] if rows else None
