@@ -1,4 +1,5 @@
-"""Accuracy benchmark: tl_desktop's default recipe against the classic PyTorch transfer-learning loop.
+"""Accuracy benchmark: tl_desktop's default recipe against a linear probe, the previous default, full
+fine-tuning and the classic PyTorch transfer-learning loop.
 
 For each dataset, both trainers get the same backbone (ImageNet-pretrained EfficientNet-Lite0 from
 the backbone registry), the same train/validation split (from ``scan_dataset``; a dataset without a
@@ -11,10 +12,14 @@ batch 32, cross-entropy, keep the weights of the best validation epoch. It uses 
 normalisation (mean = std = 0.5 for Lite0) rather than the tutorial's ImageNet statistics, since
 those are what the pretrained weights expect.
 
+The linear probe is L2-regularised logistic regression (scikit-learn, L-BFGS) on the frozen pretrained
+network's pooled features of the unaugmented images, its strength chosen on validation — the same fit
+the default recipe's first epoch makes (there on cached augmented views).
+
 Usage::
 
     python benchmarks/accuracy.py [--epochs 4] [--max-train-per-class 20] [--max-val-per-class 10]
-                                  [--datasets flowers12 potato_leaf]
+                                  [--datasets flowers12 potato_leaf] [--methods lp-ft classic probe full plain]
 """
 
 from __future__ import annotations
@@ -22,16 +27,20 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import os
 import random
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tl_desktop.config import DataConfig, RunConfig, TrainConfig
+from tl_desktop.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from tl_desktop.engine.caching.store import CACHE_DIR_ENV
 from tl_desktop.engine.data.dataset import (
     ImageDataset,
     Sample,
@@ -39,9 +48,14 @@ from tl_desktop.engine.data.dataset import (
     scan_dataset,
 )
 from tl_desktop.engine.data.preprocess import eval_transform
-from tl_desktop.engine.models.backbones import create_model, get_backbone_spec
+from tl_desktop.engine.models.backbones import (
+    ClassifierModel,
+    create_model,
+    get_backbone_spec,
+)
 from tl_desktop.engine.models.bundle import load_bundle
 from tl_desktop.engine.training.callbacks import ConsoleProgress
+from tl_desktop.engine.training.probe import fit_probe
 from tl_desktop.engine.training.trainer import Trainer
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -82,10 +96,38 @@ def test_accuracy_of_model(model: torch.nn.Module, samples: list[Sample]) -> flo
     return correct / len(samples)
 
 
-def run_tl_desktop(scan: ScanResult, epochs: int, out_dir: Path) -> tuple[float, float, str]:
-    """Default settings (only the epoch count set); returns test accuracy, seconds, run folder."""
-    config = RunConfig(data=DataConfig(root=scan.split.root), train=TrainConfig(epochs=epochs,
-                       head_epochs=min(TrainConfig().head_epochs, epochs)), out_dir=str(out_dir))
+def _pooled_features(model: ClassifierModel, samples: list[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """The frozen pretrained network's pooled features of ``samples`` (evaluation transform) and their labels."""
+    loader = DataLoader(ImageDataset(samples, eval_transform(get_backbone_spec(BACKBONE).preprocessing)), batch_size=64)
+    model.eval()
+    chunks, labels = [], []
+    with torch.inference_mode():
+        for x, y in loader:
+            chunks.append(model.features(x).numpy())
+            labels.append(y.numpy())
+    return np.concatenate(chunks), np.concatenate(labels)
+
+
+def run_probe(scan: ScanResult) -> tuple[float, float, float]:
+    """The linear probe on the frozen pretrained features (its L2 strength chosen on validation);
+    returns test accuracy, seconds and the strength chosen."""
+    started = time.perf_counter()
+    model = create_model(BACKBONE, num_classes=len(scan.split.classes), pretrained=True)
+    split = scan.split
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = (_pooled_features(model, part) for part in
+                                                            (split.train, split.val, split.test))
+    probe = fit_probe(train_x, train_y, val_x, val_y, len(split.classes))
+    accuracy = float((probe.logits(test_x).argmax(1) == test_y).mean())
+    return accuracy, time.perf_counter() - started, probe.strength
+
+
+def run_tl_desktop(scan: ScanResult, epochs: int, out_dir: Path, **settings: object) -> tuple[float, float, str]:
+    """tl_desktop's defaults (the epoch count and ``settings`` aside: a recipe, trainable blocks); returns
+    test accuracy, seconds and the run folder."""
+    blocks = settings.pop("trainable_blocks", ModelConfig().trainable_blocks)
+    train = TrainConfig(epochs=epochs, head_epochs=min(TrainConfig().head_epochs, epochs), **settings)
+    config = RunConfig(data=DataConfig(root=scan.split.root), model=ModelConfig(trainable_blocks=blocks), train=train,
+                       out_dir=str(out_dir))
     started = time.perf_counter()
     result = Trainer(config, scan=scan, callbacks=[ConsoleProgress()]).fit()
     seconds = time.perf_counter() - started
@@ -139,35 +181,72 @@ def run_plain_loop(scan: ScanResult, epochs: int, seed: int = 0) -> tuple[float,
     return test_accuracy_of_model(model, scan.split.test), seconds
 
 
+METHODS = {
+    "lp-ft": "tl_desktop LP-FT recipe (linear probe, then the last 2 blocks)",
+    "classic": "tl_desktop default, classic (3 head epochs, then the last 2 blocks)",
+    "probe": "linear probe on the frozen features",
+    "full": "tl_desktop LP-FT with every block training",
+    "plain": "plain PyTorch loop (every layer, SGD)",
+}
+
+
+def run_method(method: str, scan: ScanResult, epochs: int, out: Path) -> tuple[float, float, str]:
+    """(test accuracy, seconds, a detail) of one method."""
+    if method == "probe":
+        accuracy, seconds, strength = run_probe(scan)
+        return accuracy, seconds, f"C={strength:g}"
+    if method == "plain":
+        accuracy, seconds = run_plain_loop(scan, epochs)
+        return accuracy, seconds, ""
+    settings: dict[str, object] = {"recipe": "classic" if method == "classic" else "lp-ft"}
+    if method == "full":
+        settings["trainable_blocks"] = "all"
+    # Each method starts from an empty cache (the weights aside), so every wall time includes its features.
+    before = os.environ.get(CACHE_DIR_ENV)
+    with tempfile.TemporaryDirectory(prefix=f"accuracy-{method}-") as cache:
+        os.environ[CACHE_DIR_ENV] = cache
+        try:
+            return run_tl_desktop(scan, epochs, out, **settings)
+        finally:
+            os.environ.pop(CACHE_DIR_ENV)
+            if before is not None:
+                os.environ[CACHE_DIR_ENV] = before
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     parser.add_argument("--max-train-per-class", type=int, default=None)
     parser.add_argument("--max-val-per-class", type=int, default=None, help="cap validation images (test stays whole)")
     parser.add_argument("--datasets", nargs="+", default=["flowers12", "potato_leaf"])
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--out", type=Path, default=Path("runs") / "benchmark", help="where tl_desktop's runs go")
     args = parser.parse_args(argv)
 
-    rows = []
+    results: dict[str, dict[str, tuple[float, float, str]]] = {}
     for name in args.datasets:
         scan = limit_split(scan_dataset(DataConfig(root=str(args.data_root / name))), args.max_train_per_class,
                            args.max_val_per_class)
         split = scan.split
         print(f"== {name}: {len(split.classes)} classes, train {len(split.train)}, val {len(split.val)}, "
               f"test {len(split.test)}, {args.epochs} epochs", flush=True)
-        ours_acc, ours_s, run_dir = run_tl_desktop(scan, args.epochs, args.out)
-        print(f"  tl_desktop defaults: test accuracy {ours_acc:.1%} in {ours_s:.0f} s ({run_dir})", flush=True)
-        plain_acc, plain_s = run_plain_loop(scan, args.epochs)
-        print(f"  plain PyTorch loop:  test accuracy {plain_acc:.1%} in {plain_s:.0f} s", flush=True)
-        rows.append((name, ours_acc, ours_s, plain_acc, plain_s))
+        results[name] = {}
+        for method in args.methods:
+            found = results[name][method] = run_method(method, scan, args.epochs, args.out)
+            print(f"  {METHODS[method]}: test accuracy {found[0]:.1%} in {found[1]:.0f} s {found[2]}", flush=True)
 
-    print("\n| dataset | tl_desktop defaults | plain PyTorch loop |\n|---|---|---|")
-    for name, ours_acc, ours_s, plain_acc, plain_s in rows:
-        print(f"| {name} | {ours_acc:.1%} ({ours_s:.0f} s) | {plain_acc:.1%} ({plain_s:.0f} s) |")
-    beaten = all(ours > plain for _, ours, _, plain, _ in rows)
-    print("defaults beat the plain loop on every dataset" if beaten else "defaults did NOT beat the plain loop everywhere")
-    return 0 if beaten else 1
+    print("\n| method | " + " | ".join(results) + " |\n|---|" + "---|" * len(results))
+    for method in args.methods:
+        cells = [f"{r[method][0]:.1%} ({r[method][1]:.0f} s)" for r in results.values()]
+        print(f"| {METHODS[method]} | " + " | ".join(cells) + " |")
+    if {"lp-ft", "probe"} <= set(args.methods):
+        gains = {name: r["lp-ft"][0] - r["probe"][0] for name, r in results.items()}
+        print("LP-FT vs probe (points): " + ", ".join(f"{n} {100 * g:+.1f}" for n, g in gains.items()))
+    if {"lp-ft", "classic"} <= set(args.methods):
+        ratios = {name: r["lp-ft"][1] / r["classic"][1] for name, r in results.items()}
+        print("LP-FT time / classic default's: " + ", ".join(f"{n} {x:.2f}x" for n, x in ratios.items()))
+    return 0
 
 
 if __name__ == "__main__":

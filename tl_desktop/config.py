@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: train.recipe (configurations of schema 1 were trained with "classic")
 
 TrainableBlocks = Union[int, Literal["all"]]
 AUGMENTATION_PRESETS = ("none", "light", "strong")
 CLASS_BALANCE_MODES = ("auto", "on", "off")
+RECIPES = ("lp-ft", "classic")  # lp-ft: linear probe, then fine-tune; classic: head epochs, then fine-tune
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -128,7 +129,9 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training recipe. ``epochs`` counts all epochs; the first ``head_epochs`` train the head only."""
+    """The training recipe. ``epochs`` counts all epochs. With ``recipe`` "classic" (the default) the first
+    ``head_epochs`` train the head alone by gradient descent; with "lp-ft" epoch 1 fits the head as a linear
+    probe on the frozen features and the others train on from it."""
 
     epochs: int = 10
     head_epochs: int = 3
@@ -145,11 +148,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int | None = None
+    recipe: str = "classic"
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if not (0 <= self.head_epochs <= self.epochs):
+        if self.head_epochs < 0 or (self.recipe == "classic" and self.head_epochs > self.epochs):
             raise ConfigError(f"head_epochs must be between 0 and epochs ({self.epochs}), got {self.head_epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
@@ -169,6 +173,8 @@ class TrainConfig:
             raise ConfigError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError("num_workers must be >= 0")
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
 
 
 @dataclass(frozen=True)
@@ -210,10 +216,13 @@ class RunConfig:
                 f"this configuration was written by a newer tl_desktop (schema {version}); "
                 f"this version reads schema {SCHEMA_VERSION} — please update tl_desktop"
             )
+        train = raw.get("train", {})
+        if version < 2 and isinstance(train, dict):
+            train = {"recipe": "classic", **train}  # what schema 1 trained with
         return cls(
             data=_section(DataConfig, raw.get("data", {})),
             model=_section(ModelConfig, raw.get("model", {})),
-            train=_section(TrainConfig, raw.get("train", {})),
+            train=_section(TrainConfig, train),
             out_dir=raw.get("out_dir", "runs"),
             schema_version=SCHEMA_VERSION,
         )

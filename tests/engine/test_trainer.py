@@ -51,7 +51,8 @@ class Recorder(Callback):
 
 
 def make_config(root: Path, out: Path, **train) -> RunConfig:
-    train_cfg = dict(epochs=2, head_epochs=1, batch_size=4, early_stopping_patience=0)
+    # The gradient loop's mechanics, on the classic recipe (head epochs, then fine-tuning); LP-FT in test_lpft.py
+    train_cfg = dict(epochs=2, head_epochs=1, batch_size=4, early_stopping_patience=0, recipe="classic")
     train_cfg.update(train)
     blocks = train_cfg.pop("trainable_blocks", 1)
     return RunConfig(
@@ -233,13 +234,14 @@ def test_finetune_phase_trains_only_the_chosen_blocks(tiny_backbone, images, tmp
 
 
 def test_plan_phases_follows_fine_tune_recipe():
-    train = TrainConfig(epochs=5, head_epochs=2, lr=1e-2, finetune_lr=1e-3)
+    train = TrainConfig(epochs=5, head_epochs=2, lr=1e-2, finetune_lr=1e-3, recipe="classic")
     head, finetune = recipe.plan_phases(train, 2)
     assert (head.name, head.first_epoch, head.last_epoch, head.trainable_blocks, head.lr) == ("head", 1, 2, 0, 1e-2)
     assert (finetune.first_epoch, finetune.last_epoch, finetune.trainable_blocks, finetune.lr) == (3, 5, 2, 1e-3)
     assert [p.name for p in recipe.plan_phases(train, 0)] == ["head"]
     assert recipe.plan_phases(train, 0)[0].epochs == 5
-    assert [p.name for p in recipe.plan_phases(TrainConfig(epochs=3, head_epochs=0), "all")] == ["finetune"]
+    assert [p.name for p in recipe.plan_phases(TrainConfig(epochs=3, head_epochs=0, recipe="classic"), "all")] == [
+        "finetune"]
 
 
 def test_warmup_then_cosine_schedule():

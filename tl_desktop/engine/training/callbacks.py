@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -197,3 +198,11 @@ class ConsoleProgress(Callback):
         where = f"Model saved to {e.model_path}" if e.model_path else f"No model was saved (run folder {e.run_dir})"
         head = "Training finished" if e.status == "completed" else "Training stopped"
         return f"{head} in {took}; {best}. {where}"
+
+
+def stop_reason(callbacks: Sequence[Callback]) -> str | None:
+    """Why a callback ends training early, or None when none does."""
+    asking = [cb for cb in callbacks if cb.stop_training]
+    if not asking:
+        return None
+    return getattr(asking[0], "reason", "") or f"{type(asking[0]).__name__} ended training early"

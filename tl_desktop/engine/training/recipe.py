@@ -1,8 +1,12 @@
 """The training recipe's pieces: phases, optimiser, learning-rate schedule, loss, seeding.
 
-Default recipe (in the spirit of fastai's ``fine_tune``): a "head" phase trains only the new head at
-``lr``; then a "finetune" phase unfreezes ``trainable_blocks`` and trains them and the head at the
-lower ``finetune_lr``. Each phase warms the learning rate up linearly, then decays it along a cosine.
+Recipe "lp-ft" (Kumar et al., ICLR 2022; not yet the default, see benchmarks/accuracy.py): a one-epoch
+"probe" phase fits the head to convergence as a linear probe on the frozen features (:mod:`probe`); then a "finetune" phase unfreezes
+``trainable_blocks`` and trains them and the head at the low ``finetune_lr`` (with no blocks to unfreeze, a
+"head" phase goes on from the probe at ``lr``). The probe's epoch competes for the best epoch like any other,
+so a run never ends below the probe on validation. The default "classic" recipe (in the spirit of fastai's
+``fine_tune``) trains the head by gradient descent for ``head_epochs`` instead of the probe. Each gradient
+phase warms the learning rate up linearly, then decays it along a cosine.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from torch import nn
 from tl_desktop.config import TrainableBlocks, TrainConfig
 
 IMBALANCE_THRESHOLD = 1.5
+PROBE = "probe"  # the phase whose one epoch is the linear probe
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,13 @@ class Phase:
 
 
 def plan_phases(train: TrainConfig, trainable_blocks: TrainableBlocks) -> list[Phase]:
-    """Split ``train.epochs`` into the head phase and, when blocks unfreeze, the finetune phase."""
+    """Split ``train.epochs`` into the probe or head phase and, when blocks unfreeze, the finetune phase."""
+    if train.recipe == "lp-ft":
+        phases = [Phase(PROBE, 1, 1, 0, train.lr)]
+        if train.epochs > 1:
+            phases.append(Phase("finetune", 2, train.epochs, trainable_blocks, train.finetune_lr)
+                          if trainable_blocks != 0 else Phase("head", 2, train.epochs, 0, train.lr))
+        return phases
     if trainable_blocks == 0:
         return [Phase("head", 1, train.epochs, 0, train.lr)]
     phases = []

@@ -47,6 +47,7 @@ from tl_desktop.engine.training.callbacks import (
     History,
     JsonlLogger,
     is_better,
+    stop_reason,
 )
 from tl_desktop.engine.training.checks import check_split, check_trainable_blocks
 from tl_desktop.engine.training.distributed import Ranks, rank_device, seed_rank
@@ -62,6 +63,7 @@ from tl_desktop.engine.training.events import (
     Message,
     PhaseStarted,
 )
+from tl_desktop.engine.training.probe_phase import probe_kept, run_probe_phase
 from tl_desktop.engine.training.resume import (
     ResumeState,
     capture_rng,
@@ -167,6 +169,8 @@ class Trainer:
                         continue  # finished before the run was interrupted
                     if not self._run_phase(phase):
                         break
+                if (kept := probe_kept(cfg.train, self._best, self._epochs_done)) is not None:
+                    self.emit(kept)
             except StopRequested:
                 status = "stopped"
             except Exception as exc:  # noqa: BLE001 - fit reports every failure as an event, never raises
@@ -290,6 +294,8 @@ class Trainer:
     def _run_phase(self, phase: recipe.Phase) -> bool:
         """Train one phase (from the resume point, when it lies inside it); return False when a callback
         ended training early."""
+        if phase.name == recipe.PROBE:  # always epoch 1, so never resumed
+            return self._run_probe(phase)
         resume, self._resume = self._resume, None
         if resume is not None and resume.epoch < phase.first_epoch:
             restore_rng(resume.rng, self.generator)  # the phase starts afresh, from where the last one ended
@@ -313,12 +319,26 @@ class Trainer:
             val_loss, val_acc = self._validate(phase)
             self._end_epoch(epoch, phase, started, train_loss, train_acc, val_loss, val_acc, lr)
             self._save_resume_point(epoch, phase, optimizer, scheduler)
-            asking = [cb for cb in self._callbacks if cb.stop_training]
-            if asking:
-                reason = getattr(asking[0], "reason", "") or f"{type(asking[0]).__name__} ended training early"
-                self.emit(Message("info", reason))
+            if self._stop_asked():
                 return False
         return True
+
+    def _run_probe(self, phase: recipe.Phase) -> bool:
+        """Epoch 1 of LP-FT: the head becomes the linear probe on the frozen features (see probe_phase)."""
+        started = time.monotonic()
+        outcome = run_probe_phase(self.model, phase, self.sources, self.criterion, self.spec.num_blocks, self.device,
+                                  self.ranks, self.stop, self.emit)
+        val_loss, val_acc = self._validate(phase)
+        self._end_epoch(1, phase, started, outcome.train_loss, outcome.train_accuracy, val_loss, val_acc, phase.lr)
+        optimizer = recipe.make_optimizer(self.model, phase.lr, self.config.train.weight_decay)
+        self._save_resume_point(1, phase, optimizer, recipe.make_scheduler(optimizer, 1, 1, 0.0))
+        return not self._stop_asked()
+
+    def _stop_asked(self) -> bool:
+        """Whether a callback ended training early (saying why)."""
+        if (reason := stop_reason(self._callbacks)) is not None:
+            self.emit(Message("info", reason))
+        return reason is not None
 
     def _validate(self, phase: recipe.Phase) -> tuple[float, float]:
         """Validation loss and accuracy after an epoch of ``phase``."""

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from tl_desktop.engine.data.dataset import ScanResult
     from tl_desktop.engine.training.checks import TrainingPlan
 
-PHASE_TEXT = {"head": "training only the new head", "finetune": "fine-tuning the unfrozen blocks"}
+PHASE_TEXT = {"probe": "fitting the new head as a linear probe on the frozen features",
+              "head": "training only the new head", "finetune": "fine-tuning the unfrozen blocks"}
 STATUS_TEXT = {"completed": "Training finished.", "stopped": "Training stopped.",
                "failed": "Training failed."}
 
