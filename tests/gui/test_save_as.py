@@ -156,10 +156,12 @@ def test_the_report_asks_before_replacing_its_files(qtbot, tiny_run, tmp_path, m
     dialog.folder.setText(str(out))
     gathered = dialog.worker
     questions: list[str] = []
+    # "Create anyway" for the model card's placeholders, then "No" to replacing the edited file
     monkeypatch.setattr(dialogs, "ask_yes_no", lambda parent, title, question, *a, **k: questions.append(question)
-                        or False)
+                        or question.startswith("The intended use"))
     dialog.create_button.click()
-    assert questions == [f"report.html already exists in {out}."]
+    assert len(questions) == 2 and questions[0].startswith("The intended use and limitations still say")
+    assert questions[1] == f"report.html already exists in {out}."
     assert (out / "report.html").read_text() == EDITED and not (out / "report.pdf").exists()
     assert "not written" in dialog.status.text() and dialog.create_button.isEnabled()
     assert dialog.worker is gathered  # no writing task was started
