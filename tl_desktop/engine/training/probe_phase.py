@@ -97,9 +97,10 @@ def run_probe_phase(model: torch.nn.Module, phase: Phase, sources: BatchSources,
     logits, target = torch.from_numpy(probe.logits(x)).float(), torch.from_numpy(y).long()
     loss_of = functools.partial(F.cross_entropy, target=target, label_smoothing=getattr(criterion, "label_smoothing", 0.0),
                                 weight=None if weight is None else weight.detach().cpu().float())
-    probe = probe.scaled(_preferred_scale(logits, loss_of))
+    scale = _preferred_scale(logits, loss_of)
+    probe = probe.scaled(scale)
     probe.load_into(model.head[-1])
-    logits = torch.from_numpy(probe.logits(x)).float()
+    logits = logits * scale
     loss = float(loss_of(logits))
     accuracy = float((logits.argmax(1) == target).float().mean())
     outcome = ProbeOutcome(probe, loss, accuracy, suggest_depth(probe.val_accuracy, len(y), num_classes, num_blocks))
